@@ -1,0 +1,69 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-mqtt-modbus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ModbusCore", targets: ["ModbusCore"]),
+        .library(name: "ModbusTCPServer", targets: ["ModbusTCPServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
+        .target(
+            name: "ModbusCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // The callback-based Modbus TCP server on SwiftNIO.
+        .target(
+            name: "ModbusTCPServer",
+            dependencies: [
+                "ModbusCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "DictionaryStoreExample",
+            dependencies: [
+                "ModbusTCPServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "examples/dictionary-store"
+        ),
+        .executableTarget(
+            name: "ReadOnlyExample",
+            dependencies: ["ModbusTCPServer"],
+            path: "examples/read-only"
+        ),
+        .testTarget(
+            name: "ModbusCoreTests",
+            dependencies: [
+                "ModbusCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "ModbusTCPServerTests",
+            dependencies: [
+                "ModbusTCPServer",
+                "ModbusCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Interop")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,233 @@
+import Logging
+import ModbusCore
+import NIOCore
+
+/// Sent down a connection's pipeline when the server shuts down gracefully: answer what has been
+/// received, then close.
+struct ModbusServerShutdownEvent: Sendable {}
+
+/// Serves one TCP connection: answers frames in order, one at a time, batching the replies of
+/// pipelined requests into a single write.
+///
+/// Requests whose handlers are synchronous are answered inline on the event loop. A request that
+/// needs an asynchronous handler pauses the connection's queue (later requests wait, so replies
+/// stay in request order) while other connections carry on. Reading stops while the queue is
+/// full or the socket cannot take more output, so a slow or stalled client costs the server a
+/// bounded amount of memory and never holds up anyone else.
+final class ModbusConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ModbusTCPFrame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let dispatcher: ModbusRequestDispatcher
+    private let record: ModbusConnectionRecord
+    private let registry: ModbusConnectionRegistry
+    private let idleTimeout: TimeAmount?
+    private let maxQueued: Int
+    private let wireLogger: Logger
+    private var logger: Logger
+
+    private var queue = CircularBuffer<ModbusTCPFrame>(initialCapacity: 4)
+    private var output = ByteBuffer()
+    private var awaitingHandler = false
+    private var readHeld = false
+    private var draining = false
+    private var closed = false
+    private var readSinceLastComplete = false
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
+
+    init(
+        dispatcher: ModbusRequestDispatcher,
+        record: ModbusConnectionRecord,
+        registry: ModbusConnectionRegistry,
+        idleTimeout: Duration?,
+        maxQueued: Int,
+        logger: Logger,
+        wireLogger: Logger
+    ) {
+        self.dispatcher = dispatcher
+        self.record = record
+        self.registry = registry
+        self.idleTimeout = idleTimeout.map { TimeAmount($0) }
+        self.maxQueued = max(1, maxQueued)
+        self.logger = logger
+        self.wireLogger = wireLogger
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        output = context.channel.allocator.buffer(capacity: 512)
+        let peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
+        logger[metadataKey: "peer"] = "\(peer)"
+        scheduleIdleCheck(context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        idleCheck?.cancel()
+        logger.debug("connection closed", metadata: ["active": "\(registry.count)"])
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let framing = error as? ModbusFramingError {
+            logger.warning("closing connection: \(framing)")
+        } else if error is NIOCore.IOError || error is ChannelError {
+            logger.debug("connection error: \(error)")
+        } else {
+            logger.warning("closing connection after error: \(error)")
+        }
+        close(context: context)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ModbusServerShutdownEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        draining = true
+        closeIfDrained(context: context)
+    }
+
+    // MARK: Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        readSinceLastComplete = true
+        if wireLogger.logLevel <= .debug { logReceived(frame) }
+        if awaitingHandler {
+            queue.append(frame)
+        } else {
+            process(frame, context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if readSinceLastComplete {
+            readSinceLastComplete = false
+            lastActivity = .now()
+            record.touch(lastActivity)
+        }
+        writeOutput(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    private func process(_ frame: ModbusTCPFrame, context: ChannelHandlerContext) {
+        let start = output.writerIndex
+        switch dispatcher.answerSynchronously(frame, into: &output) {
+        case .answered:
+            if wireLogger.logLevel <= .debug { logSent(output.getSlice(at: start, length: output.writerIndex - start)!) }
+        case .suspend(let request):
+            awaitingHandler = true
+            record.setBusy(true)
+            let dispatcher = self.dispatcher
+            let allocator = context.channel.allocator
+            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask {
+                await dispatcher.answerAsynchronously(frame, request: request, allocator: allocator)
+            }.whenSuccess { reply in
+                let (handler, context) = bound.value
+                handler.handlerFinished(reply: reply, context: context)
+            }
+        }
+    }
+
+    private func handlerFinished(reply: ByteBuffer, context: ChannelHandlerContext) {
+        awaitingHandler = false
+        record.setBusy(false)
+        guard !closed else { return }
+        if wireLogger.logLevel <= .debug { logSent(reply) }
+        output.writeImmutableBuffer(reply)
+        while !awaitingHandler, let next = queue.popFirst() {
+            process(next, context: context)
+        }
+        writeOutput(context: context)
+        lastActivity = .now()
+        record.touch(lastActivity)
+        resumeReadingIfPossible(context: context)
+        closeIfDrained(context: context)
+    }
+
+    private func writeOutput(context: ChannelHandlerContext) {
+        guard output.readableBytes > 0, !closed else { return }
+        context.writeAndFlush(wrapOutboundOut(output), promise: nil)
+        // Once the socket has taken the bytes, the storage is ours alone again and is reused.
+        output.clear()
+    }
+
+    // MARK: Flow control
+
+    func read(context: ChannelHandlerContext) {
+        if mustHoldReads(context: context) {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeReadingIfPossible(context: context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func mustHoldReads(context: ChannelHandlerContext) -> Bool {
+        draining || queue.count >= maxQueued || !context.channel.isWritable
+    }
+
+    private func resumeReadingIfPossible(context: ChannelHandlerContext) {
+        guard readHeld, !mustHoldReads(context: context) else { return }
+        readHeld = false
+        context.read()
+    }
+
+    // MARK: Closing
+
+    private var isIdle: Bool { !awaitingHandler && queue.isEmpty }
+
+    private func closeIfDrained(context: ChannelHandlerContext) {
+        guard draining, isIdle else { return }
+        writeOutput(context: context)
+        close(context: context)
+    }
+
+    private func close(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        closed = true
+        context.close(promise: nil)
+    }
+
+    /// Checks for idleness at the moment the connection would become idle, rather than on every
+    /// request, so a busy connection pays nothing for the timeout.
+    private func scheduleIdleCheck(context: ChannelHandlerContext) {
+        guard let idleTimeout else { return }
+        // While a handler runs the connection is not idle; look again a full timeout later.
+        let deadline = isIdle ? lastActivity + idleTimeout : NIODeadline.now() + idleTimeout
+        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            if self.closed { return }
+            if self.isIdle && NIODeadline.now() - self.lastActivity >= idleTimeout {
+                self.logger.info("closing idle connection", metadata: ["idleTimeout": "\(idleTimeout)"])
+                self.close(context: context)
+            } else {
+                self.scheduleIdleCheck(context: context)
+            }
+        }
+    }
+
+    // MARK: Wire log
+
+    private func logReceived(_ frame: ModbusTCPFrame) {
+        var bytes = ByteBuffer()
+        bytes.writeModbusTCPFrame(frame)
+        wireLogger.debug("rx \(bytes.hexDump(format: .plain))", metadata: peerMetadata)
+    }
+
+    private func logSent(_ bytes: ByteBuffer) {
+        wireLogger.debug("tx \(bytes.hexDump(format: .plain))", metadata: peerMetadata)
+    }
+
+    private var peerMetadata: Logger.Metadata {
+        ["peer": logger[metadataKey: "peer"] ?? "unknown"]
+    }
+}

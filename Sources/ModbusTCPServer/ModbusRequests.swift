@@ -1,0 +1,114 @@
+import ModbusCore
+import NIOCore
+
+/// What a read handler is asked for: `count` consecutive values of `area` starting at `address`.
+public struct ModbusReadRequest: Sendable, Hashable {
+    /// The unit id of the request (the server has applied its unit filter already).
+    public var unitID: UInt8
+    /// The function code that caused this read: FC1...FC4, or FC22 / FC23 (which read holding registers).
+    public var functionCode: ModbusFunctionCode
+    /// The area to read.
+    public var area: ModbusArea
+    /// The first address (0-based, as on the wire).
+    public var address: UInt16
+    /// How many values; `address + count` never exceeds 65536.
+    public var count: Int
+
+    /// Creates a read request.
+    public init(unitID: UInt8, functionCode: ModbusFunctionCode, area: ModbusArea, address: UInt16, count: Int) {
+        self.unitID = unitID
+        self.functionCode = functionCode
+        self.area = area
+        self.address = address
+        self.count = count
+    }
+}
+
+/// What a write handler is asked to do: store `values` at consecutive addresses of `area`.
+public struct ModbusWriteRequest: Sendable, Hashable {
+    /// The unit id of the request (the server has applied its unit filter already).
+    public var unitID: UInt8
+    /// The function code that caused this write: FC5, FC6, FC15, FC16, FC22 or FC23.
+    public var functionCode: ModbusFunctionCode
+    /// The area written: always ``ModbusArea/coil`` or ``ModbusArea/holdingRegister``.
+    public var area: ModbusArea
+    /// The first address (0-based, as on the wire).
+    public var address: UInt16
+    /// The values: registers as they are, coils as 0 (off) or 1 (on).
+    public var values: [UInt16]
+
+    /// Creates a write request.
+    public init(unitID: UInt8, functionCode: ModbusFunctionCode, area: ModbusArea, address: UInt16, values: [UInt16]) {
+        self.unitID = unitID
+        self.functionCode = functionCode
+        self.area = area
+        self.address = address
+        self.values = values
+    }
+}
+
+/// Where a synchronous in-place read handler puts its values: straight into the reply frame,
+/// with no intermediate array.
+///
+/// Append exactly ``ModbusReadRequest/count`` values. Fewer or more, or a bit value other than
+/// 0 and 1, makes the server answer 04 (server device failure) and log the mistake.
+public struct ModbusReadValues: ~Copyable {
+    @usableFromInline var buffer: ByteBuffer
+    @usableFromInline let isBits: Bool
+    @usableFromInline let expected: Int
+    @usableFromInline var appended = 0
+    @usableFromInline var pendingBits: UInt8 = 0
+    @usableFromInline var invalidValue: UInt16?
+
+    init(buffer: consuming ByteBuffer, isBits: Bool, expected: Int) {
+        self.buffer = buffer
+        self.isBits = isBits
+        self.expected = expected
+    }
+
+    /// How many values have been appended so far.
+    @inlinable
+    public var count: Int { appended }
+
+    /// Appends one value: a register, or a bit as 0 or 1.
+    @inlinable
+    public mutating func append(_ value: UInt16) {
+        defer { appended += 1 }
+        guard appended < expected else { return }
+        if isBits {
+            if value > 1 { invalidValue = invalidValue ?? value }
+            pendingBits |= UInt8(truncatingIfNeeded: value & 1) << UInt8(appended & 7)
+            if appended & 7 == 7 || appended == expected - 1 {
+                buffer.writeInteger(pendingBits)
+                pendingBits = 0
+            }
+        } else {
+            buffer.writeInteger(value)
+        }
+    }
+
+    /// Appends one bit (coils and discrete inputs).
+    @inlinable
+    public mutating func append(bit: Bool) {
+        append(bit ? 1 : 0)
+    }
+
+    /// Appends several values.
+    @inlinable
+    public mutating func append(contentsOf values: some Sequence<UInt16>) {
+        for value in values { append(value) }
+    }
+
+    consuming func finish() -> (ByteBuffer, problem: String?) {
+        let problem: String?
+        if appended != expected {
+            problem = "read handler supplied \(appended) values for \(expected) requested"
+        } else if let invalidValue {
+            problem = "read handler supplied bit value \(invalidValue); bits must be 0 or 1"
+        } else {
+            problem = nil
+        }
+        return (buffer, problem)
+    }
+}
+

@@ -1,0 +1,342 @@
+import Logging
+import ModbusCore
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A Modbus TCP server that owns no data: it turns requests into calls of the host's read and
+/// write handlers, and their results (or thrown errors) into replies.
+///
+/// ```swift
+/// let server = ModbusServer(
+///     configuration: .init(host: "0.0.0.0", port: 502),
+///     onRead: { request in try await store.read(request.area, request.address, request.count) },
+///     onWrite: { request in try await store.write(request.area, request.address, request.values) })
+/// try await server.run()   // or: try await server.start() ... await server.stop()
+/// ```
+///
+/// ## Threads and executors
+/// Connections are served on the threads of the event-loop group (by default NIO's shared
+/// group, one thread per core); each connection stays on one thread. Synchronous handlers
+/// (``ModbusReadHandler/sync(_:)``, ``ModbusReadHandler/syncInPlace(_:)``,
+/// ``ModbusWriteHandler/sync(_:)``) run on that thread and must not block; asynchronous ones run
+/// on Swift's global concurrent executor. Either way, handlers for different connections run at
+/// the same time: the host must protect any state they share. Requests of one connection are
+/// handled one after the other, in order.
+///
+/// ## Lifecycle
+/// ``start()`` binds and returns; ``stop()`` closes the listener, lets every connection answer
+/// the requests it has already received (up to ``ModbusServerConfiguration/shutdownGracePeriod``),
+/// then closes them. ``run()`` does both for swift-service-lifecycle and honours graceful
+/// shutdown and cancellation. Programs that are not async use ``startBlocking()`` and
+/// ``stopBlocking()``.
+public final class ModbusServer: Service, Sendable {
+    /// The settings the server was created with.
+    public let configuration: ModbusServerConfiguration
+
+    private let dispatcher: ModbusRequestDispatcher
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let wireLogger: Logger
+    private let registry = ModbusConnectionRegistry()
+    private let state = Mutex<State>(.idle)
+
+    private enum State {
+        case idle
+        case starting
+        case running(listener: any Channel, stopped: EventLoopPromise<Void>)
+        case stopping(stopped: EventLoopPromise<Void>)
+    }
+
+    /// Creates a server from handlers in any of their forms.
+    ///
+    /// - Parameters:
+    ///   - configuration: address, limits, unit filter, device identity.
+    ///   - readHandler: supplies values for reads.
+    ///   - writeHandler: applies writes; `nil` answers every write function code with 01.
+    ///   - eventLoopGroup: where connections are served; NIO's shared group by default.
+    ///   - logger: connection and handler events (label `modbus.server` by default).
+    ///   - wireLogger: the hex of every frame in and out, at debug level (label `modbus.wire`).
+    public init(
+        configuration: ModbusServerConfiguration,
+        readHandler: ModbusReadHandler,
+        writeHandler: ModbusWriteHandler? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "modbus.server"),
+        wireLogger: Logger = Logger(label: "modbus.wire")
+    ) {
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.logger = logger
+        self.wireLogger = wireLogger
+        self.dispatcher = ModbusRequestDispatcher(
+            read: readHandler,
+            write: writeHandler,
+            units: ModbusUnitFilter(configuration.unitIDs),
+            identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification),
+            logger: logger)
+    }
+
+    /// Creates a server from two async closures, the shape of the reference design.
+    ///
+    /// - Parameters:
+    ///   - onRead: returns exactly `request.count` values (bits as 0 or 1).
+    ///   - onWrite: applies a write; `nil` answers every write function code with 01.
+    public convenience init(
+        configuration: ModbusServerConfiguration,
+        onRead: @escaping @Sendable (ModbusReadRequest) async throws -> [UInt16],
+        onWrite: (@Sendable (ModbusWriteRequest) async throws -> Void)? = nil,
+        logger: Logger = Logger(label: "modbus.server")
+    ) {
+        self.init(
+            configuration: configuration, readHandler: .async(onRead), writeHandler: onWrite.map { .async($0) },
+            logger: logger)
+    }
+
+    // MARK: Status
+
+    /// The port the server listens on (the ephemeral one when configured with port 0), or `nil`
+    /// when it is not running.
+    public var port: Int? {
+        state.withLock { state in
+            if case .running(let listener, _) = state { listener.localAddress?.port } else { nil }
+        }
+    }
+
+    /// Whether the server is listening.
+    public var isRunning: Bool {
+        state.withLock { if case .running = $0 { true } else { false } }
+    }
+
+    /// How many client connections are open.
+    public var activeConnections: Int { registry.count }
+
+    // MARK: Lifecycle
+
+    /// Binds the listener and starts serving. Returns once the port is bound; does nothing if the
+    /// server is already running.
+    ///
+    /// - Throws: ``ModbusServerError`` when the configuration is invalid or the address cannot
+    ///   be bound.
+    public func start() async throws {
+        try await startFuture().get()
+    }
+
+    /// ``start()`` for programs that are not async: blocks the calling thread until the server
+    /// listens. Must not be called from an event-loop thread.
+    @available(*, noasync, message: "use start() in async code")
+    public func startBlocking() throws {
+        try startFuture().wait()
+    }
+
+    /// Stops gracefully: closes the listener, lets each connection answer the requests it has
+    /// received, then closes it. Connections still busy after the grace period are closed.
+    /// Returns when every connection is closed; does nothing if the server is not running.
+    public func stop() async {
+        try? await stopFuture().get()
+    }
+
+    /// ``stop()`` for programs that are not async: blocks until the server has stopped.
+    @available(*, noasync, message: "use stop() in async code")
+    public func stopBlocking() {
+        try? stopFuture().wait()
+    }
+
+    /// Starts the server and serves until graceful shutdown (swift-service-lifecycle) or task
+    /// cancellation, then stops gracefully.
+    public func run() async throws {
+        try await start()
+        guard let stopped = state.withLock({ state -> EventLoopFuture<Void>? in
+            switch state {
+            case .running(_, let stopped), .stopping(let stopped): stopped.futureResult
+            case .idle, .starting: nil
+            }
+        }) else { return }
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                try? await stopped.get()
+            } onCancel: {
+                _ = self.stopFuture()
+            }
+        } onGracefulShutdown: {
+            _ = self.stopFuture()
+        }
+    }
+
+    private func startFuture() -> EventLoopFuture<Void> {
+        let loop = group.next()
+        do {
+            try validateConfiguration()
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        let proceed = state.withLock { state -> Bool? in
+            switch state {
+            case .idle:
+                state = .starting
+                return true
+            case .running:
+                return false
+            case .starting, .stopping:
+                return nil
+            }
+        }
+        guard let proceed else {
+            return loop.makeFailedFuture(ModbusServerError(.invalidState, "the server is starting or stopping"))
+        }
+        guard proceed else { return loop.makeSucceededVoidFuture() }
+
+        let configuration = self.configuration
+        return makeBootstrap().bind(host: configuration.host, port: configuration.port)
+            .flatMapErrorThrowing { error in
+                self.state.withLock { $0 = .idle }
+                throw ModbusServerError(
+                    .bindFailed, "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+            }
+            .map { listener in
+                let stopped = listener.eventLoop.makePromise(of: Void.self)
+                self.state.withLock { $0 = .running(listener: listener, stopped: stopped) }
+                self.logger.info(
+                    "Modbus TCP server listening",
+                    metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+            }
+    }
+
+    private func validateConfiguration() throws {
+        guard configuration.maxConnections >= 1 else {
+            throw ModbusServerError(.invalidConfiguration, "maxConnections must be at least 1, got \(configuration.maxConnections)")
+        }
+        guard (0...65535).contains(configuration.port) else {
+            throw ModbusServerError(.invalidConfiguration, "port must be in 0...65535, got \(configuration.port)")
+        }
+        if let idle = configuration.idleTimeout, idle <= .zero {
+            throw ModbusServerError(.invalidConfiguration, "idleTimeout must be positive or nil, got \(idle)")
+        }
+        do {
+            try configuration.deviceIdentification.validate()
+        } catch {
+            throw ModbusServerError(.invalidConfiguration, error.description)
+        }
+    }
+
+    private func makeBootstrap() -> ServerBootstrap {
+        let configuration = self.configuration
+        let dispatcher = self.dispatcher
+        let registry = self.registry
+        let logger = self.logger
+        let wireLogger = self.wireLogger
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                guard self.isRunning else { return channel.close() }
+                let record = ModbusConnectionRecord(channel: channel)
+                let peer = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+                switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy) {
+                case .admitted:
+                    break
+                case .admittedAfterEvicting(let victim):
+                    logger.info(
+                        "connection limit reached; closing the oldest idle connection",
+                        metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"])
+                    victim.channel.close(promise: nil)
+                case .rejected:
+                    logger.warning(
+                        "connection limit reached; refusing connection",
+                        metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"])
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in registry.remove(record) }
+                logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(ModbusTCPFrameDecoder()),
+                        ModbusConnectionHandler(
+                            dispatcher: dispatcher, record: record,
+                            registry: registry, idleTimeout: configuration.idleTimeout,
+                            maxQueued: configuration.maxQueuedRequestsPerConnection,
+                            logger: logger, wireLogger: wireLogger))
+                }
+            }
+    }
+
+    private func stopFuture() -> EventLoopFuture<Void> {
+        let loop = group.next()
+        enum Step {
+            case nothing
+            case wait(EventLoopFuture<Void>)
+            case stop(any Channel, EventLoopPromise<Void>)
+        }
+        let step = state.withLock { state -> Step in
+            switch state {
+            case .idle, .starting:
+                return .nothing
+            case .stopping(let stopped):
+                return .wait(stopped.futureResult)
+            case .running(let listener, let stopped):
+                state = .stopping(stopped: stopped)
+                return .stop(listener, stopped)
+            }
+        }
+        switch step {
+        case .nothing:
+            return loop.makeSucceededVoidFuture()
+        case .wait(let stopped):
+            return stopped
+        case .stop(let listener, let stopped):
+            logger.info("Modbus TCP server stopping", metadata: ["connections": "\(registry.count)"])
+            let registry = self.registry
+            let grace = TimeAmount(configuration.shutdownGracePeriod)
+            listener.close().whenComplete { _ in
+                let connections = registry.all
+                for connection in connections {
+                    connection.channel.pipeline.fireUserInboundEventTriggered(ModbusServerShutdownEvent())
+                }
+                let deadline = loop.scheduleTask(in: grace) {
+                    for connection in registry.all { connection.channel.close(promise: nil) }
+                }
+                EventLoopFuture.andAllComplete(connections.map(\.channel.closeFuture), on: loop).whenComplete { _ in
+                    deadline.cancel()
+                    // Connections that raced the listener's close.
+                    for straggler in registry.all { straggler.channel.close(promise: nil) }
+                    self.state.withLock { $0 = .idle }
+                    self.logger.info("Modbus TCP server stopped")
+                    stopped.succeed()
+                }
+            }
+            return stopped.futureResult
+        }
+    }
+}
+
+/// Why a ``ModbusServer`` could not start.
+public struct ModbusServerError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The kind of failure; new codes may be added.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private var name: String
+        /// A setting is out of range.
+        public static let invalidConfiguration = Code(name: "invalid configuration")
+        /// The listening address could not be bound (in use, not local, no privilege).
+        public static let bindFailed = Code(name: "bind failed")
+        /// start() was called while the server was starting or stopping.
+        public static let invalidState = Code(name: "invalid state")
+        public var description: String { name }
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// What went wrong and, where possible, how to fix it.
+    public var message: String
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,55 @@
+import ModbusCore
+
+/// Settings of a ``ModbusServer``. Every property has a default suited to a production gateway.
+public struct ModbusServerConfiguration: Sendable {
+    /// The address to listen on. `"0.0.0.0"` listens on every IPv4 interface, `"::"` on every
+    /// IPv6 (and, on Linux, IPv4) interface, `"127.0.0.1"` on loopback only.
+    public var host: String = "0.0.0.0"
+    /// The TCP port. 502 is the Modbus port (binding it needs privileges on Linux); 0 picks a
+    /// free ephemeral port, readable from ``ModbusServer/port`` after start.
+    public var port: Int = 502
+    /// The unit ids the server answers; requests for any other unit get 0B (gateway target device
+    /// failed to respond). `nil`, the default, answers every unit id, 0 and 0xFF included, as a
+    /// server reached directly must (TCP guide §4.4.1.2).
+    public var unitIDs: Set<UInt8>? = nil
+    /// The most connections served at once. See ``connectionLimitPolicy`` for what happens to the
+    /// next one.
+    public var maxConnections: Int = 32
+    /// What to do when a connection arrives while ``maxConnections`` are open.
+    public var connectionLimitPolicy: ModbusConnectionLimitPolicy = .closeOldestIdle
+    /// A connection with no request for this long is closed. `nil` keeps idle connections open
+    /// for ever. A connection waiting on a handler is never idle.
+    public var idleTimeout: Duration? = .seconds(300)
+    /// How many received requests a connection may queue while an earlier one waits for an
+    /// asynchronous handler. Beyond that the server stops reading from that connection (TCP
+    /// flow control pushes back on the client) until the queue drains.
+    public var maxQueuedRequestsPerConnection: Int = 64
+    /// How long ``ModbusServer/stop()`` lets connections finish the requests they already
+    /// received before it closes them.
+    public var shutdownGracePeriod: Duration = .seconds(10)
+    /// The objects reported by Read Device Identification (FC43 / MEI 14).
+    public var deviceIdentification = ModbusDeviceIdentification(
+        vendorName: "swift-mqtt-modbus", productCode: "ModbusTCPServer", majorMinorRevision: "1.0")
+
+    /// Creates a configuration with every default.
+    public init() {}
+
+    /// Creates a configuration for a host and port, other settings at their defaults.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// What the server does with a new connection when ``ModbusServerConfiguration/maxConnections``
+/// are already open.
+public enum ModbusConnectionLimitPolicy: Sendable, Hashable {
+    /// Close the connection that has been idle longest (no request in progress, oldest last
+    /// request) to make room, as the Modbus TCP implementation guide recommends (§4.2.1): a
+    /// master that reconnects after a network failure gets in even though its old, dead
+    /// connection has not timed out yet. If every connection has a request in progress, the new
+    /// connection is refused.
+    case closeOldestIdle
+    /// Refuse the new connection (it is accepted and closed at once).
+    case rejectNew
+}
