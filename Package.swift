@@ -44,12 +44,14 @@ let package = Package(
             dependencies: ["ModbusTCPServer"],
             path: "examples/read-only"
         ),
+        .executableTarget(name: "ModbusServerBenchmark", dependencies: ["ModbusTCPServer"], path: "Benchmarks/ModbusServerBenchmark"),
         .testTarget(
             name: "ModbusCoreTests",
             dependencies: [
                 "ModbusCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
         .testTarget(

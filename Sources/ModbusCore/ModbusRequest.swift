@@ -92,6 +92,7 @@ extension ModbusRequest {
     /// interpreted, which is what illegal data value reports.
     public static func parse(_ pdu: ByteBuffer) -> Result<ModbusRequest, ModbusExceptionCode> {
         var pdu = pdu
+        let pduStart = pdu.readerIndex
         guard let byte = pdu.readInteger(as: UInt8.self) else { return .failure(.illegalFunction) }
         let function = ModbusFunctionCode(rawValue: byte)
         switch function {
@@ -147,7 +148,7 @@ extension ModbusRequest {
         case .diagnostics:
             guard let subFunction = pdu.readInteger(as: UInt16.self) else { return .failure(.illegalDataValue) }
             guard subFunction == modbusDiagnosticsReturnQueryData else { return .failure(.illegalFunction) }
-            pdu.moveReaderIndex(to: 0)
+            pdu.moveReaderIndex(to: pduStart)
             return .success(.diagnosticsReturnQueryData(pdu: pdu))
         default:
             return .failure(.illegalFunction)
