@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a Debian (bookworm) machine, and nothing it already has:
+# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, and pymodbus.
+# Safe to run again; uses sudo when not root.
+set -euo pipefail
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_packages=(mosquitto mosquitto-clients libmosquitto-dev libmodbus-dev mbpoll openssl pkg-config python3 python3-pip)
+missing=()
+for package in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged broker starts a system-wide service on port 1883; the tests start their own
+# brokers on free ports and do not need it.
+
+pymodbus_version="3.16.1"
+if ! python3 -c "import pymodbus, sys; sys.exit(0 if pymodbus.__version__ == '$pymodbus_version' else 1)" 2>/dev/null; then
+    echo "setup: installing pymodbus $pymodbus_version"
+    python3 -m pip install -q "pymodbus==$pymodbus_version" 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages "pymodbus==$pymodbus_version"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "setup: swift is at /opt/swift/usr/bin; add it to PATH" >&2
+    else
+        echo "setup: Swift 6 is required (https://swift.org/install)" >&2
+    fi
+    exit 1
+fi
