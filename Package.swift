@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ModbusCore", targets: ["ModbusCore"]),
         .library(name: "ModbusTCPServer", targets: ["ModbusTCPServer"]),
+        .library(name: "Mosquitto", targets: ["Mosquitto"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -29,6 +30,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        // libmosquitto (Debian libmosquitto-dev) as a system library.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"]), .brew(["mosquitto"])]
+        ),
+        // The Swift MQTT client over libmosquitto; no C type in its API.
+        .target(
+            name: "Mosquitto",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "DictionaryStoreExample",
@@ -65,6 +81,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("Interop")]
+        ),
+        .testTarget(
+            name: "MosquittoTests",
+            dependencies: [
+                "Mosquitto",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,202 @@
+import CMosquitto
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// The `struct mosquitto *` of one client.
+///
+/// `@unchecked Sendable` because libmosquitto itself makes the calls we share
+/// between threads safe: with `mosquitto_threaded_set(true)`, `publish`,
+/// `subscribe`, `unsubscribe` and `disconnect` only queue a packet under the
+/// library's own mutexes and wake the loop thread; everything else (connect,
+/// the network loop, destroy) is only ever called from the loop thread or
+/// when no loop thread exists.
+struct MosquittoHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// Owns the libmosquitto handle, the loop thread and the client state.
+///
+/// Thread model:
+/// - One loop thread per connection session (started by `connect()`, ended by
+///   `disconnect()`) runs `mosquitto_connect` (blocking DNS/TCP) and
+///   `mosquitto_loop`; every libmosquitto callback runs on it and finds this
+///   object through the C userdata pointer.
+/// - Public methods run on the caller's task. They take the state lock and make
+///   at most one non-blocking libmosquitto call (queueing a packet) inside it.
+///
+/// Lock order: `state` → libmosquitto's internal mutexes → `libraryLog`. The
+/// loop thread calls back into us holding only libmosquitto's
+/// `callback_mutex` (and `current_out_packet_mutex` for a QoS 0 publish),
+/// neither of which a queueing call takes, so holding `state` across
+/// `mosquitto_publish` cannot deadlock (checked against libmosquitto 2.0.11's
+/// sources). Holding it is what closes the race between learning a message id
+/// and its acknowledgement arriving on the loop thread.
+final class ClientCore: Sendable {
+    let configuration: MQTTConfiguration
+    let logger: Logger
+    let handle: MosquittoHandle
+    let messages: AsyncStream<MQTTMessage>
+    let messageContinuation: AsyncStream<MQTTMessage>.Continuation
+    let state: Locked<ClientState>
+    /// Error lines libmosquitto logged during the current connection attempt:
+    /// the only place OpenSSL's reason for a TLS failure appears. A separate
+    /// lock because libmosquitto logs from inside calls made under `state`.
+    let libraryLog = Locked<[String]>([])
+    let droppedMessages = Atomic<Int>(0)
+    let tokens = Atomic<UInt64>(0)
+    /// Wakes the loop thread from a backoff wait.
+    let wakeup = DispatchSemaphore(value: 0)
+
+    /// How long the loop thread blocks in `mosquitto_loop` at most, so the
+    /// deadlines of pending operations are checked at least this often.
+    static let loopTick: Duration = .milliseconds(100)
+    /// How long a closing loop thread waits for DISCONNECT to be written.
+    static let disconnectFlushTime: Duration = .seconds(1)
+
+    init(configuration: MQTTConfiguration, logger: Logger) throws(MQTTError) {
+        try MosquittoLibrary.initialize()
+        try Self.validate(configuration)
+        guard let pointer = mosquitto_new(configuration.clientID, configuration.cleanSession, nil) else {
+            let errorNumber = errno
+            throw MQTTError(
+                code: errorNumber == EINVAL ? .invalidArgument : .library,
+                reason: "mosquitto_new failed: \(MosquittoResult.systemErrorText(errorNumber))")
+        }
+        do {
+            try Self.apply(configuration, to: pointer)
+        } catch {
+            mosquitto_destroy(pointer)
+            throw error
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.handle = MosquittoHandle(pointer: pointer)
+        (self.messages, self.messageContinuation) = AsyncStream.makeStream(
+            of: MQTTMessage.self, bufferingPolicy: .bufferingNewest(configuration.messageBufferCapacity))
+        self.state = Locked(ClientState())
+        // Unretained: the loop thread holds a strong reference while it runs,
+        // and callbacks only happen inside calls made by this object.
+        mosquitto_user_data_set(pointer, Unmanaged.passUnretained(self).toOpaque())
+        MosquittoCallbacks.install(on: pointer)
+    }
+
+    deinit {
+        mosquitto_destroy(self.handle.pointer)
+    }
+
+    // MARK: Configuration
+
+    static func validate(_ configuration: MQTTConfiguration) throws(MQTTError) {
+        guard (0...Int(UInt16.max)).contains(configuration.port) else {
+            throw MQTTError(code: .invalidArgument, reason: "port \(configuration.port) is out of range")
+        }
+        let keepAlive = configuration.keepAlive.wholeSeconds
+        guard keepAlive == 0 || (5...Int64(UInt16.max)).contains(keepAlive) else {
+            throw MQTTError(code: .invalidArgument, reason: "keep-alive must be 0 or 5...65535 seconds")
+        }
+        guard configuration.messageBufferCapacity > 0 else {
+            throw MQTTError(code: .invalidArgument, reason: "messageBufferCapacity must be positive")
+        }
+        guard (0...Int(UInt16.max)).contains(configuration.maxInflightMessages) else {
+            throw MQTTError(code: .invalidArgument, reason: "maxInflightMessages must be 0...65535")
+        }
+        if configuration.clientID == nil && !configuration.cleanSession {
+            throw MQTTError(code: .invalidArgument, reason: "a persistent session (cleanSession false) needs a clientID")
+        }
+        if configuration.password != nil && configuration.username == nil {
+            throw MQTTError(code: .invalidArgument, reason: "a password needs a username")
+        }
+        if configuration.protocolVersion == .v311 {
+            if configuration.will.map({ !$0.properties.isEmpty }) == true {
+                throw MQTTError(code: .notSupported, reason: "will properties need MQTT 5")
+            }
+        }
+        if let tls = configuration.tls, tls.caFile == nil && tls.caDirectory == nil {
+            throw MQTTError(code: .invalidArgument, reason: "TLS needs caFile or caDirectory")
+        }
+    }
+
+    static func apply(_ configuration: MQTTConfiguration, to pointer: OpaquePointer) throws(MQTTError) {
+        func check(_ rc: Int32, _ what: String) throws(MQTTError) {
+            guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+                var error = MosquittoResult.error(rc)
+                error.detail = [what, error.detail].compactMap { $0 }.joined(separator: ": ")
+                throw error
+            }
+        }
+        let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        try check(mosquitto_int_option(pointer, MOSQ_OPT_PROTOCOL_VERSION, version), "protocol version")
+        try check(mosquitto_int_option(pointer, MOSQ_OPT_TCP_NODELAY, configuration.tcpNoDelay ? 1 : 0), "TCP_NODELAY")
+        try check(
+            mosquitto_int_option(pointer, MOSQ_OPT_SEND_MAXIMUM, Int32(configuration.maxInflightMessages)),
+            "max inflight messages")
+        // Declares that another thread runs the network loop: queueing calls
+        // then never write to the socket themselves but wake the loop thread.
+        try check(mosquitto_threaded_set(pointer, true), "threaded mode")
+        if let username = configuration.username {
+            try check(mosquitto_username_pw_set(pointer, username, configuration.password), "username/password")
+        }
+        if let will = configuration.will {
+            var properties = try OutgoingProperties.message(will.properties)
+            let rc = will.payload.withUnsafeBytes { bytes in
+                mosquitto_will_set_v5(
+                    pointer, will.topic, Int32(clamping: bytes.count), bytes.baseAddress,
+                    Int32(will.qos.rawValue), will.retain, properties.list)
+            }
+            // On success libmosquitto owns the property list; on failure we do.
+            if rc != MOSQ_ERR_SUCCESS.rawValue { properties.free() }
+            try check(rc, "will")
+        }
+        if let tls = configuration.tls {
+            try check(
+                mosquitto_tls_set(pointer, tls.caFile, tls.caDirectory, tls.certificateFile, tls.privateKeyFile, nil),
+                "TLS certificates")
+            try check(
+                mosquitto_tls_opts_set(pointer, tls.verifyServerCertificate ? 1 : 0, tls.tlsVersion, tls.ciphers),
+                "TLS options")
+            try check(mosquitto_tls_insecure_set(pointer, !tls.verifyHostname), "TLS host name verification")
+        }
+    }
+
+    // MARK: Tokens, observers
+
+    func nextToken() -> UInt64 {
+        self.tokens.add(1, ordering: .relaxed).newValue
+    }
+
+    var currentState: MQTTConnectionState {
+        self.state.withLock { $0.publicState }
+    }
+
+    var droppedMessageCount: Int {
+        self.droppedMessages.load(ordering: .relaxed)
+    }
+
+    func connectionStates() -> AsyncStream<MQTTConnectionState> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: MQTTConnectionState.self, bufferingPolicy: .bufferingNewest(32))
+        let token = self.nextToken()
+        let closed = self.state.withLock { state -> Bool in
+            continuation.yield(state.publicState)
+            if state.closed { return true }
+            state.observers[token] = continuation
+            return false
+        }
+        if closed { continuation.finish() }
+        return stream
+    }
+
+    /// Must be called with the lock held; continuations only enqueue work.
+    func setPublicState(_ newState: MQTTConnectionState, in state: inout ClientState) {
+        guard state.publicState != newState else { return }
+        state.publicState = newState
+        self.logger.debug("MQTT connection state changed", metadata: ["state": "\(newState)"])
+        for (token, observer) in state.observers {
+            if case .terminated = observer.yield(newState) {
+                state.observers[token] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Logging
+
+/// An MQTT client over libmosquitto.
+///
+/// ```swift
+/// let client = try MQTTClient(configuration: MQTTConfiguration(host: "broker", clientID: "gateway-1"))
+/// try await client.connect()
+/// try await client.subscribe("plant/+/temp", qos: .atLeastOnce)
+/// Task {
+///     for await message in client.messages { handle(message) }
+/// }
+/// try await client.publish(topic: "plant/boiler/sp/set", payload: Array("21.5".utf8), qos: .atLeastOnce)
+/// ```
+///
+/// **Threads.** Each connection session has a dedicated loop thread (not a
+/// Swift concurrency thread) that runs libmosquitto's blocking connect and its
+/// network loop; received messages and state changes are produced there and
+/// handed to the async sequences. The methods below may be called from any
+/// task; they never block a cooperative thread on I/O.
+///
+/// **Connection lifecycle.** ``connect()`` returns once the broker accepted
+/// the connection; by default it throws the first attempt's error. Afterwards
+/// the client reconnects by itself with bounded exponential backoff
+/// (``MQTTReconnectPolicy``) and restores every subscription on each new
+/// connection before reporting ``MQTTConnectionState/connected`` again.
+///
+/// **Operations while disconnected** fail at once with
+/// ``MQTTError/Code/notConnected``; nothing is queued for later. Operations in
+/// flight when the connection drops fail with
+/// ``MQTTError/Code/connectionLost``. Every operation has a time limit, so
+/// none can hang.
+public final class MQTTClient: Sendable {
+    private let core: ClientCore
+
+    /// Every message received on any subscription, in order, across
+    /// reconnections. See ``MQTTMessageSequence`` for the buffering policy.
+    public let messages: MQTTMessageSequence
+
+    /// Creates a client. Nothing is sent until ``connect()``.
+    ///
+    /// - Parameters:
+    ///   - configuration: broker address, credentials, TLS, will, timeouts.
+    ///   - logger: receives connection events, dropped-message warnings and
+    ///     (at trace level) libmosquitto's own log.
+    /// - Throws: ``MQTTError`` if the configuration is unusable (for example a
+    ///   missing CA file).
+    public init(configuration: MQTTConfiguration, logger: Logger = Logger(label: "mqtt")) throws {
+        self.core = try ClientCore(configuration: configuration, logger: logger)
+        self.messages = MQTTMessageSequence(stream: self.core.messages)
+    }
+
+    deinit {
+        self.core.shutdown()
+    }
+
+    /// The configuration the client was created with.
+    public var configuration: MQTTConfiguration {
+        self.core.configuration
+    }
+
+    /// The libmosquitto version in use, such as `2.0.11`.
+    public static var libraryVersion: String {
+        MosquittoLibrary.version
+    }
+
+    /// The current connection state.
+    public var state: MQTTConnectionState {
+        self.core.currentState
+    }
+
+    /// The current state followed by every change, for as many observers as
+    /// needed (each call returns an independent sequence).
+    public func connectionStates() -> MQTTConnectionStateSequence {
+        MQTTConnectionStateSequence(stream: self.core.connectionStates())
+    }
+
+    /// Messages dropped because the consumer of ``messages`` fell behind by
+    /// more than ``MQTTConfiguration/messageBufferCapacity`` messages (or had
+    /// stopped consuming). Monotonic over the client's lifetime.
+    public var droppedMessageCount: Int {
+        self.core.droppedMessageCount
+    }
+
+    /// Connects to the broker and returns when the connection is established
+    /// (CONNACK accepted and remembered subscriptions restored).
+    ///
+    /// The attempt is limited by ``MQTTConfiguration/connectTimeout``. Unless
+    /// ``MQTTReconnectPolicy/retryInitialConnect`` is set, a failed first
+    /// attempt throws (for example ``MQTTError/Code/notAuthorized`` for a bad
+    /// password or ``MQTTError/Code/tls`` for an untrusted server certificate)
+    /// and leaves the client disconnected. Cancelling the calling task stops
+    /// the attempt.
+    ///
+    /// - Throws: ``MQTTError``, or `CancellationError`.
+    public func connect() async throws {
+        try await self.core.connect()
+    }
+
+    /// Closes the connection with a DISCONNECT packet and stops reconnecting.
+    ///
+    /// Operations still pending fail with ``MQTTError/Code/disconnected``. The
+    /// subscriptions are remembered and restored by the next ``connect()``.
+    ///
+    /// - Parameter publishingWill: MQTT 5 only: ask the broker to publish the
+    ///   will anyway (DISCONNECT reason code 0x04). Ignored, with a warning,
+    ///   over MQTT 3.1.1.
+    public func disconnect(publishingWill: Bool = false) async {
+        await self.core.disconnect(publishingWill: publishingWill)
+    }
+
+    /// Subscribes to a topic filter and returns the QoS the broker granted,
+    /// once the SUBACK arrives.
+    ///
+    /// The subscription is remembered and restored after every reconnection.
+    ///
+    /// - Parameters:
+    ///   - filter: topic filter, wildcards `+` and `#` allowed.
+    ///   - qos: the maximum QoS to receive messages with.
+    ///   - options: MQTT 5 subscription options.
+    ///   - timeout: time limit; ``MQTTConfiguration/operationTimeout`` if `nil`.
+    /// - Throws: ``MQTTError/Code/subscriptionRejected`` when the broker
+    ///   refuses, ``MQTTError/Code/notConnected``,
+    ///   ``MQTTError/Code/connectionLost``, ``MQTTError/Code/timeout``,
+    ///   ``MQTTError/Code/invalidArgument`` for a malformed filter, or
+    ///   `CancellationError`.
+    @discardableResult
+    public func subscribe(
+        _ filter: String,
+        qos: MQTTQoS = .atLeastOnce,
+        options: MQTTSubscriptionOptions = MQTTSubscriptionOptions(),
+        timeout: Duration? = nil
+    ) async throws -> MQTTQoS {
+        try await self.core.subscribe(filter, qos: qos, options: options, timeout: timeout)
+    }
+
+    /// Unsubscribes from a topic filter and returns when the UNSUBACK arrives.
+    ///
+    /// Once the request is sent the filter is no longer restored on
+    /// reconnection, even if this call then fails. Messages already on their
+    /// way may still arrive afterwards.
+    ///
+    /// - Throws: ``MQTTError`` (`notConnected`, `connectionLost`, `timeout`,
+    ///   `invalidArgument`) or `CancellationError`.
+    public func unsubscribe(_ filter: String, timeout: Duration? = nil) async throws {
+        try await self.core.unsubscribe(filter, timeout: timeout)
+    }
+
+    /// Publishes a message.
+    ///
+    /// - QoS 0 completes as soon as libmosquitto has queued the message for
+    ///   sending.
+    /// - QoS 1 completes on the broker's PUBACK, QoS 2 on its PUBCOMP. An
+    ///   MQTT 5 failure reason code (0x80 or above) throws
+    ///   ``MQTTError/Code/publishRejected``.
+    ///
+    /// While the client is not connected the call throws
+    /// ``MQTTError/Code/notConnected`` at once and nothing is queued. If the
+    /// connection drops before the acknowledgement, the call throws
+    /// ``MQTTError/Code/connectionLost``: the broker may or may not have the
+    /// message, and libmosquitto retransmits unacknowledged QoS 1/2 messages
+    /// after reconnecting (MQTT's at-least-once rule), so it may still be
+    /// delivered. With no acknowledgement before `timeout` the call throws
+    /// ``MQTTError/Code/timeout`` (same caveat).
+    ///
+    /// - Parameters:
+    ///   - topic: topic name (no wildcards).
+    ///   - payload: the bytes to send.
+    ///   - qos: quality of service.
+    ///   - retain: ask the broker to retain the message for future subscribers.
+    ///   - properties: MQTT 5 properties (response topic, correlation data,
+    ///     user properties, content type...); must be empty over MQTT 3.1.1.
+    ///   - timeout: time limit for QoS 1/2;
+    ///     ``MQTTConfiguration/operationTimeout`` if `nil`.
+    public func publish(
+        topic: String,
+        payload: [UInt8],
+        qos: MQTTQoS = .atMostOnce,
+        retain: Bool = false,
+        properties: MQTTProperties = MQTTProperties(),
+        timeout: Duration? = nil
+    ) async throws {
+        try await self.core.publish(
+            topic: topic, payload: payload, qos: qos, retain: retain, properties: properties, timeout: timeout)
+    }
+}

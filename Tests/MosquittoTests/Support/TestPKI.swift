@@ -1,0 +1,85 @@
+import Foundation
+
+/// Certificates and a password file generated at test time with `openssl` and
+/// `mosquitto_passwd`, once per test process.
+///
+/// - `caFile` signs `serverCertificate` (SAN 127.0.0.1 and localhost) and
+///   `clientCertificate`; `caDirectory` holds the same CA, hashed with
+///   `openssl rehash`.
+/// - `untrustedCAFile` signs `untrustedServerCertificate`, which a client
+///   trusting only `caFile` must refuse.
+struct TestPKI: Sendable {
+    static let username = "gateway"
+    static let password = "s3cret-pass"
+
+    let directory: URL
+    var caFile: String { self.path("ca.crt") }
+    var caDirectory: String { self.path("ca-dir") }
+    var serverCertificate: String { self.path("server.crt") }
+    var serverKey: String { self.path("server.key") }
+    var clientCertificate: String { self.path("client.crt") }
+    var clientKey: String { self.path("client.key") }
+    var untrustedCAFile: String { self.path("untrusted-ca.crt") }
+    var untrustedServerCertificate: String { self.path("untrusted-server.crt") }
+    var untrustedServerKey: String { self.path("untrusted-server.key") }
+    var passwordFile: String { self.path("passwords") }
+
+    private func path(_ name: String) -> String {
+        self.directory.appendingPathComponent(name).path
+    }
+
+    /// Generated on first use; later callers share the same files.
+    static let shared = Task<TestPKI, any Error> {
+        try await TestPKI.generate()
+    }
+
+    private static func generate() async throws -> TestPKI {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mqtt-test-pki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let pki = TestPKI(directory: directory)
+        let openssl = "/usr/bin/openssl"
+        // EC keys: generated instantly, unlike RSA.
+        let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+        for (name, subject) in [("ca", "/CN=MQTT Test CA"), ("untrusted-ca", "/CN=Untrusted Test CA")] {
+            try await runCommand(
+                openssl,
+                ["req", "-x509", "-new"] + newKey + [
+                    "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2", "-subj", subject,
+                    "-addext", "basicConstraints=critical,CA:TRUE",
+                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                ], in: directory)
+        }
+
+        let leaves = [
+            ("server", "ca", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+            ("client", "ca", "/CN=gateway-client", "extendedKeyUsage=clientAuth\n"),
+            (
+                "untrusted-server", "untrusted-ca", "/CN=localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+            ),
+        ]
+        for (name, issuer, subject, extensions) in leaves {
+            let extensionFile = directory.appendingPathComponent("\(name).ext")
+            try ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" + extensions)
+                .write(to: extensionFile, atomically: true, encoding: .utf8)
+            try await runCommand(
+                openssl, ["req", "-new"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject],
+                in: directory)
+            try await runCommand(
+                openssl,
+                [
+                    "x509", "-req", "-in", "\(name).csr", "-CA", "\(issuer).crt", "-CAkey", "\(issuer).key",
+                    "-CAcreateserial", "-out", "\(name).crt", "-days", "2", "-extfile", "\(name).ext",
+                ], in: directory)
+        }
+
+        let caDirectory = directory.appendingPathComponent("ca-dir")
+        try FileManager.default.createDirectory(at: caDirectory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: pki.caFile, toPath: caDirectory.appendingPathComponent("ca.pem").path)
+        try await runCommand(openssl, ["rehash", caDirectory.path])
+
+        try await runCommand("/usr/bin/mosquitto_passwd", ["-b", "-c", pki.passwordFile, username, password])
+        return pki
+    }
+}
