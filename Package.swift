@@ -8,11 +8,13 @@ let package = Package(
         .library(name: "ModbusCore", targets: ["ModbusCore"]),
         .library(name: "ModbusTCPServer", targets: ["ModbusTCPServer"]),
         .library(name: "Mosquitto", targets: ["Mosquitto"]),
+        .library(name: "MQTTModbusBridge", targets: ["MQTTModbusBridge"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
@@ -29,6 +31,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The bridge's I/O-free foundation: topic-map configuration, validation, point value codecs.
+        .target(
+            name: "MQTTModbusBridge",
+            dependencies: [
+                "ModbusCore",
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         // libmosquitto (Debian libmosquitto-dev) as a system library.
@@ -88,6 +98,10 @@ let package = Package(
                 "Mosquitto",
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        .testTarget(
+            name: "MQTTModbusBridgeTests",
+            dependencies: ["MQTTModbusBridge", "ModbusCore"]
         ),
     ],
     swiftLanguageModes: [.v6]

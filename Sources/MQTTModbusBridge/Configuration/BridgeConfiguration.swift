@@ -1,0 +1,41 @@
+/// The whole bridge configuration: the broker, the Modbus listener and the topic map (units and
+/// their points), every default applied and every template expanded.
+///
+/// Build one from a YAML file with ``load(path:)`` or from text with ``parse(yaml:file:)``; both
+/// validate everything and report all problems at once as ``ConfigurationErrors``. The format is
+/// described in `examples/CONFIGURATION.md`.
+public struct BridgeConfiguration: Sendable, Hashable {
+    /// The MQTT connection.
+    public var broker: BrokerSettings
+    /// The Modbus TCP listener.
+    public var modbus: ModbusListenerSettings
+    /// The units served, in file order, each with its points.
+    public var units: [UnitConfiguration]
+    /// Problems that do not stop the bridge but are probably mistakes (for example an empty topic
+    /// level or certificate verification switched off), each with severity
+    /// ``ConfigurationError/Severity/warning``.
+    public var warnings: [ConfigurationError]
+
+    /// Creates a configuration in code. It is not validated: prefer ``parse(yaml:file:)``.
+    public init(broker: BrokerSettings = BrokerSettings(), modbus: ModbusListenerSettings = ModbusListenerSettings(), units: [UnitConfiguration], warnings: [ConfigurationError] = []) {
+        self.broker = broker
+        self.modbus = modbus
+        self.units = units
+        self.warnings = warnings
+    }
+
+    /// Every point of every unit, in file order.
+    public var points: [PointConfiguration] { units.flatMap(\.points) }
+
+    /// The unit with this id.
+    public func unit(id: UInt8) -> UnitConfiguration? { units.first { $0.id == id } }
+
+    /// The point with this name.
+    public func point(named name: String) -> PointConfiguration? {
+        for unit in units { if let point = unit.points.first(where: { $0.name == name }) { return point } }
+        return nil
+    }
+
+    /// The ids of the configured units: the Modbus server answers these and 0B for the others.
+    public var unitIDs: Set<UInt8> { Set(units.map(\.id)) }
+}

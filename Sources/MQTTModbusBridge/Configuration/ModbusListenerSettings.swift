@@ -1,0 +1,54 @@
+import ModbusCore
+
+/// The Modbus TCP side of the bridge (the `modbus:` section): where SCADA masters connect.
+public struct ModbusListenerSettings: Sendable, Hashable {
+    /// What to do with a new connection when ``maxConnections`` are open.
+    public enum ConnectionLimitPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Close the connection idle longest to admit the new one (TCP guide §4.2.1). Default.
+        case closeOldestIdle = "close_oldest_idle"
+        /// Refuse the new connection.
+        case rejectNew = "reject_new"
+    }
+
+    /// Listen address. Default `0.0.0.0`.
+    public var host: String
+    /// TCP port, 0...65535 (0 picks a free port). Default 502.
+    public var port: Int
+    /// Connections served at once. Default 32.
+    public var maxConnections: Int
+    /// What happens at the limit. Default ``ConnectionLimitPolicy/closeOldestIdle``.
+    public var connectionLimitPolicy: ConnectionLimitPolicy
+    /// Close a connection without requests for this long; `nil` never. Default 300 s.
+    public var idleTimeout: Duration?
+    /// Pipelined requests queued per connection behind a pending write. Default 64.
+    public var maxQueuedRequestsPerConnection: Int
+    /// How long a shutdown lets connections answer what they received. Default 10 s.
+    public var shutdownGracePeriod: Duration
+    /// Modbus writes that may wait for device acknowledgements at once; one more is answered
+    /// 06 (server device busy). Bounds the commands a master can pile onto slow devices.
+    public var maxWritesInFlight: Int
+    /// The objects of Read Device Identification (FC43/14).
+    public var deviceIdentification: ModbusDeviceIdentification
+
+    /// The identity reported when the configuration names none.
+    public static let defaultDeviceIdentification = ModbusDeviceIdentification(
+        vendorName: "swift-mqtt-modbus", productCode: "mqtt-modbus-bridge", majorMinorRevision: "1.0")
+
+    /// Creates settings; every parameter has the default the configuration file uses.
+    public init(
+        host: String = "0.0.0.0", port: Int = 502, maxConnections: Int = 32,
+        connectionLimitPolicy: ConnectionLimitPolicy = .closeOldestIdle, idleTimeout: Duration? = .seconds(300),
+        maxQueuedRequestsPerConnection: Int = 64, shutdownGracePeriod: Duration = .seconds(10), maxWritesInFlight: Int = 64,
+        deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification
+    ) {
+        self.host = host
+        self.port = port
+        self.maxConnections = maxConnections
+        self.connectionLimitPolicy = connectionLimitPolicy
+        self.idleTimeout = idleTimeout
+        self.maxQueuedRequestsPerConnection = maxQueuedRequestsPerConnection
+        self.shutdownGracePeriod = shutdownGracePeriod
+        self.maxWritesInFlight = maxWritesInFlight
+        self.deviceIdentification = deviceIdentification
+    }
+}

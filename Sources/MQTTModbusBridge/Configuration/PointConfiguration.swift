@@ -1,0 +1,259 @@
+import ModbusCore
+
+/// One Modbus unit (slave id) served by the bridge, with its points.
+public struct UnitConfiguration: Sendable, Hashable {
+    /// The unit id, 0...255. Requests for a unit the configuration does not list are answered 0B.
+    public var id: UInt8
+    /// An optional label for logs and exports.
+    public var name: String?
+    /// `true`: addresses no point covers read as 0 (registers) or off (bits) instead of
+    /// exception 02, so a master can read one large block across gaps. Writes to a gap are still 02.
+    public var fillGaps: Bool
+    /// The points, templates already expanded, in file order.
+    public var points: [PointConfiguration]
+
+    /// Creates a unit.
+    public init(id: UInt8, name: String? = nil, fillGaps: Bool = false, points: [PointConfiguration]) {
+        self.id = id
+        self.name = name
+        self.fillGaps = fillGaps
+        self.points = points
+    }
+
+    /// The unit's points in `area`, sorted by address.
+    public func points(in area: ModbusArea) -> [PointConfiguration] {
+        points.filter { $0.area == area }.sorted { ($0.address, $0.bitPosition ?? -1) < ($1.address, $1.bitPosition ?? -1) }
+    }
+}
+
+/// Where something was written in a configuration file.
+public struct ConfigurationLocation: Sendable, Hashable, CustomStringConvertible {
+    /// The file name given to the loader.
+    public var file: String
+    /// 1-based line.
+    public var line: Int
+    /// 1-based column.
+    public var column: Int
+
+    /// Creates a location.
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    /// `file:line:column`.
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// One value mapped between MQTT and Modbus: where it lives in the register image, how it is
+/// typed and scaled, which topic feeds it and, for writable points, how commands are sent and
+/// acknowledged. Every default has been applied: a point is complete on its own.
+public struct PointConfiguration: Sendable, Hashable {
+    /// The point's name, unique in the configuration (letters, digits, `_ - . : /`).
+    public var name: String
+    /// An optional human description, the `description` key (for exports and logs).
+    public var descriptionText: String?
+    /// The unit the point belongs to.
+    public var unitID: UInt8
+    /// The Modbus area.
+    public var area: ModbusArea
+    /// The 0-based protocol address of the first register (or bit).
+    public var address: UInt16
+    /// The data type.
+    public var type: PointType
+    /// How the bytes of a multi-register value are ordered.
+    public var byteOrder: ByteOrder
+    /// Registers hold `value × scale + offset` (see ``offset``). Finite and not 0; 1 for
+    /// non-numeric types.
+    public var scale: Double
+    /// Added after scaling, in register units: `register = value × scale + offset`, so
+    /// `value = (register − offset) / scale`. Finite; 0 for non-numeric types.
+    public var offset: Double
+    /// The topic (or topic filter) whose messages carry the point's state; `nil` for a
+    /// command-only point, whose reads follow ``onMissing``.
+    public var stateTopic: String?
+    /// How state messages (and default commands) encode the value.
+    public var payload: PayloadFormat
+    /// The QoS of the state subscription.
+    public var qos: QoSLevel
+    /// A value older than this counts as missing; `nil`: values never expire.
+    public var maxAge: Duration?
+    /// What a Modbus read gets while the value is missing (never received, or too old).
+    public var onMissing: MissingValuePolicy
+    /// How Modbus writes become MQTT commands; `nil` for a read-only point.
+    public var command: CommandSettings?
+    /// Where the point was defined (for a template, the template's entry).
+    public var location: ConfigurationLocation
+
+    /// Creates a point. The loader builds points from files; this initializer serves tests and
+    /// programs that build a configuration in code.
+    public init(
+        name: String, descriptionText: String? = nil, unitID: UInt8, area: ModbusArea, address: UInt16, type: PointType,
+        byteOrder: ByteOrder = .abcd, scale: Double = 1, offset: Double = 0, stateTopic: String? = nil,
+        payload: PayloadFormat = .plain, qos: QoSLevel = .atLeastOnce, maxAge: Duration? = nil,
+        onMissing: MissingValuePolicy = .exception(.gatewayTargetDeviceFailedToRespond), command: CommandSettings? = nil,
+        location: ConfigurationLocation = ConfigurationLocation(file: "", line: 0, column: 0)
+    ) {
+        self.name = name
+        self.descriptionText = descriptionText
+        self.unitID = unitID
+        self.area = area
+        self.address = address
+        self.type = type
+        self.byteOrder = byteOrder
+        self.scale = scale
+        self.offset = offset
+        self.stateTopic = stateTopic
+        self.payload = payload
+        self.qos = qos
+        self.maxAge = maxAge
+        self.onMissing = onMissing
+        self.command = command
+        self.location = location
+    }
+
+    /// The number of addresses the point occupies (``PointType/registerCount``; 1 for bits).
+    public var registerCount: Int { type.registerCount }
+
+    /// The addresses the point occupies, `address ... address + registerCount − 1`.
+    public var addressRange: ClosedRange<Int> { Int(address)...(Int(address) + registerCount - 1) }
+
+    /// Whether a Modbus write reaches the point: a writable area and a command topic.
+    public var isWritable: Bool { area.isWritable && command != nil }
+
+    /// The bit position for `bit` points, `nil` otherwise.
+    public var bitPosition: Int? {
+        if case .bit(let position) = type { return position }
+        return nil
+    }
+
+    /// Whether scale and offset leave values unchanged (scale 1, offset 0).
+    public var hasIdentityScaling: Bool { scale == 1 && offset == 0 }
+}
+
+/// What a Modbus read of a point answers while its value is missing: never received since the
+/// bridge started, or older than ``PointConfiguration/maxAge``.
+public enum MissingValuePolicy: Sendable, Hashable, CustomStringConvertible {
+    /// Answer with this exception code (0B gateway target device failed to respond by default).
+    case exception(ModbusExceptionCode)
+    /// Answer with this value, encoded like a received one (validated against the point's type
+    /// when the configuration is loaded).
+    case substitute(PointValue)
+
+    /// The codes a missing value may be answered with: 02, 04, 06, 0A, 0B.
+    public static let allowedExceptionCodes: [ModbusExceptionCode] = [
+        .illegalDataAddress, .serverDeviceFailure, .serverDeviceBusy, .gatewayPathUnavailable,
+        .gatewayTargetDeviceFailedToRespond,
+    ]
+
+    /// `exception 0B` or `value 0`.
+    public var description: String {
+        switch self {
+        case .exception(let code): "exception \(code)"
+        case .substitute(let value): "value \(value)"
+        }
+    }
+}
+
+/// How Modbus writes to a point become MQTT commands.
+public struct CommandSettings: Sendable, Hashable {
+    /// The topic commands are published on (a topic name: no wildcards).
+    public var topic: String
+    /// The payload template; `nil` publishes the value in the point's payload format (see
+    /// ``CommandEncoder``).
+    public var template: CommandTemplate?
+    /// The QoS of command messages.
+    public var qos: QoSLevel
+    /// Whether command messages are published retained (`false` by default: a retained command
+    /// would be applied again by a device that reconnects).
+    public var retain: Bool
+    /// How the device's acknowledgement is recognised.
+    public var ack: AckSettings
+
+    /// Creates command settings.
+    public init(topic: String, template: CommandTemplate? = nil, qos: QoSLevel = .atLeastOnce, retain: Bool = false, ack: AckSettings) {
+        self.topic = topic
+        self.template = template
+        self.qos = qos
+        self.retain = retain
+        self.ack = ack
+    }
+}
+
+/// How the bridge learns that a device applied a command (DESIGN §4). The Modbus write is
+/// answered only then: acknowledged → normal reply; negative → 04 or the code the ack names;
+/// nothing before ``timeout`` → 0B.
+public struct AckSettings: Sendable, Hashable {
+    /// The acknowledgement protocol.
+    public enum Mode: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        /// MQTT 5 request/response: the command carries Response Topic and Correlation Data; the
+        /// device answers on the response topic with the same correlation data. A payload with a
+        /// false ``AckSettings/successField`` or an ``AckSettings/errorField`` (or an error user
+        /// property) is a negative ack. Needs `protocol: mqtt5`. The default mode.
+        case mqtt5
+        /// The command payload carries an id (``AckSettings/idField``); the device publishes a
+        /// JSON ack on ``AckSettings/responseTopic`` with the same id and a success flag or an
+        /// error. For MQTT 3.1.1 devices.
+        case correlationID = "correlation_id"
+        /// Success when the point's state topic reports the written value (within
+        /// ``AckSettings/tolerance``) after the command was sent.
+        case stateEcho = "state_echo"
+        /// Success once the broker accepted the publish (QoS 1 or 2). The weakest mode: it says
+        /// nothing about the device. Never a default; it must be chosen explicitly.
+        case broker
+
+        /// The configuration name: `mqtt5`, `correlation_id`, `state_echo`, `broker`.
+        public var description: String { rawValue }
+    }
+
+    /// The acknowledgement protocol.
+    public var mode: Mode
+    /// How long the Modbus reply waits for the ack before answering 0B.
+    public var timeout: Duration
+    /// `mqtt5`: the Response Topic sent with commands (default `<command topic>/response`).
+    /// `correlation_id`: the topic (or filter) acks arrive on (required). `nil` for the other modes.
+    public var responseTopic: String?
+    /// `correlation_id`: where the id sits in the command and the ack payload (default `id`).
+    public var idField: JSONPath
+    /// `mqtt5` and `correlation_id`: a boolean field of the ack; `false` is a negative ack.
+    /// When absent, the ack is a success unless ``errorField`` is present (default `ok`).
+    public var successField: JSONPath
+    /// `mqtt5` and `correlation_id`: the text of a negative ack (default `error`); its presence
+    /// alone makes the ack negative.
+    public var errorField: JSONPath
+    /// `mqtt5` and `correlation_id`: an optional Modbus exception code (a number, e.g. 6) named by
+    /// a negative ack and put on the wire instead of 04 (default `code`).
+    public var codeField: JSONPath
+    /// `state_echo`: the largest difference between the reported and the written value that still
+    /// counts as the same. 0 (the default) compares the register images: the value reported must
+    /// encode to exactly the registers written, which for scaled points allows half a scale step.
+    public var tolerance: Double
+
+    /// Default field names: `id`, `ok`, `error`, `code`.
+    public static let defaultIDField = JSONPath([.key("id")])
+    /// Default success field: `ok`.
+    public static let defaultSuccessField = JSONPath([.key("ok")])
+    /// Default error field: `error`.
+    public static let defaultErrorField = JSONPath([.key("error")])
+    /// Default code field: `code`.
+    public static let defaultCodeField = JSONPath([.key("code")])
+    /// Default timeout: 5 s.
+    public static let defaultTimeout: Duration = .seconds(5)
+
+    /// Creates ack settings.
+    public init(
+        mode: Mode, timeout: Duration = Self.defaultTimeout, responseTopic: String? = nil, idField: JSONPath = Self.defaultIDField,
+        successField: JSONPath = Self.defaultSuccessField, errorField: JSONPath = Self.defaultErrorField,
+        codeField: JSONPath = Self.defaultCodeField, tolerance: Double = 0
+    ) {
+        self.mode = mode
+        self.timeout = timeout
+        self.responseTopic = responseTopic
+        self.idField = idField
+        self.successField = successField
+        self.errorField = errorField
+        self.codeField = codeField
+        self.tolerance = tolerance
+    }
+}
