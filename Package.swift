@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
@@ -38,7 +40,12 @@ let package = Package(
             name: "MQTTModbusBridge",
             dependencies: [
                 "ModbusCore",
+                "ModbusTCPServer",
+                "Mosquitto",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // libmosquitto (Debian libmosquitto-dev) as a system library.
@@ -55,6 +62,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
+        ),
+        // The command-line program: subcommands only, the logic is in MQTTModbusBridge.
+        .executableTarget(
+            name: "mqtt-modbus-bridge",
+            dependencies: [
+                "MQTTModbusBridge",
+                "ModbusCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .executableTarget(
             name: "DictionaryStoreExample",

@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import Mosquitto
+import ServiceLifecycle
+import Synchronization
+
+/// A stand-in for the devices of a configuration: publishes changing telemetry for its points
+/// and answers commands in each point's ack mode, with switches to delay, refuse or ignore
+/// acknowledgements. Used by the demo and the end-to-end tests.
+///
+/// State messages are published retained, in the point's payload format. Commands are read in
+/// the point's payload format too (a command template that puts the value where the state
+/// payload has it is understood; the correlation id is read from the ack's `id_field`).
+public final class DeviceSimulator: Service, Sendable {
+    /// How the simulator answers commands.
+    public enum AckBehaviour: Sendable, Hashable {
+        /// Apply the command, publish the new state, acknowledge.
+        case acknowledge
+        /// Do not apply it; answer with a negative acknowledgement (`code`: the Modbus exception
+        /// the ack names, if any). In state-echo mode the unchanged state is published.
+        case refuse(reason: String, code: UInt8?)
+        /// Neither apply nor answer: the bridge times out.
+        case ignore
+    }
+
+    /// Simulator settings.
+    public struct Options: Sendable {
+        /// How often read-only points get a new value; `nil` publishes initial values only.
+        public var telemetryInterval: Duration? = .seconds(1)
+        /// Wait this long before applying a command and answering it.
+        public var ackDelay: Duration = .zero
+        /// How commands are answered, unless ``perPoint`` says otherwise.
+        public var behaviour: AckBehaviour = .acknowledge
+        /// Behaviour for individual points, by name.
+        public var perPoint: [String: AckBehaviour] = [:]
+        /// The MQTT client id (default: the bridge's client id + "-simulator").
+        public var clientID: String?
+
+        /// Options with every default.
+        public init() {}
+    }
+
+    private let configuration: BridgeConfiguration
+    private let options: Options
+    private let client: MQTTClient
+    private let logger: Logger
+    private let values: Mutex<[String: PointValue]>
+    private let commandPoints: [String: [PointConfiguration]]
+
+    /// Creates a simulator for the points of `configuration`, connecting to its broker.
+    public init(configuration: BridgeConfiguration, options: Options = Options(), logger: Logger = Logger(label: "simulator")) throws {
+        self.configuration = configuration
+        self.options = options
+        self.logger = logger
+        var mqtt = try MQTTModbusBridgeService.mqttConfiguration(configuration.broker)
+        mqtt.clientID = options.clientID ?? "\(configuration.broker.clientID)-simulator"
+        mqtt.will = nil
+        mqtt.reconnect.retryInitialConnect = true
+        self.client = try MQTTClient(configuration: mqtt, logger: Logger(label: "\(logger.label).mqtt"))
+        var initial: [String: PointValue] = [:]
+        var commands: [String: [PointConfiguration]] = [:]
+        for point in configuration.points {
+            initial[point.name] = Self.initialValue(for: point)
+            if let command = point.command { commands[command.topic, default: []].append(point) }
+        }
+        self.values = Mutex(initial)
+        self.commandPoints = commands
+    }
+
+    /// Connects, publishes every point's initial state, then answers commands and publishes
+    /// telemetry until cancelled or shut down gracefully.
+    public func run() async throws {
+        try await client.connect()
+        for topic in commandPoints.keys.sorted() { try await client.subscribe(topic, qos: .atLeastOnce) }
+        for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
+        logger.info("simulator running", metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"])
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.answerCommands() }
+                if let interval = options.telemetryInterval {
+                    group.addTask { await self.publishTelemetry(every: interval) }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            Task { await self.client.disconnect() }
+        }
+        await client.disconnect()
+    }
+
+    private func answerCommands() async {
+        await withTaskGroup(of: Void.self) { group in
+            for await message in client.messages {
+                guard let points = commandPoints[message.topic] else { continue }
+                for point in points { group.addTask { await self.answer(message, for: point) } }
+            }
+        }
+    }
+
+    private func publishTelemetry(every interval: Duration) async {
+        var tick: Int64 = 0
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: interval) } catch { return }
+            tick += 1
+            var topics: Set<String> = []
+            for point in configuration.points where point.stateTopic != nil && point.command == nil {
+                values.withLock { $0[point.name] = Self.telemetryValue(for: point, tick: tick) }
+                if topics.insert(point.stateTopic!).inserted == false { continue }
+            }
+            for point in configuration.points where point.stateTopic.map(topics.contains) == true {
+                topics.remove(point.stateTopic!)
+                await publishState(of: point)
+            }
+        }
+    }
+
+    /// Publishes the state message of `point`'s state topic. Points that share a topic with JSON
+    /// payloads (fields of one document) are published together, as one device would.
+    private func publishState(of point: PointConfiguration) async {
+        guard let topic = point.stateTopic, !MQTTTopicRules.isWildcardFilter(topic) else { return }
+        let sharing = configuration.points.filter { $0.stateTopic == topic }
+        do {
+            let payload: [UInt8]
+            if sharing.count > 1, sharing.allSatisfy({ $0.payload.jsonPath != nil }) {
+                var document = JSONValue.object([])
+                for member in sharing {
+                    guard let value = values.withLock({ $0[member.name] }), let path = member.payload.jsonPath else { continue }
+                    var plain = member
+                    plain.command = nil
+                    let field = try JSONParser.parse(try CommandEncoder(point: plain).encode(value))
+                    if case .success(let inner) = field.value(at: path) { _ = document.set(inner, at: path.components[...]) }
+                }
+                payload = Array(document.serialized().utf8)
+            } else {
+                guard let value = values.withLock({ $0[point.name] }) else { return }
+                var plain = point
+                plain.command = nil  // the state payload is the natural encoding of the payload format
+                payload = try CommandEncoder(point: plain).encode(value)
+            }
+            try await client.publish(topic: topic, payload: payload, qos: .atLeastOnce, retain: true)
+        } catch {
+            logger.warning("cannot publish state", metadata: ["point": "\(point.name)", "error": "\(error)"])
+        }
+    }
+
+    private func answer(_ message: MQTTMessage, for point: PointConfiguration) async {
+        guard let command = point.command else { return }
+        let behaviour = options.perPoint[point.name] ?? options.behaviour
+        let value: PointValue
+        do {
+            value = try PayloadDecoder(point: point).decode(message.payload)
+        } catch {
+            logger.warning("command not understood", metadata: ["point": "\(point.name)", "error": "\(error)"])
+            return
+        }
+        logger.info("command", metadata: ["point": "\(point.name)", "value": "\(value)", "behaviour": "\(behaviour)"])
+        if options.ackDelay > .zero { try? await Task.sleep(for: options.ackDelay) }
+        switch behaviour {
+        case .ignore:
+            return
+        case .acknowledge:
+            values.withLock { $0[point.name] = value }
+            await publishState(of: point)
+        case .refuse:
+            if command.ack.mode == .stateEcho { await publishState(of: point) }
+        }
+        await acknowledge(message, for: point, behaviour: behaviour)
+    }
+
+    private func acknowledge(_ message: MQTTMessage, for point: PointConfiguration, behaviour: AckBehaviour) async {
+        guard let ack = point.command?.ack else { return }
+        var document = JSONValue.object([])
+        switch behaviour {
+        case .refuse(let reason, let code):
+            _ = document.set(.bool(false), at: ack.successField.components[...])
+            _ = document.set(.string(reason), at: ack.errorField.components[...])
+            if let code { _ = document.set(.number(String(code)), at: ack.codeField.components[...]) }
+        default:
+            _ = document.set(.bool(true), at: ack.successField.components[...])
+        }
+        switch ack.mode {
+        case .mqtt5:
+            guard let topic = message.properties.responseTopic else { return }
+            try? await client.publish(
+                topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce,
+                properties: MQTTProperties(correlationData: message.properties.correlationData))
+        case .correlationID:
+            guard let topic = ack.responseTopic, let id = AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField) else { return }
+            _ = document.set(.string(id), at: ack.idField.components[...])
+            try? await client.publish(topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce)
+        case .stateEcho, .broker:
+            break
+        }
+    }
+
+    static func initialValue(for point: PointConfiguration) -> PointValue {
+        telemetryValue(for: point, tick: 0)
+    }
+
+    /// A value that changes with `tick` and stays inside the point's type (after scaling).
+    static func telemetryValue(for point: PointConfiguration, tick: Int64) -> PointValue {
+        switch point.type {
+        case .bool, .bit: return .bool(tick % 2 == 0)
+        case .string(let length): return .text(String("sim \(tick)".prefix(length * 2)))
+        case .float32, .float64: return .number(20 + 5 * sin(Double(tick) / 10))
+        case .int16, .int32, .int64, .uint16, .uint32, .uint64:
+            // Small values fit every integer type at any sensible scale.
+            let raw = 100 + tick % 100
+            let scaled = (Double(raw) - point.offset) / point.scale
+            return point.hasIdentityScaling ? .integer(raw) : .number((scaled * 10).rounded() / 10)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Mosquitto
+
+/// Which topics the bridge subscribes to, and what each incoming topic means: a point's state,
+/// an MQTT 5 response, or a correlation-id acknowledgement.
+struct MessageRoutes: Sendable {
+    struct Subscription: Sendable, Hashable {
+        var topic: String
+        var qos: MQTTQoS
+    }
+
+    /// Every filter to subscribe to, once each, with the highest QoS any point asks for.
+    let subscriptions: [Subscription]
+    /// MQTT 5 response topics (ack mode mqtt5).
+    let responseTopics: Set<String>
+    /// Ack topics of the correlation_id mode, with the JSON fields that carry the id there.
+    let correlationAckTopics: [String: [JSONPath]]
+    private let exactStateTopics: [String: [Int]]
+    private let wildcardStateTopics: [(filter: String, point: Int)]
+    private let responseTopicByPoint: [Int: String]
+
+    init(map: RegisterMap) {
+        var qosByTopic: [String: MQTTQoS] = [:]
+        var exact: [String: [Int]] = [:]
+        var wildcard: [(filter: String, point: Int)] = []
+        var responses: Set<String> = []
+        var correlation: [String: [JSONPath]] = [:]
+        var responseTopicByPoint: [Int: String] = [:]
+        func want(_ topic: String, _ qos: QoSLevel) {
+            let level = MQTTQoS(rawValue: UInt8(qos.rawValue)) ?? .atLeastOnce
+            qosByTopic[topic] = max(qosByTopic[topic] ?? .atMostOnce, level)
+        }
+        for (index, point) in map.points.enumerated() {
+            if let topic = point.stateTopic {
+                want(topic, point.qos)
+                if MQTTTopicRules.isWildcardFilter(topic) {
+                    wildcard.append((topic, index))
+                } else {
+                    exact[topic, default: []].append(index)
+                }
+            }
+            guard let command = point.command else { continue }
+            switch command.ack.mode {
+            case .mqtt5:
+                let topic = command.ack.responseTopic ?? "\(command.topic)/response"
+                responses.insert(topic)
+                responseTopicByPoint[index] = topic
+                want(topic, command.qos)
+            case .correlationID:
+                if let topic = command.ack.responseTopic {
+                    if !(correlation[topic]?.contains(command.ack.idField) ?? false) {
+                        correlation[topic, default: []].append(command.ack.idField)
+                    }
+                    want(topic, command.qos)
+                }
+            case .stateEcho, .broker:
+                break
+            }
+        }
+        self.subscriptions = qosByTopic.keys.sorted().map { Subscription(topic: $0, qos: qosByTopic[$0]!) }
+        self.responseTopics = responses
+        self.correlationAckTopics = correlation
+        self.exactStateTopics = exact
+        self.wildcardStateTopics = wildcard
+        self.responseTopicByPoint = responseTopicByPoint
+    }
+
+    /// The points whose state topic (or filter) matches `topic`.
+    func points(forStateTopic topic: String) -> [Int] {
+        var points = exactStateTopics[topic] ?? []
+        for (filter, point) in wildcardStateTopics where MQTTTopicRules.filter(filter, matches: topic) {
+            points.append(point)
+        }
+        return points
+    }
+
+    /// The MQTT 5 response topic a point's commands name.
+    func responseTopic(for point: PointConfiguration) -> String? {
+        point.command.map { $0.ack.responseTopic ?? "\($0.topic)/response" }
+    }
+}

@@ -1,0 +1,187 @@
+import Dispatch
+import ModbusCore
+import ModbusTCPServer
+import Synchronization
+
+/// The register image of every point, decoded once when its message arrives, so that a Modbus
+/// read is a lookup under a lock and never suspends.
+///
+/// Words of all points live in one flat array; each point also has the monotonic time of its
+/// last good value (0: never received, or invalidated). Thread-safe: MQTT messages update it on
+/// the MQTT loop's consumer task while event-loop threads read it.
+final class PointCache: Sendable {
+    let map: RegisterMap
+    private let offsets: [Int]
+    /// The image a missing or stale point reads as, when its policy substitutes a value.
+    private let substitutes: [RegisterImage?]
+    private let maxAges: [UInt64?]
+    private let state: Mutex<Storage>
+
+    private struct Storage: ~Copyable {
+        var words: [UInt16]
+        var updated: [UInt64]
+    }
+
+    init(map: RegisterMap) {
+        self.map = map
+        var offsets: [Int] = []
+        var total = 0
+        for point in map.points {
+            offsets.append(total)
+            total += point.registerCount
+        }
+        self.offsets = offsets
+        self.substitutes = map.points.map { point in
+            guard case .substitute(let value) = point.onMissing else { return nil }
+            return try? RegisterEncoder(point: point).encode(value)
+        }
+        self.maxAges = map.points.map { point in
+            point.maxAge.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
+        }
+        self.state = Mutex(Storage(words: [UInt16](repeating: 0, count: total), updated: [UInt64](repeating: 0, count: map.points.count)))
+    }
+
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Stores a point's new image and marks it fresh.
+    func update(point index: Int, image: RegisterImage, at time: UInt64 = PointCache.now()) {
+        let offset = offsets[index]
+        state.withLock { storage in
+            switch image {
+            case .words(let words):
+                for (position, word) in words.enumerated() { storage.words[offset + position] = word }
+            case .bit(_, let value):
+                storage.words[offset] = value ? 1 : 0
+            }
+            storage.updated[index] = max(time, 1)
+        }
+    }
+
+    /// Marks every point as not current (the broker connection is gone): reads follow each
+    /// point's missing-value policy until a fresh message arrives.
+    func invalidateAll() {
+        state.withLock { storage in
+            for index in storage.updated.indices { storage.updated[index] = 0 }
+        }
+    }
+
+    /// Whether a point has a current value.
+    func isFresh(point index: Int, at time: UInt64 = PointCache.now()) -> Bool {
+        state.withLock { isFresh(index, $0, time) }
+    }
+
+    /// A point's current words, or `nil` when it has no current value.
+    func words(of index: Int) -> [UInt16]? {
+        let offset = offsets[index]
+        let count = map.points[index].registerCount
+        return state.withLock { storage in
+            storage.updated[index] == 0 ? nil : Array(storage.words[offset..<offset + count])
+        }
+    }
+
+    /// The current register of a group of bit points, or `nil` if any of them has no current value.
+    func currentRegister(of entry: RegisterMap.Entry) -> UInt16? {
+        let time = Self.now()
+        return state.withLock { storage -> UInt16? in
+            var register: UInt16 = 0
+            for index in entry.points {
+                guard isFresh(index, storage, time), let position = map.points[index].bitPosition else { return nil }
+                if storage.words[offsets[index]] != 0 { register |= 1 << UInt16(position) }
+            }
+            return register
+        }
+    }
+
+    private func isFresh(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) -> Bool {
+        let updated = storage.updated[index]
+        guard updated != 0 else { return false }
+        guard let maxAge = maxAges[index] else { return true }
+        return time &- updated <= maxAge
+    }
+
+    /// Appends the values of `count` addresses of `area` from `address` to `values`.
+    ///
+    /// - Throws: ``ModbusException``: 02 for an unmapped address (unless the unit fills gaps),
+    ///   the point's policy code for a missing or stale value, 0B for an unknown unit.
+    func read(unit: UInt8, area: ModbusArea, address: UInt16, count: Int, into values: inout ModbusReadValues) throws {
+        guard let (entries, fillGaps) = map.layout(unit: unit, area: area) else {
+            throw ModbusException(.gatewayTargetDeviceFailedToRespond, "unit \(unit) is not configured")
+        }
+        var current = Int(address)
+        let end = current + count
+        var entryIndex = RegisterMap.firstEntry(endingAfter: current, in: entries)
+        let time = Self.now()
+        try state.withLock { storage in
+            while current < end {
+                if entryIndex < entries.count, entries[entryIndex].start <= current {
+                    let entry = entries[entryIndex]
+                    let stop = min(entry.end, end)
+                    if entry.points.count == 1 && map.points[entry.points[0]].bitPosition == nil {
+                        let index = entry.points[0]
+                        let words = try currentWords(index, storage, time)
+                        for address in current..<stop { values.append(words.word(at: address - entry.start)) }
+                    } else {
+                        values.append(try composedRegister(entry, storage, time))
+                    }
+                    current = stop
+                    entryIndex += 1
+                } else {
+                    let gapEnd = min(entryIndex < entries.count ? entries[entryIndex].start : end, end)
+                    guard fillGaps else {
+                        throw ModbusException(.illegalDataAddress, "no point at \(area) \(current) of unit \(unit)")
+                    }
+                    for _ in current..<gapEnd { values.append(0) }
+                    current = gapEnd
+                }
+            }
+        }
+    }
+
+    /// The words of a single-point entry: its stored words when fresh, else its substitute, else
+    /// its policy's exception.
+    private func currentWords(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) throws -> WordSource {
+        if isFresh(index, storage, time) { return .stored(offset: offsets[index], words: storage.words) }
+        return .substitute(try substitute(index))
+    }
+
+    /// The register of bit points: each bit from its point (or substitute); other bits 0.
+    private func composedRegister(_ entry: RegisterMap.Entry, _ storage: borrowing Storage, _ time: UInt64) throws -> UInt16 {
+        var register: UInt16 = 0
+        for index in entry.points {
+            let point = map.points[index]
+            let bitIsSet: Bool
+            if isFresh(index, storage, time) {
+                bitIsSet = storage.words[offsets[index]] != 0
+            } else {
+                switch try substitute(index) {
+                case .words(let words): bitIsSet = (words.first ?? 0) != 0
+                case .bit(_, let value): bitIsSet = value
+                }
+            }
+            if bitIsSet, let position = point.bitPosition { register |= 1 << UInt16(position) }
+        }
+        return register
+    }
+
+    private func substitute(_ index: Int) throws -> RegisterImage {
+        if let image = substitutes[index] { return image }
+        let point = map.points[index]
+        if case .exception(let code) = point.onMissing {
+            throw ModbusException(code, "point \(point.name) has no current value")
+        }
+        throw ModbusException(.gatewayTargetDeviceFailedToRespond, "point \(point.name) has no current value")
+    }
+
+    private enum WordSource {
+        case stored(offset: Int, words: [UInt16])
+        case substitute(RegisterImage)
+
+        func word(at position: Int) -> UInt16 {
+            switch self {
+            case .stored(let offset, let words): words[offset + position]
+            case .substitute(.words(let words)): position < words.count ? words[position] : 0
+            case .substitute(.bit(_, let value)): value ? 1 : 0
+            }
+        }
+    }
+}

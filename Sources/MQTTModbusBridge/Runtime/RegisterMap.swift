@@ -1,0 +1,74 @@
+import ModbusCore
+
+/// Where every point of a configuration sits: for each unit and area, the register ranges in
+/// address order, so that a Modbus request finds its points by binary search.
+///
+/// Bit points (`type: bit`) share a register with other bit points of the same address; they
+/// form one entry whose register value is composed of their bits.
+struct RegisterMap: Sendable {
+    /// One register range: a point, or the bit points of one register.
+    struct Entry: Sendable {
+        var start: Int
+        var count: Int
+        /// Indices into ``points``; more than one only for bit points sharing a register.
+        var points: [Int]
+        var end: Int { start + count }
+    }
+
+    /// A unit's entries per area, plus its gap policy.
+    struct UnitLayout: Sendable {
+        var fillGaps: Bool
+        var areas: [ModbusArea: [Entry]]
+    }
+
+    let points: [PointConfiguration]
+    let units: [UInt8: UnitLayout]
+
+    init(_ configuration: BridgeConfiguration) {
+        var points: [PointConfiguration] = []
+        var units: [UInt8: UnitLayout] = [:]
+        for unit in configuration.units {
+            var layout = UnitLayout(fillGaps: unit.fillGaps, areas: [:])
+            for area in ModbusArea.allCases {
+                var entries: [Entry] = []
+                for point in unit.points(in: area) {
+                    let index = points.count
+                    points.append(point)
+                    if point.bitPosition != nil, let last = entries.last, last.start == Int(point.address),
+                        points[last.points[0]].bitPosition != nil
+                    {
+                        entries[entries.count - 1].points.append(index)
+                    } else {
+                        entries.append(Entry(start: Int(point.address), count: point.registerCount, points: [index]))
+                    }
+                }
+                layout.areas[area] = entries
+            }
+            units[unit.id] = layout
+        }
+        self.points = points
+        self.units = units
+    }
+
+    /// The entries of a unit and area, and whether gaps read as zero.
+    func layout(unit: UInt8, area: ModbusArea) -> (entries: [Entry], fillGaps: Bool)? {
+        guard let layout = units[unit] else { return nil }
+        return (layout.areas[area] ?? [], layout.fillGaps)
+    }
+
+    /// The index of the first entry that ends after `address`.
+    static func firstEntry(endingAfter address: Int, in entries: [Entry]) -> Int {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].end <= address { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The index of the point named `name`.
+    func index(of name: String) -> Int? {
+        points.firstIndex { $0.name == name }
+    }
+}

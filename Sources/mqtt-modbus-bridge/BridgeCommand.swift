@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MQTTModbusBridge
+
+/// `mqtt-modbus-bridge`: the command-line program. Subcommands only; the logic lives in the
+/// MQTTModbusBridge library.
+@main
+struct BridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mqtt-modbus-bridge",
+        abstract: "Serve MQTT data to a SCADA master over Modbus TCP.",
+        discussion: """
+            Reads a topic-map configuration (see examples/CONFIGURATION.md), keeps the latest value of \
+            every point from MQTT, answers Modbus reads from it, and turns Modbus writes into MQTT \
+            commands that succeed only when the device acknowledges them.
+            """,
+        version: BridgeVersion.current,
+        subcommands: [Run.self, Validate.self, Explain.self, Registers.self, Simulate.self])
+}
+
+/// Options every subcommand shares.
+struct LoggingOptions: ParsableArguments {
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    @Flag(name: .long, help: "Log the hex of every Modbus frame (the modbus.wire logger at debug level).")
+    var wireLog = false
+
+    /// Sets up swift-log once for the process.
+    func bootstrap() {
+        let level = logLevel
+        let wire = wireLog
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = label.hasSuffix("wire") ? (wire ? .debug : .info) : level
+            return handler
+        }
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Loads a configuration, or prints every error (file:line:column) and fails.
+func loadConfiguration(_ path: String) throws -> BridgeConfiguration {
+    do {
+        let configuration = try BridgeConfiguration.load(path: path)
+        for warning in configuration.warnings { FileHandle.standardError.write(Data("\(warning)\n".utf8)) }
+        return configuration
+    } catch {
+        FileHandle.standardError.write(Data("\(error)\n".utf8))
+        throw ExitCode(2)
+    }
+}
+
+enum BridgeVersion {
+    static let current = "0.1.0"
+}
