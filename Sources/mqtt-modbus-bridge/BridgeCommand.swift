@@ -41,6 +41,20 @@ struct LoggingOptions: ParsableArguments {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
+/// Overrides of the configuration's broker address, for containers and quick tests.
+struct BrokerOverride: ParsableArguments {
+    @Option(help: "Connect to this broker host instead of the configuration's broker.host.")
+    var brokerHost: String?
+
+    @Option(help: "Connect to this broker port instead of the configuration's broker.port.")
+    var brokerPort: Int?
+
+    func apply(to configuration: inout BridgeConfiguration) {
+        if let brokerHost { configuration.broker.host = brokerHost }
+        if let brokerPort { configuration.broker.port = brokerPort }
+    }
+}
+
 /// Loads a configuration, or prints every error (file:line:column) and fails.
 func loadConfiguration(_ path: String) throws -> BridgeConfiguration {
     do {

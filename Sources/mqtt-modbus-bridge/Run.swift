@@ -11,11 +11,14 @@ struct Run: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
     var config: String
 
+    @OptionGroup var broker: BrokerOverride
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         logging.bootstrap()
-        let configuration = try loadConfiguration(config)
+        var configuration = try loadConfiguration(config)
+        broker.apply(to: &configuration)
         let logger = Logger(label: "bridge")
         let bridge = try MQTTModbusBridgeService(configuration: configuration, logger: logger)
         let group = ServiceGroup(
@@ -53,6 +56,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04).")
     var refuseCode: UInt8?
 
+    @OptionGroup var broker: BrokerOverride
+
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -62,7 +67,8 @@ struct Simulate: AsyncParsableCommand {
 
     func run() async throws {
         logging.bootstrap()
-        let configuration = try loadConfiguration(config)
+        var configuration = try loadConfiguration(config)
+        broker.apply(to: &configuration)
         for name in refusedPoints + ignoredPoints where configuration.point(named: name) == nil {
             throw ValidationError("no point named '\(name)' in \(config)")
         }
