@@ -119,7 +119,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MQTTModbusBridgeTests",
-            dependencies: ["MQTTModbusBridge", "ModbusCore"]
+            dependencies: [
+                "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,166 @@
+import Foundation
+import ModbusCore
+import Testing
+
+@testable import MQTTModbusBridge
+@testable import ModbusTCPServer
+
+/// The bridge's pure runtime logic — register map, cache, write planning, ack evaluation —
+/// without a broker or a socket.
+@Suite("Bridge runtime logic")
+struct RuntimeLogicTests {
+    static let yaml = """
+        broker: { host: 127.0.0.1, port: 1883 }
+        units:
+          - id: 1
+            points:
+              - { name: temp, area: input_register, address: 0, type: float32, state_topic: t/temp }
+              - { name: level, area: input_register, address: 4, type: int16, scale: 10, state_topic: t/level, max_age: 50ms }
+              - { name: sub, area: input_register, address: 5, type: uint16, state_topic: t/sub, on_missing: { value: 7 } }
+              - { name: sp, area: holding_register, address: 0, type: int32, state_topic: t/sp, command_topic: t/sp/set }
+              - { name: b0, area: holding_register, address: 10, type: bit, bit: 0, state_topic: t/b0, command_topic: t/b0/set }
+              - { name: b3, area: holding_register, address: 10, type: bit, bit: 3, state_topic: t/b3, command_topic: t/b3/set }
+              - { name: ro, area: holding_register, address: 11, type: uint16, state_topic: t/ro }
+          - id: 2
+            fill_gaps: true
+            points:
+              - { name: c1, area: coil, address: 3, type: bool, state_topic: u/c1, command_topic: u/c1/set }
+        """
+
+    func fixture() throws -> (RegisterMap, PointCache) {
+        let configuration = try BridgeConfiguration.parse(yaml: Self.yaml, file: "runtime.yaml")
+        let map = RegisterMap(configuration)
+        return (map, PointCache(map: map))
+    }
+
+    func read(_ cache: PointCache, unit: UInt8, _ area: ModbusArea, _ address: UInt16, _ count: Int) throws -> [UInt16] {
+        var bytes = ByteBuffer()
+        var values = ModbusReadValues(buffer: bytes, isBits: false, expected: count)
+        bytes = ByteBuffer()
+        try cache.read(unit: unit, area: area, address: address, count: count, into: &values)
+        let (buffer, problem) = values.finish()
+        #expect(problem == nil)
+        var reader = buffer
+        return (0..<count).map { _ in reader.readInteger(as: UInt16.self)! }
+    }
+
+    func exception(_ body: () throws -> Void) -> ModbusExceptionCode? {
+        do {
+            try body()
+            return nil
+        } catch let error as ModbusException {
+            return error.code
+        } catch {
+            return .serverDeviceFailure
+        }
+    }
+
+    @Test("A value never received answers the point's policy: 0B by default, or the substitute")
+    func missingValues() throws {
+        let (map, cache) = try fixture()
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 2) } == .gatewayTargetDeviceFailedToRespond)
+        #expect(try read(cache, unit: 1, .inputRegister, 5, 1) == [7], "substitute value")
+        let temp = try #require(map.index(of: "temp"))
+        cache.update(point: temp, image: .words([0x41AC, 0x0000]))
+        #expect(try read(cache, unit: 1, .inputRegister, 0, 2) == [0x41AC, 0])
+        #expect(try read(cache, unit: 1, .inputRegister, 1, 1) == [0], "a read may cover part of a value")
+    }
+
+    @Test("Reads across unmapped addresses answer 02, unless the unit fills gaps")
+    func gaps() throws {
+        let (map, cache) = try fixture()
+        cache.update(point: try #require(map.index(of: "temp")), image: .words([1, 2]))
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 3) } == .illegalDataAddress, "address 2 is unmapped")
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 100, 1) } == .illegalDataAddress)
+        cache.update(point: try #require(map.index(of: "c1")), image: .words([1]))
+        #expect(try read(cache, unit: 2, .coil, 0, 6) == [0, 0, 0, 1, 0, 0], "fill_gaps reads unmapped coils as 0")
+        #expect(exception { _ = try read(cache, unit: 9, .coil, 0, 1) } == .gatewayTargetDeviceFailedToRespond, "unknown unit")
+    }
+
+    @Test("max_age makes an old value stale; invalidation (broker lost) makes every value stale")
+    func staleness() throws {
+        let (map, cache) = try fixture()
+        let level = try #require(map.index(of: "level"))
+        let temp = try #require(map.index(of: "temp"))
+        cache.update(point: level, image: .words([215]), at: PointCache.now() - 100_000_000)  // 100 ms ago
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 4, 1) } == .gatewayTargetDeviceFailedToRespond)
+        cache.update(point: level, image: .words([216]))
+        #expect(try read(cache, unit: 1, .inputRegister, 4, 1) == [216])
+        cache.update(point: temp, image: .words([1, 2]))
+        cache.invalidateAll()
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 2) } == .gatewayTargetDeviceFailedToRespond)
+        #expect(try read(cache, unit: 1, .inputRegister, 5, 1) == [7], "stale with a substitute policy reads the substitute")
+    }
+
+    @Test("Bit points compose one register")
+    func bitPoints() throws {
+        let (map, cache) = try fixture()
+        cache.update(point: try #require(map.index(of: "b0")), image: .bit(position: 0, value: true))
+        #expect(exception { _ = try read(cache, unit: 1, .holdingRegister, 10, 1) } != nil, "b3 has no value yet")
+        cache.update(point: try #require(map.index(of: "b3")), image: .bit(position: 3, value: true))
+        #expect(try read(cache, unit: 1, .holdingRegister, 10, 1) == [0b1001])
+    }
+
+    @Test("Write planning: whole points only, writable points only, changed bits only")
+    func planning() throws {
+        let (map, cache) = try fixture()
+        let planner = WritePlanner(map: map, cache: cache)
+        let sp = try #require(map.index(of: "sp"))
+        let planned = try planner.plan(unit: 1, area: .holdingRegister, address: 0, values: [0, 215])
+        #expect(planned == [PlannedPointWrite(point: sp, value: .integer(215), image: .words([0, 215]))])
+        func code(_ body: () throws -> Void) -> ModbusExceptionCode? { exception(body) }
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 1, values: [5]) } == .illegalDataAddress,
+                "half of an int32: 02")
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 0, values: [0, 1, 2]) } == .illegalDataAddress,
+                "address 2 is unmapped: 02")
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 11, values: [1]) } == .illegalDataAddress,
+                "a point without command topic is read-only: 02")
+        // Bits: unknown current value → every bit is commanded; known → only the changed ones.
+        #expect(try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000]).count == 2)
+        cache.update(point: try #require(map.index(of: "b0")), image: .bit(position: 0, value: true))
+        cache.update(point: try #require(map.index(of: "b3")), image: .bit(position: 3, value: false))
+        let bits = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1001])
+        #expect(bits.map { map.points[$0.point].name } == ["b3"] && bits.first?.value == .bool(true))
+    }
+
+    @Test("Ack payloads: empty, JSON success/error/code, text, user properties")
+    func ackEvaluation() {
+        let settings = AckSettings(mode: .mqtt5)
+        func evaluate(_ text: String, _ properties: [(name: String, value: String)] = []) -> WriteOutcome {
+            AckPayloadEvaluator.evaluate(payload: Array(text.utf8), userProperties: properties, settings: settings)
+        }
+        #expect(evaluate("") == .acknowledged)
+        #expect(evaluate(#"{"ok": true}"#) == .acknowledged)
+        #expect(evaluate("OK") == .acknowledged)
+        #expect(evaluate(#"{"ok": false, "error": "locked"}"#) == .rejected(code: .serverDeviceFailure, reason: "locked"))
+        #expect(evaluate(#"{"error": "out of range", "code": 3}"#) == .rejected(code: .illegalDataValue, reason: "out of range"))
+        #expect(evaluate(#"{"ok": false, "code": "0x06"}"#).exceptionCode == .serverDeviceBusy)
+        #expect(evaluate("motor jammed") == .rejected(code: .serverDeviceFailure, reason: "motor jammed"))
+        #expect(evaluate("", [("error", "denied"), ("modbus_exception", "1")]) == .rejected(code: .illegalFunction, reason: "denied"))
+        #expect(AckPayloadEvaluator.correlationID(in: Array(#"{"id": "abc-7", "ok": true}"#.utf8), at: AckSettings.defaultIDField) == "abc-7")
+    }
+
+    @Test("A multi-point write: broker unreachable beats a refusal, which beats a timeout")
+    func combinedOutcome() {
+        let refused = WriteOutcome.rejected(code: .illegalDataValue, reason: "no")
+        #expect(WriteOutcome.combined([.acknowledged, .acknowledged]) == .acknowledged)
+        #expect(WriteOutcome.combined([.acknowledged, .timedOut]).exceptionCode == .gatewayTargetDeviceFailedToRespond)
+        #expect(WriteOutcome.combined([.timedOut, refused]) == refused)
+        #expect(WriteOutcome.combined([refused, .brokerUnavailable(reason: "down")]).exceptionCode == .gatewayPathUnavailable)
+    }
+
+    @Test("An ack promise is fulfilled once: the first outcome wins, later ones change nothing")
+    func promiseFulfilledOnce() async {
+        let promise = AckPromise(settings: AckSettings(mode: .mqtt5))
+        #expect(promise.fulfil(.timedOut))
+        #expect(!promise.fulfil(.acknowledged), "a late ack after the timeout changes nothing")
+        #expect(await promise.outcome(timeout: .seconds(5)) == .timedOut)
+        let tracker = AckTracker()
+        let key = AckTracker.Key.correlationID("x")
+        _ = tracker.register(key, settings: AckSettings(mode: .correlationID))
+        #expect(tracker.take(key) != nil)
+        #expect(tracker.take(key) == nil, "taken once; a second (late) ack finds nothing")
+    }
+}
+
+import NIOCore
