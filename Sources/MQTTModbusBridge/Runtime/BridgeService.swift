@@ -99,10 +99,21 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             self.shutdownSignal.finish()
         }
         await server.stop()
+        if let failure = startFailure.withLock({ $0 }) {
+            await client.disconnect()
+            throw failure
+        }
         if client.state == .connected {
-            try? await client.publish(
-                topic: configuration.broker.statusTopic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce,
-                retain: true, timeout: .seconds(2))
+            // In a task of its own: when the bridge is stopped by cancellation, a publish from
+            // this task would fail at once, and the clean disconnect below suppresses the will,
+            // leaving "online" retained for a bridge that is gone.
+            let client = self.client
+            let topic = configuration.broker.statusTopic
+            await Task {
+                try? await client.publish(
+                    topic: topic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce, retain: true,
+                    timeout: .seconds(2))
+            }.value
         }
         await client.disconnect()
         tracker.failAll(.brokerUnavailable(reason: "the bridge is shutting down"))
@@ -111,6 +122,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
     private let decodeFailureCounts = Mutex<[Int: Int]>([:])
     private let shutdownSignal = AsyncShutdownSignal()
+    private let startFailure = Mutex<(any Error)?>(nil)
 
     private func waitUntilCancelled() async {
         await withTaskCancellationHandler {
@@ -122,11 +134,19 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
     // MARK: MQTT side
 
+    /// Connects (a broker that is down is retried with backoff when
+    /// `reconnect.retry_initial_connect` is on, the default); an error that retrying cannot
+    /// fix, such as a refused password or an untrusted certificate, stops the bridge with that
+    /// error rather than leaving it running without data.
     private func connectAndSubscribe() async {
         do {
             try await client.connect()
+        } catch is CancellationError {
+            return
         } catch {
-            logger.error("cannot connect to the MQTT broker: \(error)")
+            logger.critical("cannot connect to the MQTT broker: \(error)")
+            startFailure.withLock { $0 = error }
+            shutdownSignal.finish()
             return
         }
         for filter in routes.subscriptions {
