@@ -74,17 +74,24 @@ public final class DeviceSimulator: Service, Sendable {
         for topic in commandPoints.keys.sorted() { try await client.subscribe(topic, qos: .atLeastOnce) }
         for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
         logger.info("simulator running", metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"])
+        // The message sequence does not end on disconnect (only when the client is released), so
+        // graceful shutdown has to end the work itself: it stops the group like a cancellation.
+        let stop = AsyncShutdownSignal()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.answerCommands() }
                 if let interval = options.telemetryInterval {
                     group.addTask { await self.publishTelemetry(every: interval) }
                 }
+                group.addTask {
+                    await withTaskCancellationHandler { await stop.wait() } onCancel: { stop.finish() }
+                }
+                // Whichever ends first (shutdown, cancellation, the message stream) ends them all.
                 await group.next()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            Task { await self.client.disconnect() }
+            stop.finish()
         }
         await client.disconnect()
     }
