@@ -92,6 +92,17 @@ struct RuntimeLogicTests {
         #expect(try read(cache, unit: 1, .inputRegister, 5, 1) == [7], "stale with a substitute policy reads the substitute")
     }
 
+    @Test("A value stored after a reader took the clock (a read racing an update) is fresh, not stale")
+    func updateNewerThanReadClock() throws {
+        let (map, cache) = try fixture()
+        let level = try #require(map.index(of: "level"))
+        // The read handler takes the time before the cache's lock; an MQTT update may take the
+        // lock in between with a later timestamp. Simulated with an update stamped 1 ms ahead.
+        cache.update(point: level, image: .words([217]), at: PointCache.now() + 1_000_000)
+        #expect(try read(cache, unit: 1, .inputRegister, 4, 1) == [217])
+        #expect(cache.isFresh(point: level, at: PointCache.now()))
+    }
+
     @Test("Bit points compose one register")
     func bitPoints() throws {
         let (map, cache) = try fixture()

@@ -96,7 +96,9 @@ final class PointCache: Sendable {
         let updated = storage.updated[index]
         guard updated != 0 else { return false }
         guard let maxAge = maxAges[index] else { return true }
-        return time &- updated <= maxAge
+        // A reader takes the clock before the lock, so an update can land in between and be
+        // newer than `time`: that value is fresh (the unsigned difference would wrap to "stale").
+        return time <= updated || time - updated <= maxAge
     }
 
     /// Appends the values of `count` addresses of `area` from `address` to `values`.
