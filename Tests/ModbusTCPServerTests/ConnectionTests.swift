@@ -283,13 +283,13 @@ struct ConnectionTests {
     func blockingAPI() async throws {
         let store = TestStore()
         let server = ModbusServer(configuration: .init(host: "127.0.0.1", port: 0), readHandler: .sync { try store.read($0) })
-        let port = try await NIOThreadPool.singleton.runIfActive {
+        let port = try await onOwnThread {
             try server.startBlocking()
             return server.port
         }
         let client = try RawModbusClient(port: try #require(port))
         #expect(try await client.request(ModbusFrames.read(0x03, address: 8, count: 1)) == [0x03, 2, 0, 8])
-        try await NIOThreadPool.singleton.runIfActive { server.stopBlocking() }
+        try await onOwnThread { server.stopBlocking() }
         #expect(!server.isRunning)
     }
 

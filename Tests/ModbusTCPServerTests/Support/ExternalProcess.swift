@@ -1,4 +1,5 @@
 import Foundation
+import MQTTTestSupport
 
 /// Runs an external program (a Modbus client from another implementation) with a time limit.
 enum ExternalProcess {
@@ -31,9 +32,14 @@ enum ExternalProcess {
         process.standardOutput = pipe
         process.standardError = pipe
         let output = OutputCollector(pipe.fileHandleForReading)
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch {
+        // The output is collected in the termination handler (a Foundation thread), never on the
+        // cooperative pool: a child started at the same moment by another test may hold the
+        // pipe open, so waiting for its end of file could take as long as that child lives.
+        return try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = {
+                continuation.resume(returning: Result(status: $0.terminationStatus, output: output.finish(within: .seconds(2))))
+            }
+            do { try runWithDefaultSignalMask(process) } catch {
                 process.terminationHandler = nil
                 continuation.resume(throwing: error)
                 return
@@ -41,7 +47,6 @@ enum ExternalProcess {
             let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)), execute: killer)
         }
-        return Result(status: status, output: output.finish())
     }
 }
 
@@ -66,8 +71,9 @@ private final class OutputCollector: @unchecked Sendable {
         }
     }
 
-    func finish() -> String {
-        done.wait()
+    /// What the process wrote, once its pipe closes or `limit` has passed.
+    func finish(within limit: Duration) -> String {
+        _ = done.wait(timeout: .now() + .milliseconds(Int(limit.components.seconds * 1000)))
         lock.lock()
         defer { lock.unlock() }
         return String(decoding: data, as: UTF8.self)

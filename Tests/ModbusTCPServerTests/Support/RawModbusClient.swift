@@ -1,14 +1,14 @@
 import Foundation
-import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A TCP client over plain POSIX sockets, for talking to the server byte by byte.
 ///
-/// The socket calls block, so they run on NIO's thread pool, never on Swift's cooperative pool
-/// (where they would starve the server's async handlers). Every receive is bounded by a
-/// timeout, so a test that waits for a reply never hangs.
+/// The socket calls block, so each runs on a thread of its own, never on Swift's cooperative
+/// pool (where it would starve the server's async handlers) nor on a small shared pool (where
+/// the blocking calls of tests running in parallel would queue behind each other). Every
+/// receive is bounded by a timeout, so a test that waits for a reply never hangs.
 final class RawModbusClient: @unchecked Sendable {
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -18,7 +18,9 @@ final class RawModbusClient: @unchecked Sendable {
 
     /// Connects to 127.0.0.1:`port` (or ::1 with `ipv6`).
     init(port: Int, ipv6: Bool = false, timeout: TimeInterval = 5) throws {
-        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: a broker or client process that a parallel test starts must not inherit
+        // this socket (it would keep the connection open after we close it).
+        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - floor(timeout)) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -48,9 +50,10 @@ final class RawModbusClient: @unchecked Sendable {
             }
         }
         guard result == 0 else {
-            let error = errno
-            close(fd)
-            throw Failure(description: "connect to port \(port) failed: errno \(error)")
+            // No close here: deinit runs for a throwing initialiser of a fully initialised
+            // class and closes the socket; closing it twice would close whatever descriptor
+            // another thread got in between.
+            throw Failure(description: "connect to port \(port) failed: errno \(errno)")
         }
     }
 
@@ -80,7 +83,7 @@ final class RawModbusClient: @unchecked Sendable {
 
     /// Receives one whole Modbus TCP frame (MBAP header and PDU).
     func receiveFrame() async throws -> [UInt8] {
-        try await NIOThreadPool.singleton.runIfActive { try self.receiveFrameBlocking() }
+        try await onOwnThread { try self.receiveFrameBlocking() }
     }
 
     private func receiveFrameBlocking() throws -> [UInt8] {
@@ -91,11 +94,11 @@ final class RawModbusClient: @unchecked Sendable {
     }
 
     func send(_ bytes: [UInt8]) async throws {
-        try await NIOThreadPool.singleton.runIfActive { try self.sendBlocking(bytes) }
+        try await onOwnThread { try self.sendBlocking(bytes) }
     }
 
     func receive(_ count: Int) async throws -> [UInt8] {
-        try await NIOThreadPool.singleton.runIfActive { try self.receiveBlocking(count) }
+        try await onOwnThread { try self.receiveBlocking(count) }
     }
 
     /// Sends a request PDU in a frame and returns the reply PDU, checking the echoed header.
@@ -114,7 +117,7 @@ final class RawModbusClient: @unchecked Sendable {
 
     /// Whether the server closes the connection (EOF or reset) within the receive timeout.
     func waitForClose() async -> Bool {
-        (try? await NIOThreadPool.singleton.runIfActive { self.waitForCloseBlocking() }) ?? false
+        (try? await onOwnThread { self.waitForCloseBlocking() }) ?? false
     }
 
     private func waitForCloseBlocking() -> Bool {
@@ -151,5 +154,12 @@ enum ModbusFrames {
         var packed = [UInt8](repeating: 0, count: (bits.count + 7) / 8)
         for (index, bit) in bits.enumerated() where bit { packed[index / 8] |= 1 << UInt8(index % 8) }
         return [0x0F] + u16(address) + u16(bits.count) + [UInt8(packed.count)] + packed
+    }
+}
+
+/// Runs a blocking call on a new thread and resumes the caller when it returns.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
