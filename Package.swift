@@ -102,6 +102,7 @@ let package = Package(
             name: "ModbusTCPServerTests",
             dependencies: [
                 "ModbusTCPServer",
+                "MQTTTestSupport",
                 "ModbusCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,10 +111,21 @@ let package = Package(
             ],
             resources: [.copy("Interop")]
         ),
+        // The real-mosquitto test harness (TestBroker, TestPKI, waiting helpers), shared by the
+        // MQTT client's tests and the bridge's end-to-end tests.
+        .target(
+            name: "MQTTTestSupport",
+            dependencies: [
+                "Mosquitto",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MQTTTestSupport"
+        ),
         .testTarget(
             name: "MosquittoTests",
             dependencies: [
                 "Mosquitto",
+                "MQTTTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -123,6 +135,19 @@ let package = Package(
                 "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        // End to end: a real mosquitto, the bridge in-process, a simulated device and pymodbus.
+        .testTarget(
+            name: "BridgeEndToEndTests",
+            dependencies: [
+                "MQTTModbusBridge",
+                "MQTTTestSupport",
+                "Mosquitto",
+                "ModbusCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Python")]
         ),
     ],
     swiftLanguageModes: [.v6]

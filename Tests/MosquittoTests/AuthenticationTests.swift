@@ -1,4 +1,5 @@
 import Foundation
+import MQTTTestSupport
 import Mosquitto
 import Testing
 

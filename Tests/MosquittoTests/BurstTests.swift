@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MQTTTestSupport
 import Mosquitto
 import Testing
 

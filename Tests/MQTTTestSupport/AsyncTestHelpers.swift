@@ -1,17 +1,26 @@
 import Foundation
 import Mosquitto
 
-struct TimeoutError: Error, CustomStringConvertible {
-    var what: String
-    var limit: Duration
-    var description: String { "timed out after \(self.limit) waiting for \(self.what)" }
+public struct TimeoutError: Error, CustomStringConvertible {
+    /// What was awaited.
+    public var what: String
+    /// The time limit that passed.
+    public var limit: Duration
+    /// A timeout while waiting for `what`.
+    public init(what: String, limit: Duration) {
+        self.what = what
+        self.limit = limit
+    }
+
+    /// `timed out after … waiting for …`.
+    public var description: String { "timed out after \(self.limit) waiting for \(self.what)" }
 }
 
 /// Runs `body`, cancelling it and throwing ``TimeoutError`` if it takes longer
 /// than `limit`. Every await in the tests goes through this, so no test can
 /// hang — provided `body` ends when cancelled (a task group waits for its
 /// children), which is why every waiter here has a cancellation handler.
-func withTimeout<T: Sendable>(
+public func withTimeout<T: Sendable>(
     _ limit: Duration,
     _ what: String = "operation",
     _ body: @escaping @Sendable () async throws -> T
@@ -29,38 +38,46 @@ func withTimeout<T: Sendable>(
 
 extension Task where Failure == any Error {
     /// The task's result; cancelling the caller (a timeout) cancels the task.
-    func valueCancellingOnExit() async throws -> Success {
+    public func valueCancellingOnExit() async throws -> Success {
         try await withTaskCancellationHandler { try await self.value } onCancel: { self.cancel() }
     }
 }
 
 extension Task where Failure == Never {
     /// The task's result; cancelling the caller (a timeout) cancels the task.
-    func valueCancellingOnExit() async -> Success {
+    public func valueCancellingOnExit() async -> Success {
         await withTaskCancellationHandler { await self.value } onCancel: { self.cancel() }
     }
 }
 
 /// Measures how long `body` takes.
-func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
+public func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
     let start = ContinuousClock.now
     let result = try await body()
     return (result, ContinuousClock.now - start)
 }
 
 /// Consumes a client's messages in a background task and lets tests wait for
-/// them by count, without cancelling the client's message sequence.
-final class MessageCollector: Sendable {
+/// them (by count or by content), without cancelling the client's message
+/// sequence.
+public final class MessageCollector: Sendable {
+    private struct Waiter {
+        let predicate: @Sendable ([MQTTMessage]) -> Bool
+        let continuation: CheckedContinuation<[MQTTMessage], any Error>
+    }
+
     private struct State {
         var messages: [MQTTMessage] = []
-        var waiters: [UInt64: (count: Int, continuation: CheckedContinuation<[MQTTMessage], any Error>)] = [:]
+        var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
     }
 
     private let state = TestLock(State())
     private let task = TestLock<Task<Void, Never>?>(nil)
 
-    init(_ client: MQTTClient) {
+    /// Starts collecting the messages of `client` (the only consumer of
+    /// `client.messages` from now on).
+    public init(_ client: MQTTClient) {
         let messages = client.messages
         let task = Task { [weak self] in
             for await message in messages {
@@ -79,7 +96,7 @@ final class MessageCollector: Sendable {
         let ready = self.state.withLock { state -> [(CheckedContinuation<[MQTTMessage], any Error>, [MQTTMessage])] in
             state.messages.append(message)
             var ready: [(CheckedContinuation<[MQTTMessage], any Error>, [MQTTMessage])] = []
-            for (id, waiter) in state.waiters where state.messages.count >= waiter.count {
+            for (id, waiter) in state.waiters where waiter.predicate(state.messages) {
                 state.waiters[id] = nil
                 ready.append((waiter.continuation, state.messages))
             }
@@ -89,26 +106,57 @@ final class MessageCollector: Sendable {
     }
 
     /// Everything received so far.
-    var messages: [MQTTMessage] {
+    public var messages: [MQTTMessage] {
         self.state.withLock { $0.messages }
+    }
+
+    /// How many messages were received so far: pass it as `after` to wait only
+    /// for later ones.
+    public var count: Int {
+        self.state.withLock { $0.messages.count }
     }
 
     /// Waits until at least `count` messages have arrived; returns all of them.
     @discardableResult
-    func waitForCount(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [MQTTMessage] {
+    public func waitForCount(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [MQTTMessage] {
+        try await self.waitUntil("\(count) messages (have \(self.messages.count))", timeout: timeout) { $0.count >= count }
+    }
+
+    /// Waits for the first message received after the first `after` messages
+    /// on `topic` that satisfies `predicate`, and returns it.
+    @discardableResult
+    public func waitForMessage(
+        on topic: String, after: Int = 0, timeout: Duration = .seconds(10),
+        where predicate: @escaping @Sendable (MQTTMessage) -> Bool = { _ in true }
+    ) async throws -> MQTTMessage {
+        let matches: @Sendable (MQTTMessage) -> Bool = { $0.topic == topic && predicate($0) }
+        let messages = try await self.waitUntil("a message on \(topic)", timeout: timeout) {
+            $0.dropFirst(after).contains(where: matches)
+        }
+        return messages.dropFirst(after).first(where: matches)!
+    }
+
+    /// Waits until the messages received so far satisfy `predicate`; returns them.
+    @discardableResult
+    public func waitUntil(
+        _ what: String, timeout: Duration = .seconds(10),
+        _ predicate: @escaping @Sendable ([MQTTMessage]) -> Bool
+    ) async throws -> [MQTTMessage] {
         let id = self.state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
-        return try await withTimeout(timeout, "\(count) messages (have \(self.messages.count))") {
+        return try await withTimeout(timeout, what) {
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    let ready = self.state.withLock { state -> [MQTTMessage]? in
-                        if state.messages.count >= count { return state.messages }
-                        state.waiters[id] = (count, continuation)
+                    let ready = self.state.withLock { state -> Result<[MQTTMessage], any Error>? in
+                        if predicate(state.messages) { return .success(state.messages) }
+                        // Cancelled before the waiter was registered: the handler already ran.
+                        if Task.isCancelled { return .failure(CancellationError()) }
+                        state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
                         return nil
                     }
-                    if let ready { continuation.resume(returning: ready) }
+                    if let ready { continuation.resume(with: ready) }
                 }
             } onCancel: {
                 let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
@@ -119,7 +167,7 @@ final class MessageCollector: Sendable {
 }
 
 /// Records every connection state a client goes through.
-final class StateRecorder: Sendable {
+public final class StateRecorder: Sendable {
     private struct State {
         var states: [MQTTConnectionState] = []
         var waiters: [UInt64: (predicate: @Sendable ([MQTTConnectionState]) -> Bool, continuation: CheckedContinuation<[MQTTConnectionState], any Error>)] = [:]
@@ -129,7 +177,8 @@ final class StateRecorder: Sendable {
     private let state = TestLock(State())
     private let task = TestLock<Task<Void, Never>?>(nil)
 
-    init(_ client: MQTTClient) {
+    /// Starts recording the connection states of `client`.
+    public init(_ client: MQTTClient) {
         let states = client.connectionStates()
         let task = Task { [weak self] in
             for await newState in states {
@@ -158,13 +207,14 @@ final class StateRecorder: Sendable {
         for (continuation, states) in ready { continuation.resume(returning: states) }
     }
 
-    var states: [MQTTConnectionState] {
+    /// Every state recorded so far.
+    public var states: [MQTTConnectionState] {
         self.state.withLock { $0.states }
     }
 
     /// Waits until the recorded history satisfies `predicate`.
     @discardableResult
-    func waitUntil(
+    public func waitUntil(
         _ what: String, timeout: Duration = .seconds(10),
         _ predicate: @escaping @Sendable ([MQTTConnectionState]) -> Bool
     ) async throws -> [MQTTConnectionState] {
@@ -192,7 +242,7 @@ final class StateRecorder: Sendable {
 
 extension Array where Element == MQTTConnectionState {
     /// True if `pattern` occurs in order (not necessarily adjacent) after index `start`.
-    func containsSubsequence(from start: Int = 0, _ pattern: [(MQTTConnectionState) -> Bool]) -> Bool {
+    public func containsSubsequence(from start: Int = 0, _ pattern: [(MQTTConnectionState) -> Bool]) -> Bool {
         var next = 0
         for state in self.dropFirst(start) where next < pattern.count {
             if pattern[next](state) { next += 1 }
@@ -202,12 +252,14 @@ extension Array where Element == MQTTConnectionState {
 }
 
 extension MQTTConnectionState {
-    var isDisconnectedWithError: Bool {
+    /// Disconnected because of an error (not a requested disconnect).
+    public var isDisconnectedWithError: Bool {
         if case .disconnected(reason: .some) = self { return true }
         return false
     }
 
-    var isConnecting: Bool {
+    /// Connecting (or reconnecting).
+    public var isConnecting: Bool {
         if case .connecting = self { return true }
         return false
     }
@@ -216,7 +268,7 @@ extension MQTTConnectionState {
 /// Runs a command to completion (off the cooperative pool: the termination
 /// handler resumes us) and returns its combined output.
 @discardableResult
-func runCommand(_ executable: String, _ arguments: [String], in directory: URL? = nil) async throws -> String {
+public func runCommand(_ executable: String, _ arguments: [String], in directory: URL? = nil) async throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -239,7 +291,7 @@ func runCommand(_ executable: String, _ arguments: [String], in directory: URL? 
                 continuation.resume(returning: process.terminationStatus)
             }
                 do {
-                    try box.process.run()
+                    try runWithDefaultSignalMask(box.process)
                 } catch {
                     box.process.terminationHandler = nil
                     continuation.resume(throwing: error)

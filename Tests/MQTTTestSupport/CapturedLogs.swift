@@ -2,7 +2,7 @@ import Logging
 
 /// A swift-log handler that records what a client logs, and lets a test wait
 /// for a line (an event) instead of sleeping.
-final class CapturedLogs: Sendable {
+public final class CapturedLogs: Sendable {
     private struct State {
         var lines: [String] = []
         var waiters: [UInt64: (text: String, continuation: CheckedContinuation<Void, any Error>)] = [:]
@@ -10,17 +10,21 @@ final class CapturedLogs: Sendable {
     }
 
     private let state = TestLock(State())
-    let level: Logger.Level
+    /// The lowest level recorded.
+    public let level: Logger.Level
 
-    init(level: Logger.Level = .info) {
+    /// Records lines at `level` and above.
+    public init(level: Logger.Level = .info) {
         self.level = level
     }
 
-    var messages: [String] {
+    /// Every line recorded so far (`level: message`).
+    public var messages: [String] {
         self.state.withLock { $0.lines }
     }
 
-    var logger: Logger {
+    /// A logger whose lines are recorded here.
+    public var logger: Logger {
         Logger(label: "captured") { _ in Handler(owner: self, logLevel: self.level) }
     }
 
@@ -38,7 +42,7 @@ final class CapturedLogs: Sendable {
     }
 
     /// Waits until a logged line contains `text`.
-    func waitForLine(containing text: String, timeout: Duration = .seconds(10)) async throws {
+    public func waitForLine(containing text: String, timeout: Duration = .seconds(10)) async throws {
         let id = self.state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID

@@ -5,7 +5,7 @@ import Mosquitto
 /// A logger for clients under test: errors only by default (the tests provoke
 /// many expected warnings), more with
 /// `MQTT_TEST_LOG_LEVEL=debug` (or `trace` for libmosquitto's own log).
-let testLogger: Logger = {
+public let testLogger: Logger = {
     var logger = Logger(label: "mqtt-test")
     logger.logLevel = ProcessInfo.processInfo.environment["MQTT_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
     return logger
@@ -13,7 +13,7 @@ let testLogger: Logger = {
 
 /// Client configuration for a test broker: short timeouts and fast reconnects
 /// so failures show up quickly.
-func testConfiguration(
+public func testConfiguration(
     _ broker: TestBroker,
     clientID: String = "test-\(UUID().uuidString.prefix(8))",
     protocolVersion: MQTTProtocolVersion = .v5
@@ -31,7 +31,7 @@ func testConfiguration(
 }
 
 /// A connected client with the test configuration, adjusted by `configure`.
-func connectedClient(
+public func connectedClient(
     _ broker: TestBroker,
     protocolVersion: MQTTProtocolVersion = .v5,
     configure: (inout MQTTConfiguration) -> Void = { _ in }
@@ -46,14 +46,14 @@ func connectedClient(
 extension MQTTClient {
     /// `subscribe` bounded by a test timeout.
     @discardableResult
-    func subscribeForTest(_ filter: String, qos: MQTTQoS = .atLeastOnce) async throws -> MQTTQoS {
+    public func subscribeForTest(_ filter: String, qos: MQTTQoS = .atLeastOnce) async throws -> MQTTQoS {
         try await withTimeout(.seconds(10), "SUBACK for \(filter)") {
             try await self.subscribe(filter, qos: qos)
         }
     }
 
     /// `publish` bounded by a test timeout.
-    func publishForTest(
+    public func publishForTest(
         _ topic: String, _ text: String, qos: MQTTQoS = .atLeastOnce, retain: Bool = false,
         properties: MQTTProperties = MQTTProperties()
     ) async throws {
@@ -64,7 +64,7 @@ extension MQTTClient {
     }
 
     /// `disconnect` bounded by a test timeout.
-    func disconnectForTest() async throws {
+    public func disconnectForTest() async throws {
         try await withTimeout(.seconds(10), "disconnect") { await self.disconnect() }
     }
 }

@@ -9,22 +9,43 @@ import Darwin
 #endif
 
 /// What the generated `mosquitto.conf` contains beyond the fixed basics.
-struct TestBrokerOptions: Sendable {
+public struct TestBrokerOptions: Sendable {
     /// TLS listener settings; `nil` for plain TCP.
-    struct TLS: Sendable {
-        var caFile: String
-        var certificateFile: String
-        var privateKeyFile: String
-        var requireClientCertificate = false
+    public struct TLS: Sendable {
+        /// CA that signed the client certificates (and that clients trust).
+        public var caFile: String
+        /// The broker's certificate.
+        public var certificateFile: String
+        /// The broker's private key.
+        public var privateKeyFile: String
+        /// Refuse clients without a certificate signed by ``caFile``.
+        public var requireClientCertificate = false
+
+        /// TLS listener settings.
+        public init(caFile: String, certificateFile: String, privateKeyFile: String, requireClientCertificate: Bool = false) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
+            self.requireClientCertificate = requireClientCertificate
+        }
     }
 
     /// `mosquitto_passwd` file; when set, anonymous clients are refused.
-    var passwordFile: String?
-    var tls: TLS?
+    public var passwordFile: String?
+    /// TLS listener settings; `nil` for plain TCP.
+    public var tls: TLS?
     /// `max_queued_messages`; 0 means no limit. `nil` keeps mosquitto's default.
-    var maxQueuedMessages: Int?
+    public var maxQueuedMessages: Int?
     /// Extra raw configuration lines.
-    var extraLines: [String] = []
+    public var extraLines: [String] = []
+
+    /// Broker options; every parameter defaults to a plain anonymous listener.
+    public init(passwordFile: String? = nil, tls: TLS? = nil, maxQueuedMessages: Int? = nil, extraLines: [String] = []) {
+        self.passwordFile = passwordFile
+        self.tls = tls
+        self.maxQueuedMessages = maxQueuedMessages
+        self.extraLines = extraLines
+    }
 }
 
 /// A real mosquitto broker on a free loopback port, with a generated
@@ -33,12 +54,16 @@ struct TestBrokerOptions: Sendable {
 /// Readiness is detected from the broker's own log ("... running"), never by
 /// sleeping. The port survives ``restart()`` so clients can reconnect to it.
 /// Use ``withTestBroker(_:_:)`` so the broker is stopped even when a test fails.
-final class TestBroker: Sendable {
-    static let executable = "/usr/sbin/mosquitto"
+public final class TestBroker: Sendable {
+    /// The mosquitto binary (Debian package `mosquitto`).
+    public static let executable = "/usr/sbin/mosquitto"
 
-    let port: Int
-    let directory: URL
-    let options: TestBrokerOptions
+    /// The loopback port the broker listens on (kept across restarts).
+    public let port: Int
+    /// The broker's temporary directory (configuration file).
+    public let directory: URL
+    /// What the configuration contains.
+    public let options: TestBrokerOptions
     private let state = TestLock(State())
 
     private struct State {
@@ -57,8 +82,15 @@ final class TestBroker: Sendable {
         let continuation: CheckedContinuation<Void, any Error>
     }
 
-    struct BrokerError: Error, CustomStringConvertible {
-        var description: String
+    /// A broker that could not be started, or exited.
+    public struct BrokerError: Error, CustomStringConvertible {
+        /// What happened, with the broker log where useful.
+        public var description: String
+
+        /// An error with this text.
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     private init(port: Int, directory: URL, options: TestBrokerOptions) {
@@ -72,7 +104,7 @@ final class TestBroker: Sendable {
     ///
     /// - Parameter port: a fixed port (for a client that already waits on it);
     ///   by default a free one is chosen.
-    static func start(_ options: TestBrokerOptions = TestBrokerOptions(), port: Int? = nil) async throws -> TestBroker {
+    public static func start(_ options: TestBrokerOptions = TestBrokerOptions(), port: Int? = nil) async throws -> TestBroker {
         var lastError: (any Error)?
         for _ in 0..<(port == nil ? 3 : 1) {
             let directory = FileManager.default.temporaryDirectory
@@ -90,7 +122,8 @@ final class TestBroker: Sendable {
         throw lastError ?? BrokerError(description: "could not start mosquitto")
     }
 
-    var configurationText: String {
+    /// The generated `mosquitto.conf`.
+    public var configurationText: String {
         var lines = [
             "listener \(self.port) 127.0.0.1",
         ]
@@ -209,16 +242,17 @@ final class TestBroker: Sendable {
     }
 
     /// Everything the broker logged, across restarts.
-    var logLines: [String] {
+    public var logLines: [String] {
         self.state.withLock { $0.log }
     }
 
-    var logText: String {
+    /// ``logLines`` joined with new lines.
+    public var logText: String {
         self.logLines.joined(separator: "\n")
     }
 
     /// Waits until a log line (logged after `fromLine`) contains `text`.
-    func waitForLog(containing text: String, fromLine: Int = 0, timeout: Duration) async throws {
+    public func waitForLog(containing text: String, fromLine: Int = 0, timeout: Duration) async throws {
         let id = self.state.withLock { state -> UInt64 in
             state.nextWaiterID += 1
             return state.nextWaiterID
@@ -248,7 +282,7 @@ final class TestBroker: Sendable {
 
     /// Number of log lines so far; pass to ``waitForLog(containing:fromLine:timeout:)``
     /// to wait only for lines logged after this point.
-    var logLineCount: Int {
+    public var logLineCount: Int {
         self.state.withLock { $0.log.count }
     }
 
@@ -288,7 +322,7 @@ final class TestBroker: Sendable {
     }
 
     /// Graceful stop: SIGTERM, then SIGKILL if it has not exited within 5 s.
-    func stop() async {
+    public func stop() async {
         if self.signal(SIGCONT), self.signal(SIGTERM) {
             if await self.waitForExit(timeout: .seconds(5)) { return }
         }
@@ -296,40 +330,41 @@ final class TestBroker: Sendable {
     }
 
     /// Abrupt stop (SIGKILL), as if the broker machine died.
-    func kill() async {
+    public func kill() async {
         if self.signal(SIGKILL) {
             _ = await self.waitForExit(timeout: .seconds(10))
         }
     }
 
     /// Freezes the broker (SIGSTOP): connections stay open but nothing is answered.
-    func pause() {
+    public func pause() {
         _ = self.signal(SIGSTOP)
     }
 
     /// Resumes a paused broker (SIGCONT).
-    func resume() {
+    public func resume() {
         _ = self.signal(SIGCONT)
     }
 
     /// Starts the broker again on the same port with the same configuration.
-    func restart() async throws {
+    public func restart() async throws {
         await self.stop()
         try await self.launch()
     }
 
-    var isRunning: Bool {
+    /// Whether the broker process is running.
+    public var isRunning: Bool {
         self.state.withLock { $0.running }
     }
 
     /// Removes the temporary directory (after the broker stopped).
-    func removeDirectory() {
+    public func removeDirectory() {
         try? FileManager.default.removeItem(at: self.directory)
     }
 }
 
 /// Runs `body` with a fresh broker and always stops it afterwards.
-func withTestBroker<T: Sendable>(
+public func withTestBroker<T: Sendable>(
     _ options: TestBrokerOptions = TestBrokerOptions(),
     _ body: (TestBroker) async throws -> T
 ) async throws -> T {
@@ -348,7 +383,7 @@ func withTestBroker<T: Sendable>(
 
 /// A loopback TCP port that was free a moment ago (bind to port 0, read the
 /// port the kernel chose, close).
-func freeLoopbackPort() throws -> Int {
+public func freeLoopbackPort() throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw TestBroker.BrokerError(description: "socket() failed") }
     defer { close(descriptor) }
@@ -376,16 +411,35 @@ private func sendSignal(_ pid: Int32, _ signal: Int32) {
     _ = kill(pid, signal)
 }
 
-/// Starts `process` with no signals blocked.
+/// Starts `process` with no signals blocked and none of the test process's
+/// descriptors.
 ///
 /// A child inherits the spawning thread's signal mask, and Dispatch's worker
 /// threads (where Swift tasks run) block SIGTERM, SIGINT and SIGHUP. mosquitto
 /// would then never see the SIGTERM of a graceful stop.
-func runWithDefaultSignalMask(_ process: Process) throws {
+///
+/// A child also inherits every descriptor not marked close-on-exec, and SwiftNIO
+/// does not mark its sockets so on Linux: a broker started while a parallel test's
+/// Modbus server is running would hold that server's connections open after the
+/// server closes them. Every descriptor above stderr is marked close-on-exec
+/// first (the child's own stdio is set up by dup2, which clears the flag).
+public func runWithDefaultSignalMask(_ process: Process) throws {
+    markDescriptorsCloseOnExec()
     var empty = sigset_t()
     var saved = sigset_t()
     sigemptyset(&empty)
     pthread_sigmask(SIG_SETMASK, &empty, &saved)
     defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
     try process.run()
+}
+
+/// Marks every open descriptor above stderr close-on-exec, so that children started
+/// afterwards inherit none of them.
+public func markDescriptorsCloseOnExec() {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+    for entry in entries {
+        guard let descriptor = Int32(entry), descriptor > 2 else { continue }
+        let flags = fcntl(descriptor, F_GETFD)
+        if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
+    }
 }

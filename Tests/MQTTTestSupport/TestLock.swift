@@ -6,15 +6,17 @@ import Foundation
 /// (raw futex calls), which would make `swift test --sanitize=thread` report
 /// every protected access as a race. `NSLock` is a `pthread_mutex_t`, which
 /// TSan understands.
-final class TestLock<Value: Sendable>: @unchecked Sendable {
+public final class TestLock<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
 
-    init(_ value: Value) {
+    /// A lock around `value`.
+    public init(_ value: Value) {
         self.value = value
     }
 
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+    /// Runs `body` with exclusive access to the value.
+    public func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         self.lock.lock()
         defer { self.lock.unlock() }
         return try body(&self.value)

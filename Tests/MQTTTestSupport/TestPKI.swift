@@ -8,28 +8,31 @@ import Foundation
 ///   `openssl rehash`.
 /// - `untrustedCAFile` signs `untrustedServerCertificate`, which a client
 ///   trusting only `caFile` must refuse.
-struct TestPKI: Sendable {
-    static let username = "gateway"
-    static let password = "s3cret-pass"
+public struct TestPKI: Sendable {
+    /// The user name in ``passwordFile``.
+    public static let username = "gateway"
+    /// Its password.
+    public static let password = "s3cret-pass"
 
-    let directory: URL
-    var caFile: String { self.path("ca.crt") }
-    var caDirectory: String { self.path("ca-dir") }
-    var serverCertificate: String { self.path("server.crt") }
-    var serverKey: String { self.path("server.key") }
-    var clientCertificate: String { self.path("client.crt") }
-    var clientKey: String { self.path("client.key") }
-    var untrustedCAFile: String { self.path("untrusted-ca.crt") }
-    var untrustedServerCertificate: String { self.path("untrusted-server.crt") }
-    var untrustedServerKey: String { self.path("untrusted-server.key") }
-    var passwordFile: String { self.path("passwords") }
+    /// Where the files are.
+    public let directory: URL
+    public var caFile: String { self.path("ca.crt") }
+    public var caDirectory: String { self.path("ca-dir") }
+    public var serverCertificate: String { self.path("server.crt") }
+    public var serverKey: String { self.path("server.key") }
+    public var clientCertificate: String { self.path("client.crt") }
+    public var clientKey: String { self.path("client.key") }
+    public var untrustedCAFile: String { self.path("untrusted-ca.crt") }
+    public var untrustedServerCertificate: String { self.path("untrusted-server.crt") }
+    public var untrustedServerKey: String { self.path("untrusted-server.key") }
+    public var passwordFile: String { self.path("passwords") }
 
     private func path(_ name: String) -> String {
         self.directory.appendingPathComponent(name).path
     }
 
     /// Generated on first use; later callers share the same files.
-    static let shared = Task<TestPKI, any Error> {
+    public static let shared = Task<TestPKI, any Error> {
         try await TestPKI.generate()
     }
 
