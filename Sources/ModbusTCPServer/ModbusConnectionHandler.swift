@@ -6,8 +6,12 @@ import NIOCore
 /// received, then close.
 struct ModbusServerShutdownEvent: Sendable {}
 
-/// Serves one TCP connection: answers frames in order, one at a time, batching the replies of
-/// pipelined requests into a single write.
+/// Serves one TCP connection: splits the byte stream into frames, answers them in order, one at
+/// a time, and batches the replies of pipelined requests into a single write.
+///
+/// Frames are cut out of the received bytes here rather than by a `ByteToMessageHandler` in
+/// front: a decoded frame (31 bytes) does not fit in `NIOAny`'s inline storage, so passing it
+/// down the pipeline would cost a heap allocation per request.
 ///
 /// Requests whose handlers are synchronous are answered inline on the event loop. A request that
 /// needs an asynchronous handler pauses the connection's queue (later requests wait, so replies
@@ -15,7 +19,7 @@ struct ModbusServerShutdownEvent: Sendable {}
 /// full or the socket cannot take more output, so a slow or stalled client costs the server a
 /// bounded amount of memory and never holds up anyone else.
 final class ModbusConnectionHandler: ChannelDuplexHandler {
-    typealias InboundIn = ModbusTCPFrame
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -28,6 +32,8 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private var logger: Logger
 
     private var queue = CircularBuffer<ModbusTCPFrame>(initialCapacity: 4)
+    /// Received bytes that do not make a whole frame yet.
+    private var partialFrame: ByteBuffer?
     private var output = ByteBuffer()
     private var awaitingHandler = false
     private var readHeld = false
@@ -94,14 +100,27 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        readSinceLastComplete = true
-        if wireLogger.logLevel <= .debug { logReceived(frame) }
-        if awaitingHandler {
-            queue.append(frame)
-        } else {
-            process(frame, context: context)
+        var bytes = unwrapInboundIn(data)
+        if var partial = partialFrame.take() {
+            partial.writeBuffer(&bytes)
+            bytes = partial
         }
+        do {
+            while !closed, let frame = try ModbusTCPFrameDecoder.decodeFrame(from: &bytes) {
+                readSinceLastComplete = true
+                if wireLogger.logLevel <= .debug { logReceived(frame) }
+                if awaitingHandler {
+                    queue.append(frame)
+                } else {
+                    process(frame, context: context)
+                }
+            }
+        } catch {
+            // The header cannot be trusted, so neither can anything after it.
+            errorCaught(context: context, error: error)
+            return
+        }
+        if bytes.readableBytes > 0 { partialFrame = bytes }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -253,8 +253,7 @@ public final class ModbusServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in registry.remove(record) }
                 logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(ModbusTCPFrameDecoder()),
+                    try channel.pipeline.syncOperations.addHandler(
                         ModbusConnectionHandler(
                             dispatcher: dispatcher, record: record,
                             registry: registry, idleTimeout: configuration.idleTimeout,
