@@ -40,16 +40,24 @@ let server = ModbusServer(
 try server.startBlocking()
 print("read-only Modbus server listening on port \(server.port ?? port); Ctrl-C stops it")
 
-// Wait for SIGINT or SIGTERM on an ordinary thread, then stop gracefully.
-let stopSignal = DispatchSemaphore(value: 0)
-var signalSources: [any DispatchSourceSignal] = []
-for signalNumber in [SIGINT, SIGTERM] {
-    signal(signalNumber, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-    source.setEventHandler { stopSignal.signal() }
-    source.resume()
-    signalSources.append(source)
-}
-stopSignal.wait()
+// Wait for SIGINT or SIGTERM, then stop gracefully.
+waitForTerminationSignal()
 server.stopBlocking()
 print("stopped")
+
+/// Blocks until SIGINT or SIGTERM. A function of its own, not top-level code: top-level code
+/// belongs to the main actor in Swift 6, and a signal handler closure written there would trap
+/// when Dispatch runs it on another thread.
+nonisolated func waitForTerminationSignal() {
+    let received = DispatchSemaphore(value: 0)
+    var sources: [any DispatchSourceSignal] = []
+    for signalNumber in [SIGINT, SIGTERM] {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { received.signal() }
+        source.resume()
+        sources.append(source)
+    }
+    received.wait()
+    for source in sources { source.cancel() }
+}
