@@ -70,15 +70,6 @@ final class PointCache: Sendable {
         state.withLock { isFresh(index, $0, time) }
     }
 
-    /// A point's current words, or `nil` when it has no current value.
-    func words(of index: Int) -> [UInt16]? {
-        let offset = offsets[index]
-        let count = map.points[index].registerCount
-        return state.withLock { storage in
-            storage.updated[index] == 0 ? nil : Array(storage.words[offset..<offset + count])
-        }
-    }
-
     /// The current register of a group of bit points, or `nil` if any of them has no current value.
     func currentRegister(of entry: RegisterMap.Entry) -> UInt16? {
         let time = Self.now()
