@@ -423,7 +423,16 @@ private func sendSignal(_ pid: Int32, _ signal: Int32) {
 /// Modbus server is running would hold that server's connections open after the
 /// server closes them. Every descriptor above stderr is marked close-on-exec
 /// first (the child's own stdio is set up by dup2, which clears the flag).
+///
+/// Spawns are serialised: Foundation's `Process.run()` hands each child one end of
+/// a socket pair and learns of the child's exit when that end closes. A sweep that
+/// ran during another thread's `run()` would mark that end close-on-exec, the
+/// child would drop it at exec, and Foundation would then block in `waitpid` on a
+/// child still running, so no other child's exit would be noticed any more (their
+/// termination handlers never run and tests waiting for them hang).
 public func runWithDefaultSignalMask(_ process: Process) throws {
+    spawnLock.lock()
+    defer { spawnLock.unlock() }
     markDescriptorsCloseOnExec()
     var empty = sigset_t()
     var saved = sigset_t()
@@ -433,9 +442,13 @@ public func runWithDefaultSignalMask(_ process: Process) throws {
     try process.run()
 }
 
+/// Held while a child is started (see `runWithDefaultSignalMask`).
+private let spawnLock = NSLock()
+
 /// Marks every open descriptor above stderr close-on-exec, so that children started
-/// afterwards inherit none of them.
-public func markDescriptorsCloseOnExec() {
+/// afterwards inherit none of them. Only `runWithDefaultSignalMask` calls it, under
+/// `spawnLock`.
+func markDescriptorsCloseOnExec() {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
     for entry in entries {
         guard let descriptor = Int32(entry), descriptor > 2 else { continue }
