@@ -13,11 +13,13 @@ struct ModbusServerShutdownEvent: Sendable {}
 /// front: a decoded frame (31 bytes) does not fit in `NIOAny`'s inline storage, so passing it
 /// down the pipeline would cost a heap allocation per request.
 ///
-/// Requests whose handlers are synchronous are answered inline on the event loop. A request that
-/// needs an asynchronous handler pauses the connection's queue (later requests wait, so replies
-/// stay in request order) while other connections carry on. Reading stops while the queue is
-/// full or the socket cannot take more output, so a slow or stalled client costs the server a
-/// bounded amount of memory and never holds up anyone else.
+/// Requests whose handlers are synchronous are answered inline on the event loop, a bounded number
+/// per turn so that a client pipelining thousands of requests shares the loop fairly. A request
+/// that needs an asynchronous handler pauses the connection's queue (later requests wait, so
+/// replies stay in request order) while other connections carry on. Answering stops while the
+/// socket cannot take more output, and reading stops while the queue is full or output is
+/// blocked, so a slow or stalled client costs the server a bounded amount of memory and CPU and
+/// never holds up anyone else.
 final class ModbusConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -36,6 +38,8 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private var partialFrame: ByteBuffer?
     private var output = ByteBuffer()
     private var awaitingHandler = false
+    /// A later turn will go on answering the queue (see `answerQueued`).
+    private var continuationScheduled = false
     private var readHeld = false
     private var draining = false
     private var closed = false
@@ -109,18 +113,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             while !closed, let frame = try ModbusTCPFrameDecoder.decodeFrame(from: &bytes) {
                 readSinceLastComplete = true
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
-                if awaitingHandler {
-                    queue.append(frame)
-                } else {
-                    process(frame, context: context)
-                }
+                queue.append(frame)
             }
         } catch {
-            // The header cannot be trusted, so neither can anything after it.
+            // The header cannot be trusted, so neither can anything after it. The frames before
+            // it are answered as far as this turn allows, then the connection closes.
+            answerQueued(context: context)
             errorCaught(context: context, error: error)
             return
         }
         if bytes.readableBytes > 0 { partialFrame = bytes }
+        answerQueued(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -132,6 +135,37 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         writeOutput(context: context)
         context.fireChannelReadComplete()
     }
+
+    /// Answers queued requests in order, within a budget per event-loop turn.
+    ///
+    /// It stops when a request needs an asynchronous handler (the rest wait for its reply), when
+    /// the socket cannot take more output (a client that does not read its replies gets no more
+    /// work done for it), and after `requestsPerTurn` requests: one read can hold thousands of
+    /// pipelined requests, and answering them all at once would keep every other connection on
+    /// this event loop waiting. What is left is picked up in a later turn.
+    private func answerQueued(context: ChannelHandlerContext) {
+        var budget = Self.requestsPerTurn
+        while !closed, !awaitingHandler, budget > 0, context.channel.isWritable, let frame = queue.popFirst() {
+            process(frame, context: context)
+            budget -= 1
+            if output.readableBytes >= Self.flushThreshold { writeOutput(context: context) }
+        }
+        writeOutput(context: context)
+        if budget == 0, !queue.isEmpty, !awaitingHandler, !continuationScheduled {
+            continuationScheduled = true
+            context.eventLoop.assumeIsolated().execute {
+                self.continuationScheduled = false
+                self.answerQueued(context: context)
+            }
+        }
+        resumeReadingIfPossible(context: context)
+        closeIfDrained(context: context)
+    }
+
+    /// Requests answered synchronously per event-loop turn before other connections get theirs.
+    static let requestsPerTurn = 256
+    /// Replies are written out once this many bytes are waiting, so writability reflects them.
+    static let flushThreshold = 16 * 1024
 
     private func process(_ frame: ModbusTCPFrame, context: ChannelHandlerContext) {
         let start = output.writerIndex
@@ -159,14 +193,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         guard !closed else { return }
         if wireLogger.logLevel <= .debug { logSent(reply) }
         output.writeImmutableBuffer(reply)
-        while !awaitingHandler, let next = queue.popFirst() {
-            process(next, context: context)
-        }
-        writeOutput(context: context)
         lastActivity = .now()
         record.touch(lastActivity)
-        resumeReadingIfPossible(context: context)
-        closeIfDrained(context: context)
+        answerQueued(context: context)
     }
 
     private func writeOutput(context: ChannelHandlerContext) {
@@ -187,7 +216,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        resumeReadingIfPossible(context: context)
+        if context.channel.isWritable { answerQueued(context: context) }
         context.fireChannelWritabilityChanged()
     }
 

@@ -231,7 +231,9 @@ public final class ModbusServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
+            // One read per readiness event: a read can carry thousands of pipelined requests,
+            // and the queue limit can only hold further reads between events.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
             .childChannelInitializer { channel in
                 guard self.isRunning else { return channel.close() }
                 let record = ModbusConnectionRecord(channel: channel)

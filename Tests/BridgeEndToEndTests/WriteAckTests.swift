@@ -210,7 +210,7 @@ struct WriteAckTests {
                   - id: 1
                     points:
                       - { name: sp, area: holding_register, address: 0, type: int16, command_topic: e2e/busy/sp/set,
-                          ack: { mode: mqtt5, timeout: 500ms } }
+                          ack: { mode: mqtt5, timeout: 3s } }
                       - { name: other, area: holding_register, address: 1, type: int16, command_topic: e2e/busy/other/set,
                           ack: { mode: mqtt5, timeout: 500ms } }
 
@@ -219,7 +219,8 @@ struct WriteAckTests {
         try await withBridge(yaml) { harness in
             let modbus = harness.modbus
             let mark = harness.messages.count
-            // The test device ignores this command: the write is held until its timeout.
+            // The test device ignores this command: the write is held until its timeout, long
+            // enough for the second write to arrive while it is held even on a loaded machine.
             let held = Task { try await modbus.write(.holdingRegister, 0, [1], single: true, connection: "a") }
             try await harness.messages.waitForMessage(on: "e2e/busy/sp/set", after: mark)
 

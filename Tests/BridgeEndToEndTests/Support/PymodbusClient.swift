@@ -182,7 +182,9 @@ final class PymodbusClient: Sendable {
                 self.state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
             }
         }
-        if let error = reply.error { throw HelperError(description: "pymodbus: \(error)") }
+        if let error = reply.error {
+            throw HelperError(description: "pymodbus \(request.op) \(request.area) \(request.address) on connection '\(request.conn)': \(error)")
+        }
         return reply
     }
 
