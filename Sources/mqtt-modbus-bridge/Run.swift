@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
 import MQTTModbusBridge
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `run`: the bridge service.
@@ -13,6 +15,13 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var broker: BrokerOverride
 
+    @Option(
+        name: .customLong("status-listen"),
+        help: ArgumentHelp(
+            "Serve GET /health and GET /metrics (Prometheus) on this address, e.g. 127.0.0.1:9102 or 0.0.0.0:9102 in a container; off by default.",
+            valueName: "host:port"))
+    var statusListen: ListenAddress?
+
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
@@ -20,10 +29,44 @@ struct Run: AsyncParsableCommand {
         var configuration = try loadConfiguration(config)
         broker.apply(to: &configuration)
         let logger = Logger(label: "bridge")
+        // Before the bridge exists: its counters are created against the bootstrapped backend.
+        let registry = statusListen.map { _ in PrometheusCollectorRegistry() }
+        if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
         let bridge = try MQTTModbusBridgeService(configuration: configuration, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        if let statusListen {
+            let endpoint = StatusEndpoint(
+                host: statusListen.host, port: statusListen.port, registry: registry, logger: logger.component("http")
+            ) { bridge.health }
+            services.append(.init(service: endpoint))
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: bridge)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// A `host:port` (`[v6address]:port` for IPv6) to listen on.
+struct ListenAddress: ExpressibleByArgument, Sendable {
+    var host: String
+    var port: Int
+
+    init?(argument: String) {
+        let host: Substring
+        let port: Substring
+        if argument.hasPrefix("["), let close = argument.firstIndex(of: "]") {
+            host = argument[argument.index(after: argument.startIndex)..<close]
+            let rest = argument[argument.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            port = rest.dropFirst()
+        } else {
+            guard let colon = argument.lastIndex(of: ":") else { return nil }
+            host = argument[..<colon]
+            port = argument[argument.index(after: colon)...]
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65535).contains(number) else { return nil }
+        self.host = String(host)
+        self.port = number
     }
 }
 

@@ -46,7 +46,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         self.instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.metrics = BridgeMetrics()
         self.client = try MQTTClient(
-            configuration: try Self.mqttConfiguration(configuration.broker), logger: Logger(label: "\(logger.label).mqtt"))
+            configuration: try Self.mqttConfiguration(configuration.broker), logger: logger.component("mqtt"))
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
         listener.unitIDs = configuration.unitIDs
@@ -64,7 +64,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 try cache.read(unit: request.unitID, area: request.area, address: request.address, count: request.count, into: &values)
             },
             writeHandler: .async { request in try await writer.bridge?.write(request) },
-            logger: Logger(label: "\(logger.label).modbus"))
+            logger: logger.component("modbus"))
         writer.bridge = self
     }
 
@@ -76,6 +76,19 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
     /// State payloads that could not be decoded since start (each point kept its last good value).
     public var payloadDecodeFailures: Int { decodeFailureCounts.withLock { $0.values.reduce(0, +) } }
+
+    /// The bridge's state for a health check (see ``StatusEndpoint``).
+    public var health: BridgeHealth {
+        let mqtt: String
+        switch client.state {
+        case .connected: mqtt = "connected"
+        case .connecting: mqtt = "connecting"
+        case .disconnected: mqtt = "disconnected"
+        }
+        return BridgeHealth(
+            mqtt: mqtt, modbusListening: server.isRunning, modbusConnections: server.activeConnections,
+            writesInFlight: writesInFlight.load(ordering: .relaxed), payloadDecodeFailures: payloadDecodeFailures)
+    }
 
     /// Starts the Modbus listener and the MQTT connection, serves until graceful shutdown or
     /// cancellation, then publishes "offline", stops the listener and disconnects.
@@ -174,12 +187,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         for await state in client.connectionStates() {
             switch state {
             case .connected:
+                metrics.mqttConnected.record(1)
                 if wasConnected == false { logger.info("connected to the MQTT broker") }
                 // After a reconnection the client has re-subscribed; retained values repopulate
                 // the cache. Say we are back.
                 if wasConnected == false, metrics.connections.incrementAndGet() > 1 { await announceOnline() }
                 wasConnected = true
             case .disconnected(let reason):
+                metrics.mqttConnected.record(0)
                 if wasConnected {
                     logger.warning("lost the MQTT broker; values are stale until it is back", metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"])
                     // The values no longer follow the plant: reads answer each point's policy.
@@ -263,12 +278,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
-        guard writesInFlight.add(1, ordering: .relaxed).newValue <= maxWritesInFlight else {
+        let inFlight = writesInFlight.add(1, ordering: .relaxed).newValue
+        guard inFlight <= maxWritesInFlight else {
             writesInFlight.subtract(1, ordering: .relaxed)
             metrics.writes(.serverDeviceBusy).increment()
             throw ModbusException(.serverDeviceBusy, "\(maxWritesInFlight) writes are already waiting for acknowledgements")
         }
-        defer { writesInFlight.subtract(1, ordering: .relaxed) }
+        metrics.writesInFlight.record(inFlight)
+        defer { metrics.writesInFlight.record(writesInFlight.subtract(1, ordering: .relaxed).newValue) }
 
         let outcomes = await withTaskGroup(of: WriteOutcome.self) { group in
             for write in planned { group.addTask { await self.command(write) } }

@@ -56,7 +56,7 @@ public final class DeviceSimulator: Service, Sendable {
         mqtt.clientID = options.clientID ?? "\(configuration.broker.clientID)-simulator"
         mqtt.will = nil
         mqtt.reconnect.retryInitialConnect = true
-        self.client = try MQTTClient(configuration: mqtt, logger: Logger(label: "\(logger.label).mqtt"))
+        self.client = try MQTTClient(configuration: mqtt, logger: logger.component("mqtt"))
         var initial: [String: PointValue] = [:]
         var commands: [String: [PointConfiguration]] = [:]
         for point in configuration.points {
