@@ -132,6 +132,9 @@ struct RuntimeLogicTests {
         cache.update(point: try #require(map.index(of: "b3")), image: .bit(position: 3, value: false))
         let bits = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1001])
         #expect(bits.map { map.points[$0.point].name } == ["b3"] && bits.first?.value == .bool(true))
+        // A bit no point maps cannot be set (it would read back 0), known current value or not.
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1011]) } == .illegalDataAddress)
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0x8000]) } == .illegalDataAddress)
     }
 
     @Test("Ack payloads: empty, JSON success/error/code, text, user properties")

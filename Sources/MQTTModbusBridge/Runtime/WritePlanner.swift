@@ -15,8 +15,8 @@ struct PlannedPointWrite: Sendable, Hashable {
 ///
 /// A register of bit points commands only the bits that change (FC22 mask writes and FC6 of a
 /// status word touch one bit, not sixteen devices); when the current bits are not known, every
-/// bit is commanded. A bit that would change on a point without a command topic refuses the
-/// whole write (02).
+/// bit is commanded. A bit that would change on a point without a command topic, or a bit set
+/// that no point maps (it would read back 0), refuses the whole write (02).
 struct WritePlanner: Sendable {
     let map: RegisterMap
     let cache: PointCache
@@ -42,8 +42,20 @@ struct WritePlanner: Sendable {
                     "the write covers only part of \(point.name) (\(area) \(entry.start)...\(entry.end - 1))")
             }
             let words = Array(values[(entry.start - start)..<(entry.end - start)])
-            let currentBits = entry.points.count > 1 || map.points[entry.points[0]].bitPosition != nil
-                ? cache.currentRegister(of: entry) : nil
+            let isBitRegister = map.points[entry.points[0]].bitPosition != nil
+            if isBitRegister {
+                // Bits no point maps always read 0; setting one could never be applied.
+                let mapped = entry.points.reduce(UInt16(0)) { mask, index in
+                    mask | (map.points[index].bitPosition.map { UInt16(1) << UInt16($0) } ?? 0)
+                }
+                let unmapped = words[0] & ~mapped
+                guard unmapped == 0 else {
+                    throw ModbusException(
+                        .illegalDataAddress,
+                        "\(area) \(entry.start) of unit \(unit): no point maps bit mask 0x\(String(unmapped, radix: 16, uppercase: true))")
+                }
+            }
+            let currentBits = entry.points.count > 1 || isBitRegister ? cache.currentRegister(of: entry) : nil
             for index in entry.points {
                 let point = map.points[index]
                 if let position = point.bitPosition, let currentBits,

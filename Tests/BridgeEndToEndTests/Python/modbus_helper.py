@@ -20,7 +20,11 @@ requests on one connection keep their order.
      table of examples/CONFIGURATION.md; integers with scale 1 and an integral offset are exact
      (decimal text), everything else is Python's repr of a float.
 
-  {"id": 4, "op": "ping"} -> {"id": 4, "ok": true}   (answered once Python and pymodbus are loaded)
+  {"id": 4, "op": "mask_write", "unit": 1, "address": 5, "and_mask": 65527, "or_mask": 8}
+      -> {"id": 4, "ok": true}           (FC22)
+  {"id": 5, "op": "readwrite", "unit": 1, "address": 10, "values": [215, 100], "read_address": 10, "read_count": 2}
+      -> {"id": 5, "values": [215, 100]} (FC23: the write at "address", then the read)
+  {"id": 6, "op": "ping"} -> {"id": 6, "ok": true}   (answered once Python and pymodbus are loaded)
 
 The process ends at end of input.
 """
@@ -114,7 +118,24 @@ def decode(client, request):
     return {"registers": registers, "value": value}
 
 
-OPERATIONS = {"read": read, "write": write, "decode": decode}
+def mask_write(client, request):
+    result = client.mask_write_register(
+        address=request["address"], and_mask=request["and_mask"], or_mask=request["or_mask"], device_id=request.get("unit", 1))
+    if result.isError():
+        return {"exception": result.exception_code}
+    return {"ok": True}
+
+
+def readwrite(client, request):
+    result = client.readwrite_registers(
+        read_address=request["read_address"], read_count=request["read_count"], write_address=request["address"],
+        values=request["values"], device_id=request.get("unit", 1))
+    if result.isError():
+        return {"exception": result.exception_code}
+    return {"values": list(result.registers)}
+
+
+OPERATIONS = {"read": read, "write": write, "decode": decode, "mask_write": mask_write, "readwrite": readwrite}
 
 
 def serve(client, requests):

@@ -58,6 +58,15 @@ final class PymodbusClient: Sendable {
         var scale: Double?
         var offset: Double?
         var length: Int?
+        var andMask: Int?
+        var orMask: Int?
+        var readAddress: Int?
+        var readCount: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case id, op, conn, unit, area, address, count, values, single, type, order, scale, offset, length
+            case andMask = "and_mask", orMask = "or_mask", readAddress = "read_address", readCount = "read_count"
+        }
     }
 
     private struct Reply: Decodable, Sendable {
@@ -136,6 +145,27 @@ final class PymodbusClient: Sendable {
             Request(id: 0, op: "write", conn: connection, unit: unit, area: Self.name(area), address: address, values: values.map(Int.init), single: single))
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
         return .ok(reply.ok == true)
+    }
+
+    /// FC22 mask write register: result = (current AND andMask) OR (orMask AND NOT andMask).
+    func maskWrite(_ address: Int, and andMask: UInt16, or orMask: UInt16, unit: Int = 1, connection: String = "main") async throws -> ModbusReply<Bool> {
+        let reply = try await send(
+            Request(id: 0, op: "mask_write", conn: connection, unit: unit, area: "holding_register", address: address,
+                    andMask: Int(andMask), orMask: Int(orMask)))
+        if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
+        return .ok(reply.ok == true)
+    }
+
+    /// FC23 read/write multiple registers: writes `values` at `address`, then reads.
+    func readWrite(
+        write address: Int, _ values: [UInt16], read readAddress: Int, count readCount: Int, unit: Int = 1, connection: String = "main"
+    ) async throws -> ModbusReply<[UInt16]> {
+        let reply = try await send(
+            Request(id: 0, op: "readwrite", conn: connection, unit: unit, area: "holding_register", address: address,
+                    values: values.map(Int.init), readAddress: readAddress, readCount: readCount))
+        if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
+        guard let values = reply.values else { throw HelperError(description: "readwrite answered without values") }
+        return .ok(values.map { UInt16($0) })
     }
 
     /// Reads a point's registers and decodes them in Python, independently of the bridge.
