@@ -36,10 +36,75 @@ extension ClientCore {
             }
             return
         }
+        try await self.awaitAcknowledgement(
+            timeout: timeout, send: send,
+            enqueue: { state, messageID, pending in state.pendingPublishes[messageID] = pending },
+            dequeue: { state, token in
+                guard let entry = state.pendingPublishes.first(where: { $0.value.token == token }) else { return nil }
+                state.pendingPublishes[entry.key] = nil
+                return entry.value.continuation
+            })
+    }
+
+    func subscribe(_ filter: String, qos: MQTTQoS, options: MQTTSubscriptionOptions, timeout: Duration?) async throws
+        -> MQTTQoS
+    {
+        if !options.isDefault && self.configuration.protocolVersion != .v5 {
+            throw MQTTError(code: .notSupported, reason: "subscription options need MQTT 5")
+        }
+        let subscription = Subscription(filter: filter, qos: qos, options: options)
+        let pointer = self.handle.pointer
+        return try await self.awaitAcknowledgement(
+            timeout: timeout,
+            send: { mosquitto_subscribe_v5(pointer, &$0, filter, Int32(qos.rawValue), options.mosquittoOptions, nil) },
+            enqueue: { state, messageID, pending in
+                state.pendingSubscribes[messageID] = PendingSubscribe(
+                    token: pending.token, kind: .request(pending.continuation), subscription: subscription, deadline: pending.deadline)
+            },
+            dequeue: { state, token in
+                guard let entry = state.pendingSubscribes.first(where: { $0.value.token == token }),
+                    case .request(let continuation) = entry.value.kind
+                else { return nil }
+                state.pendingSubscribes[entry.key] = nil
+                return continuation
+            })
+    }
+
+    func unsubscribe(_ filter: String, timeout: Duration?) async throws {
+        let pointer = self.handle.pointer
+        try await self.awaitAcknowledgement(
+            timeout: timeout,
+            send: { mosquitto_unsubscribe_v5(pointer, &$0, filter, nil) },
+            enqueue: { state, messageID, pending in
+                // From here on the filter is not restored on reconnection,
+                // even if the UNSUBACK never arrives.
+                state.subscriptions.removeAll { $0.filter == filter }
+                state.pendingUnsubscribes[messageID] = pending
+            },
+            dequeue: { state, token in
+                guard let entry = state.pendingUnsubscribes.first(where: { $0.value.token == token }) else { return nil }
+                state.pendingUnsubscribes[entry.key] = nil
+                return entry.value.continuation
+            })
+    }
+
+    /// Sends a packet the broker acknowledges and waits for that acknowledgement.
+    ///
+    /// Under the state lock: refuses at once when the task is cancelled or the client is not
+    /// connected, calls `send` (which fills in the message id libmosquitto assigns and returns
+    /// its result code), and `enqueue`s the waiting call under that id. The loop thread resumes
+    /// it when the acknowledgement arrives, the connection is lost, or `timeout` passes;
+    /// cancellation takes it back out with `dequeue` and resumes it at once.
+    private func awaitAcknowledgement<Value: Sendable>(
+        timeout: Duration?,
+        send: (inout Int32) -> Int32,
+        enqueue: (inout ClientState, _ messageID: Int32, PendingOperation<Value>) -> Void,
+        dequeue: @escaping @Sendable (inout ClientState, _ token: UInt64) -> CheckedContinuation<Value, any Error>?
+    ) async throws -> Value {
         let token = self.nextToken()
         let deadline = ContinuousClock.now + (timeout ?? self.configuration.operationTimeout)
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
                 self.state.withLock { state in
                     if Task.isCancelled {
                         continuation.resume(throwing: CancellationError())
@@ -55,97 +120,12 @@ extension ClientCore {
                         continuation.resume(throwing: MosquittoResult.error(rc))
                         return
                     }
-                    state.pendingPublishes[messageID] = PendingOperation(
-                        token: token, continuation: continuation, deadline: deadline)
+                    enqueue(&state, messageID, PendingOperation(token: token, continuation: continuation, deadline: deadline))
                     state.noteDeadline(deadline)
                 }
             }
         } onCancel: {
-            self.state.withLock { state in
-                guard let entry = state.pendingPublishes.first(where: { $0.value.token == token }) else { return }
-                state.pendingPublishes[entry.key] = nil
-                entry.value.continuation.resume(throwing: CancellationError())
-            }
-        }
-    }
-
-    func subscribe(_ filter: String, qos: MQTTQoS, options: MQTTSubscriptionOptions, timeout: Duration?) async throws
-        -> MQTTQoS
-    {
-        if !options.isDefault && self.configuration.protocolVersion != .v5 {
-            throw MQTTError(code: .notSupported, reason: "subscription options need MQTT 5")
-        }
-        let subscription = Subscription(filter: filter, qos: qos, options: options)
-        let token = self.nextToken()
-        let deadline = ContinuousClock.now + (timeout ?? self.configuration.operationTimeout)
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<MQTTQoS, any Error>) in
-                self.state.withLock { state in
-                    if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                        return
-                    }
-                    guard state.isOperational else {
-                        continuation.resume(throwing: Self.notConnectedError(state))
-                        return
-                    }
-                    var messageID: Int32 = 0
-                    let rc = mosquitto_subscribe_v5(
-                        self.handle.pointer, &messageID, filter, Int32(qos.rawValue), options.mosquittoOptions, nil)
-                    guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                        continuation.resume(throwing: MosquittoResult.error(rc))
-                        return
-                    }
-                    state.pendingSubscribes[messageID] = PendingSubscribe(
-                        token: token, kind: .request(continuation), subscription: subscription, deadline: deadline)
-                    state.noteDeadline(deadline)
-                }
-            }
-        } onCancel: {
-            self.state.withLock { state in
-                guard let entry = state.pendingSubscribes.first(where: { $0.value.token == token }),
-                    case .request(let continuation) = entry.value.kind
-                else { return }
-                state.pendingSubscribes[entry.key] = nil
-                continuation.resume(throwing: CancellationError())
-            }
-        }
-    }
-
-    func unsubscribe(_ filter: String, timeout: Duration?) async throws {
-        let token = self.nextToken()
-        let deadline = ContinuousClock.now + (timeout ?? self.configuration.operationTimeout)
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                self.state.withLock { state in
-                    if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                        return
-                    }
-                    guard state.isOperational else {
-                        continuation.resume(throwing: Self.notConnectedError(state))
-                        return
-                    }
-                    var messageID: Int32 = 0
-                    let rc = mosquitto_unsubscribe_v5(self.handle.pointer, &messageID, filter, nil)
-                    guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                        continuation.resume(throwing: MosquittoResult.error(rc))
-                        return
-                    }
-                    // From here on the filter is not restored on reconnection,
-                    // even if the UNSUBACK never arrives.
-                    state.subscriptions.removeAll { $0.filter == filter }
-                    state.pendingUnsubscribes[messageID] = PendingOperation(
-                        token: token, continuation: continuation, deadline: deadline)
-                    state.noteDeadline(deadline)
-                }
-            }
-        } onCancel: {
-            self.state.withLock { state in
-                guard let entry = state.pendingUnsubscribes.first(where: { $0.value.token == token }) else { return }
-                state.pendingUnsubscribes[entry.key] = nil
-                entry.value.continuation.resume(throwing: CancellationError())
-            }
+            self.state.withLock { dequeue(&$0, token) }?.resume(throwing: CancellationError())
         }
     }
 
