@@ -68,6 +68,18 @@ public final class MQTTClient: Sendable {
         self.core.currentState
     }
 
+    /// Calls waiting for the broker's acknowledgement: QoS 1/2 publishes, subscribes and
+    /// unsubscribes (for tests and diagnostics).
+    var pendingOperationCount: Int {
+        self.core.state.withLock { state in
+            let subscribes = state.pendingSubscribes.values.filter {
+                if case .request = $0.kind { return true }
+                return false
+            }
+            return state.pendingPublishes.count + subscribes.count + state.pendingUnsubscribes.count
+        }
+    }
+
     /// The current state followed by every change, for as many observers as
     /// needed (each call returns an independent sequence).
     public func connectionStates() -> MQTTConnectionStateSequence {
