@@ -47,7 +47,7 @@ fi
 
 "$bridge" simulate --config examples/configs/demo.yaml --log-level warning &
 pids+=($!)
-"$bridge" run --config examples/configs/demo.yaml &
+"$bridge" run --config examples/configs/demo.yaml --status-listen 127.0.0.1:9102 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/5020) 2>/dev/null && break; sleep 0.1; done
 sleep 1  # let the simulator's first values arrive
@@ -60,10 +60,12 @@ cat <<'TEXT'
   mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 215           # write 21.5 °C: held until the device acks
   mbpoll -m tcp -p 5020 -0 -1 -a 2 -t 1 -r 0 -c 3 127.0.0.1          # pumps running
   mosquitto_sub -v -t 'demo/#'                                      # the MQTT side
+  curl -s 127.0.0.1:9102/health; curl -s 127.0.0.1:9102/metrics      # health and Prometheus metrics
 TEXT
 echo "=== Now:"
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -B -t 3:float -r 0 127.0.0.1 | grep '^\[' || true
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 215 | grep -i 'written' || true
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 | grep '^\[' || true
+(exec 3<>/dev/tcp/127.0.0.1/9102 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && tail -n 1 <&3; echo) || true
 echo "=== Running; Ctrl-C stops the demo."
 wait
