@@ -5,7 +5,8 @@ Usage: modbus_helper.py PORT
 
 Reads one JSON request per line on stdin and writes one JSON answer per line on stdout, echoing
 the request's "id". Requests name a connection ("conn", default "main"); each connection is a
-pymodbus ModbusTcpClient with its own worker thread, so requests on different connections run
+pymodbus ModbusTcpClient (8 s response timeout: longer than any ack timeout the tests hold a
+write for, with room for a loaded machine) with its own worker thread, so requests on different connections run
 at the same time (a write held by the bridge does not block a read on another connection) while
 requests on one connection keep their order.
 
@@ -168,7 +169,7 @@ def main():
         name = request.get("conn", "main")
         if name not in connections:
             connections[name] = queue.Queue()
-            client = ModbusTcpClient("127.0.0.1", port=PORT, timeout=request.get("timeout", 5), retries=0)
+            client = ModbusTcpClient("127.0.0.1", port=PORT, timeout=request.get("timeout", 8), retries=0)
             worker = threading.Thread(target=serve, args=(client, connections[name]), daemon=True)
             worker.start()
             workers.append(worker)
