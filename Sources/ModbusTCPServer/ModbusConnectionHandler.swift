@@ -34,12 +34,14 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private var logger: Logger
 
     private var queue = CircularBuffer<ModbusTCPFrame>(initialCapacity: 4)
-    /// Received bytes that do not make a whole frame yet.
-    private var partialFrame: ByteBuffer?
+    /// Cuts frames out of the reads; keeps the bytes of a frame split across reads.
+    private var assembler = ModbusTCPFrameAssembler()
     private var output = ByteBuffer()
     private var awaitingHandler = false
     /// A later turn will go on answering the queue (see `answerQueued`).
     private var continuationScheduled = false
+    /// Shutting down, every reply written or queued for writing: output half-closed.
+    private var outputClosing = false
     private var readHeld = false
     private var draining = false
     private var closed = false
@@ -93,11 +95,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .outputClosed, outputClosing {
+            // Every reply is written and the client has been sent FIN: close (see closeIfDrained).
+            close(context: context)
+            return
+        }
         guard event is ModbusServerShutdownEvent else {
             context.fireUserInboundEventTriggered(event)
             return
         }
         draining = true
+        resumeReadingIfPossible(context: context)
         closeIfDrained(context: context)
     }
 
@@ -105,12 +113,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        if var partial = partialFrame.take() {
-            partial.writeBuffer(&bytes)
-            bytes = partial
-        }
+        // Shutting down: what arrives now is not answered (see closeIfDrained).
+        guard !draining else { return }
         do {
-            while !closed, let frame = try ModbusTCPFrameDecoder.decodeFrame(from: &bytes) {
+            while !closed, let frame = try assembler.nextFrame(from: &bytes) {
                 readSinceLastComplete = true
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
                 queue.append(frame)
@@ -122,7 +128,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             errorCaught(context: context, error: error)
             return
         }
-        if bytes.readableBytes > 0 { partialFrame = bytes }
+        assembler.keepRemainder(of: &bytes)
         answerQueued(context: context)
     }
 
@@ -216,12 +222,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { answerQueued(context: context) }
+        if context.channel.isWritable {
+            // The client read replies: progress, as far as the idle timeout is concerned.
+            lastActivity = .now()
+            answerQueued(context: context)
+        }
         context.fireChannelWritabilityChanged()
     }
 
     private func mustHoldReads(context: ChannelHandlerContext) -> Bool {
-        draining || queue.count >= maxQueued || !context.channel.isWritable
+        // While draining, reading goes on (to discard) so that the client's close is seen.
+        !draining && (queue.count >= maxQueued || !context.channel.isWritable)
     }
 
     private func resumeReadingIfPossible(context: ChannelHandlerContext) {
@@ -234,10 +245,23 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     private var isIdle: Bool { !awaitingHandler && queue.isEmpty }
 
+    /// Whether the connection made no progress for a whole idle timeout can close it: true unless
+    /// a handler is at work. Requests queued behind a socket the client does not read do not count
+    /// as work: such a client is making no progress, and must not hold a connection for ever.
+    private var mayTimeOut: Bool { !awaitingHandler }
+
     private func closeIfDrained(context: ChannelHandlerContext) {
-        guard draining, isIdle else { return }
+        guard draining, isIdle, !outputClosing, !closed else { return }
         writeOutput(context: context)
-        close(context: context)
+        // Half-close first: NIO shuts the output down once the replies already handed to the
+        // channel are written (a full close now would discard those still waiting for the
+        // socket), and meanwhile reading goes on, discarding, so that no request is left unread
+        // in the socket when it closes: closing with unread input makes the kernel send a reset,
+        // and a reset makes the client's system throw away replies it has not read yet. The
+        // full close follows when the output is shut (`ChannelEvent.outputClosed`). The server's
+        // shutdown grace period bounds how long a client that does not read can delay this.
+        outputClosing = true
+        context.close(mode: .output, promise: nil)
     }
 
     private func close(context: ChannelHandlerContext) {
@@ -251,10 +275,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private func scheduleIdleCheck(context: ChannelHandlerContext) {
         guard let idleTimeout else { return }
         // While a handler runs the connection is not idle; look again a full timeout later.
-        let deadline = isIdle ? lastActivity + idleTimeout : NIODeadline.now() + idleTimeout
+        let deadline = mayTimeOut ? lastActivity + idleTimeout : NIODeadline.now() + idleTimeout
         idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             if self.closed { return }
-            if self.isIdle && NIODeadline.now() - self.lastActivity >= idleTimeout {
+            if self.mayTimeOut && NIODeadline.now() - self.lastActivity >= idleTimeout {
                 self.logger.info("closing idle connection", metadata: ["idleTimeout": "\(idleTimeout)"])
                 self.close(context: context)
             } else {

@@ -3,6 +3,7 @@ import ModbusTCPServer
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
+import MQTTTestSupport
 import Testing
 
 /// Framing across segments, pipelining, connection hygiene, lifecycle and logging.
@@ -116,6 +117,23 @@ struct ConnectionTests {
             _ = try await client.request(ModbusFrames.read(0x03, address: 0, count: 1))
             #expect(await client.waitForClose(), "closed after 200 ms without a request")
             #expect(logs.messages(at: .info).contains { $0.message.contains("idle") })
+        }
+    }
+
+    @Test("Idle timeout also closes a client that stopped reading with requests still queued")
+    func idleTimeoutWithQueuedRequests() async throws {
+        let store = TestStore()
+        try await withServer({ $0.idleTimeout = .milliseconds(500) }, read: .sync { try store.read($0) }, write: nil) { server, port in
+            let stalled = try RawModbusClient(port: port, receiveBuffer: 4096)
+            // About 5 MB of replies for a client that reads none: the server's output blocks with
+            // requests queued, and the client makes no progress from then on.
+            let request = ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 125))
+            let flood = Task { try? await stalled.send(Array([[UInt8]](repeating: request, count: 20_000).joined())) }
+            // No event says the server closed it (reading would be progress): poll, bounded.
+            try await withTimeout(.seconds(20), "the stalled connection to be closed") {
+                while server.activeConnections > 0 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            _ = await flood.value
         }
     }
 
@@ -240,6 +258,55 @@ struct ConnectionTests {
         #expect(Array(try await client.receiveFrame()[7...]) == [0x03, 4, 0, 9, 0, 9], "the in-flight request is answered")
         #expect(await client.waitForClose(), "then the connection is closed")
         await stopping.value
+        #expect(!server.isRunning)
+    }
+
+    @Test("Graceful stop: replies waiting for a slow reader's socket are all delivered, whole, before the connection closes")
+    func gracefulStopDeliversQueuedReplies() async throws {
+        let store = TestStore()
+        let answered = TestLock(0)
+        var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: 0)
+        configuration.shutdownGracePeriod = .seconds(60)
+        let server = ModbusServer(
+            configuration: configuration,
+            readHandler: .sync { request in
+                answered.withLock { $0 += 1 }
+                return try store.read(request)
+            })
+        try await server.start()
+        // A small receive buffer: the client falls behind at once, and replies pile up in the
+        // server's socket and in the server itself.
+        let client = try RawModbusClient(port: try #require(server.port), receiveBuffer: 4096)
+        var requests: [UInt8] = []
+        requests.reserveCapacity(20_000 * 12)
+        for index in 0..<20_000 {
+            requests += ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 125), transaction: UInt16(truncatingIfNeeded: index))
+        }
+        let sending = Task { try? await client.send(requests) }
+        // Until the server has stopped answering (its output is blocked): nothing announces
+        // that, so this polls, bounded.
+        try await withTimeout(.seconds(20), "the server's output to block") {
+            var last = -1
+            while true {
+                let now = answered.withLock { $0 }
+                if now == last && now > 100 { return }
+                last = now
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let stopping = Task { await server.stop() }
+        // Requests not yet read when the server stopped are not answered; every one it read is
+        // (what it had queued, and what was waiting to be written), in order, and whole.
+        let frames = try await client.receiveFramesUntilClose()
+        await stopping.value
+        _ = await sending.value
+        #expect(frames.count == answered.withLock { $0 }, "every answered request's reply arrived")
+        for (index, frame) in frames.enumerated() {
+            guard frame.count == 7 + 252, frame[0] == UInt8(truncatingIfNeeded: index >> 8), frame[1] == UInt8(truncatingIfNeeded: index) else {
+                Issue.record("reply \(index) of \(frames.count): \(frame.prefix(9)) (\(frame.count) bytes)")
+                break
+            }
+        }
         #expect(!server.isRunning)
     }
 

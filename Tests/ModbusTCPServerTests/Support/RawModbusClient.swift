@@ -16,8 +16,10 @@ final class RawModbusClient: @unchecked Sendable {
 
     private let fd: Int32
 
-    /// Connects to 127.0.0.1:`port` (or ::1 with `ipv6`).
-    init(port: Int, ipv6: Bool = false, timeout: TimeInterval = 5) throws {
+    /// Connects to 127.0.0.1:`port` (or ::1 with `ipv6`). `receiveBuffer` fixes the socket's
+    /// receive buffer (the kernel doubles it and stops tuning it), for a client that must fall
+    /// behind quickly.
+    init(port: Int, ipv6: Bool = false, timeout: TimeInterval = 5, receiveBuffer: Int32? = nil) throws {
         // Close-on-exec: a broker or client process that a parallel test starts must not inherit
         // this socket (it would keep the connection open after we close it).
         fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -27,6 +29,9 @@ final class RawModbusClient: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if var size = receiveBuffer {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         let result: Int32
         if ipv6 {
             var address = sockaddr_in6()
@@ -113,6 +118,24 @@ final class RawModbusClient: @unchecked Sendable {
         let length = Int(reply[4]) << 8 | Int(reply[5])
         guard length == reply.count - 6 else { throw Failure(description: "MBAP length \(length) for \(reply.count - 6) bytes") }
         return Array(reply[7...])
+    }
+
+    /// Receives whole frames until the server closes the connection; throws if it closes in the
+    /// middle of a frame or nothing comes for the receive timeout. One thread for all of them.
+    func receiveFramesUntilClose() async throws -> [[UInt8]] {
+        try await onOwnThread {
+            var frames: [[UInt8]] = []
+            while true {
+                var first: UInt8 = 0
+                let received = recv(self.fd, &first, 1, 0)
+                if received == 0 { return frames }
+                if received < 0 { throw Failure(description: "receive failed (errno \(errno)) after \(frames.count) frames") }
+                let rest = try self.receiveBlocking(6)
+                let length = Int(rest[3]) << 8 | Int(rest[4])
+                guard length >= 1 else { throw Failure(description: "reply with MBAP length \(length)") }
+                frames.append([first] + rest + (try self.receiveBlocking(length - 1)))
+            }
+        }
     }
 
     /// Whether the server closes the connection (EOF or reset) within the receive timeout.
