@@ -153,6 +153,7 @@ let package = Package(
                 "Mosquitto",
                 "ModbusCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             resources: [.copy("Python")]

@@ -10,8 +10,16 @@ import Synchronization
 /// a JSON body) and `GET /metrics` (the Prometheus text format).
 ///
 /// It answers only those two paths and only `GET` and `HEAD`; it reads no request body and keeps
-/// no state between requests, so it cannot be used to change anything.
+/// no state between requests, so it cannot be used to change anything. It keeps what a client can
+/// cost bounded: at most ``maxConnections`` connections (more are closed at once), each closed
+/// after ``idleTimeout`` without a request, and no further request read while a client does not
+/// read its responses.
 public final class StatusEndpoint: Service, Sendable {
+    /// Connections open at once; further ones are closed on arrival.
+    public static let maxConnections = 16
+    /// A connection with no request for this long is closed.
+    public static let idleTimeout = TimeAmount.seconds(30)
+
     /// Where the endpoint listens.
     public let host: String
     private let requestedPort: Int
@@ -19,6 +27,7 @@ public final class StatusEndpoint: Service, Sendable {
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private let listener = Mutex<(any Channel)?>(nil)
+    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     /// - Parameters:
     ///   - host: the address to listen on (`127.0.0.1` keeps it local; `0.0.0.0` in a container).
@@ -37,10 +46,14 @@ public final class StatusEndpoint: Service, Sendable {
         self.logger = logger
     }
 
+    /// Connections open now.
+    var connectionCount: Int { connections.withLock { $0.count } }
+
     /// The port listened on, once running.
     public var port: Int? { listener.withLock { $0?.localAddress?.port } }
 
-    /// Listens until graceful shutdown or cancellation.
+    /// Listens until graceful shutdown or cancellation, then closes the listener and every
+    /// connection (a scraper's keep-alive connection included).
     public func run() async throws {
         let channel = try await start()
         await withGracefulShutdownHandler {
@@ -52,6 +65,8 @@ public final class StatusEndpoint: Service, Sendable {
         } onGracefulShutdown: {
             channel.close(promise: nil)
         }
+        let open = connections.withLock { Array($0.values) }
+        for connection in open { try? await connection.close() }
     }
 
     /// Starts listening and returns the listening channel (``run()`` does this for you).
@@ -60,10 +75,20 @@ public final class StatusEndpoint: Service, Sendable {
         let registry = self.registry
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(StatusRequestHandler(health: health, registry: registry))
+            .childChannelInitializer { [self] channel in
+                let id = ObjectIdentifier(channel)
+                let admitted = self.connections.withLock { open -> Bool in
+                    guard open.count < Self.maxConnections else { return false }
+                    open[id] = channel
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+                    try pipeline.addHandler(StatusRequestHandler(health: health, registry: registry))
                 }
             }
             .bind(host: host, port: requestedPort).get()
@@ -74,9 +99,41 @@ public final class StatusEndpoint: Service, Sendable {
 }
 
 /// Answers one connection's requests: `/health` and `/metrics`, nothing else.
-private final class StatusRequestHandler: ChannelInboundHandler {
+///
+/// It holds reading while the channel is not writable: requests are answered as they are read,
+/// and a client that pipelines requests without reading the responses would otherwise pile them
+/// up in memory. It closes the connection when the `IdleStateHandler` in front reports no read
+/// for the idle timeout.
+private final class StatusRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
+
+    private var readHeld = false
+
+    func read(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            context.read()
+        } else {
+            readHeld = true
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     private let health: @Sendable () -> BridgeHealth
     private let registry: PrometheusCollectorRegistry?
