@@ -96,8 +96,14 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .outputClosed, outputClosing {
-            // Every reply is written and the client has been sent FIN: close (see closeIfDrained).
-            close(context: context)
+            // Every reply is written and the client has been sent FIN. It normally closes its side
+            // once it has read them, and NIO then closes the channel; one that does not is closed
+            // after a short linger (see closeIfDrained for why not at once).
+            let linger = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterLastReply) {
+                self.close(context: context)
+            }
+            idleCheck?.cancel()
+            idleCheck = linger
             return
         }
         guard event is ModbusServerShutdownEvent else {
@@ -167,6 +173,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         resumeReadingIfPossible(context: context)
         closeIfDrained(context: context)
     }
+
+    /// How long a stopping connection waits, after its last reply and FIN, for the client to
+    /// close before closing it anyway.
+    static let lingerAfterLastReply = TimeAmount.seconds(2)
 
     /// Requests answered synchronously per event-loop turn before other connections get theirs.
     static let requestsPerTurn = 256
@@ -258,8 +268,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         // socket), and meanwhile reading goes on, discarding, so that no request is left unread
         // in the socket when it closes: closing with unread input makes the kernel send a reset,
         // and a reset makes the client's system throw away replies it has not read yet. The
-        // full close follows when the output is shut (`ChannelEvent.outputClosed`). The server's
-        // shutdown grace period bounds how long a client that does not read can delay this.
+        // channel closes when the client closes its side, or a short linger after the output is
+        // shut (`ChannelEvent.outputClosed`). The server's shutdown grace period bounds how long
+        // a client that does not read can delay this.
         outputClosing = true
         context.close(mode: .output, promise: nil)
     }
