@@ -121,6 +121,41 @@ struct WriteFunctionCodeTests {
         }
     }
 
+    @Test("a template's points: each instance reads its own topic at its own address, and writes command its own topic")
+    func templatedPoints() async throws {
+        let yaml = { (port: Int) in
+            baseYAML(brokerPort: port) + """
+
+                units:
+                  - id: 4
+                    templates:
+                      - for: { pump: "1...3" }
+                        name: "pump_{{pump}}_speed"
+                        area: holding_register
+                        address: "{{ 10 * pump }}"
+                        type: uint16
+                        state_topic: "e2e/tpl/pump/{{pump}}/speed"
+                        command_topic: "e2e/tpl/pump/{{pump}}/speed/set"
+                        ack: { mode: mqtt5, timeout: 2s }
+
+                """
+        }
+        var options = DeviceSimulator.Options()
+        options.telemetryInterval = nil
+        try await withBridge(yaml, simulator: options) { harness in
+            for pump in 1...3 { try await harness.publish("e2e/tpl/pump/\(pump)/speed", "\(1000 + pump)") }
+            for pump in 1...3 {
+                try await harness.awaitRead(.holdingRegister, 10 * pump, unit: 4) { $0 == [UInt16(1000 + pump)] }
+            }
+            #expect(try await harness.modbus.read(.holdingRegister, 11, unit: 4) == .exception(.illegalDataAddress), "between instances: 02")
+
+            let mark = harness.messages.count
+            #expect(try await harness.modbus.write(.holdingRegister, 20, [1450], single: true, unit: 4) == .ok(true))
+            #expect(Self.commands(harness, after: mark) == ["e2e/tpl/pump/2/speed/set": "1450"])
+            #expect(try await harness.modbus.read(.holdingRegister, 20, unit: 4) == .ok([1450]))
+        }
+    }
+
     @Test("state_echo with a tolerance: a report within it acknowledges, one outside it does not (0B)")
     func stateEchoTolerance() async throws {
         let yaml = { (port: Int) in
