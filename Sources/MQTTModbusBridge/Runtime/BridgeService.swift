@@ -24,7 +24,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     let server: ModbusServer
     private let planner: WritePlanner
     private let logger: Logger
-    private let routes: MessageRoutes
+    let routes: MessageRoutes
     private let writesInFlight = Atomic<Int>(0)
     private let maxWritesInFlight: Int
     private let commandSequence = Atomic<UInt64>(0)
@@ -63,7 +63,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             readHandler: .syncInPlace { request, values in
                 try cache.read(unit: request.unitID, area: request.area, address: request.address, count: request.count, into: &values)
             },
-            writeHandler: .async { request in try await writer.bridge?.write(request) },
+            writeHandler: .async { request in
+                guard let bridge = writer.bridge else {
+                    // The bridge is gone (only while it is being torn down): nothing can be commanded.
+                    throw ModbusException(.gatewayPathUnavailable, "the bridge is shutting down")
+                }
+                try await bridge.write(request)
+            },
             logger: logger.component("modbus"))
         writer.bridge = self
     }
@@ -106,12 +112,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 group.addTask { await self.watchConnection() }
                 group.addTask { await self.connectAndSubscribe() }
                 await self.waitUntilCancelled()
+                // The Modbus side stops first, answering what it received, while acknowledgements
+                // can still arrive: a write in flight gets its real outcome, not a timeout.
+                await self.server.stop()
                 group.cancelAll()
             }
         } onGracefulShutdown: {
             self.shutdownSignal.finish()
         }
-        await server.stop()
         if let failure = startFailure.withLock({ $0 }) {
             await client.disconnect()
             throw failure
@@ -134,6 +142,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     }
 
     private let decodeFailureCounts = Mutex<[Int: Int]>([:])
+    /// The first subscriptions are in place: before that, a command's acknowledgement (or state
+    /// echo) could arrive unseen, so writes answer 0A. (The MQTT client restores subscriptions
+    /// itself before it reports a reconnection.)
+    private let subscribed = Atomic<Bool>(false)
     private let shutdownSignal = AsyncShutdownSignal()
     private let startFailure = Mutex<(any Error)?>(nil)
 
@@ -169,6 +181,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 logger.error("cannot subscribe to \(filter.topic): \(error)")
             }
         }
+        subscribed.store(true, ordering: .releasing)
         await announceOnline()
     }
 
@@ -226,7 +239,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 logger.debug("an acknowledgement nobody waits for (late or foreign)", metadata: ["topic": "\(message.topic)"])
             }
         }
-        if let idFields = routes.correlationAckTopics[message.topic] {
+        let idFields = routes.correlationIDFields(forAckTopic: message.topic)
+        if !idFields.isEmpty {
             var matched = false
             for field in idFields {
                 if let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field), let promise = tracker.take(.correlationID(id)) {
@@ -251,7 +265,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             let value = try PayloadDecoder(point: point).decode(message.payload)
             let image = try RegisterEncoder(point: point).encode(value)
             cache.update(point: index, image: image)
-            tracker.offerState(point: index, value: value)
+            // A retained state is what the device said at some time before, not an answer to a
+            // command: it must not confirm a state_echo write (a device dead for days would).
+            if !message.retain { tracker.offerState(point: index, value: value) }
         } catch {
             metrics.decodeFailures.increment()
             // Every failure is counted; the log names the first and then every 100th per point,
@@ -274,7 +290,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// when every point was acknowledged (DESIGN §4).
     func write(_ request: ModbusWriteRequest) async throws {
         let planned = try planner.plan(unit: request.unitID, area: request.area, address: request.address, values: request.values)
-        guard client.state == .connected else {
+        guard client.state == .connected, subscribed.load(ordering: .acquiring) else {
             metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
@@ -287,6 +303,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         metrics.writesInFlight.record(inFlight)
         defer { metrics.writesInFlight.record(writesInFlight.subtract(1, ordering: .relaxed).newValue) }
 
+        let tokens = planned.map { cache.lastUpdate(of: $0.point) }
         let outcomes = await withTaskGroup(of: WriteOutcome.self) { group in
             for write in planned { group.addTask { await self.command(write) } }
             var outcomes: [WriteOutcome] = []
@@ -301,9 +318,17 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             throw ModbusException(code, "\(outcome)")
         }
         metrics.writes(nil).increment()
-        // The device confirmed: reads return the written value until its next state message.
-        for write in planned where map.points[write.point].command?.ack.mode != .stateEcho {
-            cache.update(point: write.point, image: write.image)
+        // The device confirmed: reads return the written value until its next state message,
+        // unless one arrived while the write waited (it is newer, and may differ: a clamped
+        // value). With state_echo the state message itself was the confirmation. Broker mode
+        // confirms nothing about the device: a point with a state topic waits for it.
+        for (write, token) in zip(planned, tokens) {
+            let point = map.points[write.point]
+            switch point.command?.ack.mode {
+            case .stateEcho?: continue
+            case .broker? where point.stateTopic != nil: continue
+            default: cache.update(point: write.point, image: write.image, ifUnchangedSince: token)
+            }
         }
     }
 
@@ -352,12 +377,15 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         _ promise: AckPromise, _ ack: AckSettings, cleanup: @Sendable () -> Void
     ) async -> WriteOutcome {
         defer { cleanup() }
+        // One deadline for the publish and the acknowledgement together: the Modbus reply never
+        // waits longer than the point's ack timeout.
+        let deadline = ContinuousClock.now + ack.timeout
         do {
             try await client.publish(topic: command.topic, payload: payload, qos: qos, retain: command.retain, properties: properties, timeout: ack.timeout)
         } catch {
             promise.fulfil(Self.outcome(ofPublishError: error))
         }
-        return await promise.outcome(timeout: ack.timeout)
+        return await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
     }
 
     static func outcome(ofPublishError error: any Error) -> WriteOutcome {

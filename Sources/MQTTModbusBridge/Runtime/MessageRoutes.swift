@@ -64,6 +64,18 @@ struct MessageRoutes: Sendable {
         self.responseTopicByPoint = responseTopicByPoint
     }
 
+    /// The JSON fields that carry the correlation id in acks arriving on `topic`: those of every
+    /// correlation_id ack topic, or filter (`devices/+/ack`), that matches it.
+    func correlationIDFields(forAckTopic topic: String) -> [JSONPath] {
+        if correlationAckTopics.isEmpty { return [] }
+        var fields = correlationAckTopics[topic] ?? []
+        for (filter, filterFields) in correlationAckTopics
+        where filter != topic && MQTTTopicRules.isWildcardFilter(filter) && MQTTTopicRules.filter(filter, matches: topic) {
+            fields += filterFields.filter { !fields.contains($0) }
+        }
+        return fields
+    }
+
     /// The points whose state topic (or filter) matches `topic`.
     func points(forStateTopic topic: String) -> [Int] {
         var points = exactStateTopics[topic] ?? []

@@ -57,6 +57,29 @@ final class PointCache: Sendable {
         }
     }
 
+    /// When the point was last updated or invalidated, as a token for
+    /// ``update(point:image:ifUnchangedSince:)``.
+    func lastUpdate(of index: Int) -> UInt64 {
+        state.withLock { $0.updated[index] }
+    }
+
+    /// Stores a point's image only if nothing updated or invalidated the point since `token`
+    /// (``lastUpdate(of:)``): a written value must not overwrite a state the device reported
+    /// while the write waited for its acknowledgement.
+    func update(point index: Int, image: RegisterImage, ifUnchangedSince token: UInt64) {
+        let offset = offsets[index]
+        state.withLock { storage in
+            guard storage.updated[index] == token else { return }
+            switch image {
+            case .words(let words):
+                for (position, word) in words.enumerated() { storage.words[offset + position] = word }
+            case .bit(_, let value):
+                storage.words[offset] = value ? 1 : 0
+            }
+            storage.updated[index] = max(Self.now(), token + 1, 1)
+        }
+    }
+
     /// Marks every point as not current (the broker connection is gone): reads follow each
     /// point's missing-value policy until a fresh message arrives.
     func invalidateAll() {

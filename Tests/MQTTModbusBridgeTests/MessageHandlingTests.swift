@@ -1,0 +1,70 @@
+import Foundation
+import ModbusCore
+import Mosquitto
+import Testing
+
+@testable import MQTTModbusBridge
+
+/// How the bridge handles incoming MQTT messages, without a broker: messages are handed to it
+/// directly, and acknowledgements are awaited on the tracker's promises.
+@Suite("Bridge message handling")
+struct MessageHandlingTests {
+    static let yaml = """
+        broker: { host: 127.0.0.1, port: 1883, protocol: mqtt311 }
+        units:
+          - id: 1
+            points:
+              - { name: level, area: holding_register, address: 0, type: int16, state_topic: t/level,
+                  command_topic: t/level/set, ack: { mode: state_echo, timeout: 5s } }
+              - { name: valve, area: holding_register, address: 1, type: int16, command_topic: t/valve/set,
+                  payload: { format: json, path: value },
+                  ack: { mode: correlation_id, response_topic: "t/+/ack", timeout: 5s } }
+        """
+
+    static func bridge() throws -> MQTTModbusBridgeService {
+        try MQTTModbusBridgeService(configuration: try BridgeConfiguration.parse(yaml: yaml, file: "handling.yaml"))
+    }
+
+    static func message(_ topic: String, _ text: String, retain: Bool = false) -> MQTTMessage {
+        MQTTMessage(topic: topic, payload: Array(text.utf8), retain: retain)
+    }
+
+    @Test("a retained state never confirms a state_echo write; the same value live does")
+    func retainedStateDoesNotConfirmEcho() async throws {
+        let bridge = try Self.bridge()
+        let index = try #require(bridge.map.index(of: "level"))
+        let point = bridge.map.points[index]
+        let (_, promise) = bridge.tracker.registerEcho(point: index, of: point, value: .integer(42), settings: try #require(point.command).ack)
+        bridge.handle(Self.message("t/level", "42", retain: true))
+        #expect(await promise.outcome(timeout: .milliseconds(100)) == .timedOut, "a retained 42 is old news")
+        let (_, live) = bridge.tracker.registerEcho(point: index, of: point, value: .integer(42), settings: try #require(point.command).ack)
+        bridge.handle(Self.message("t/level", "42"))
+        #expect(await live.outcome(timeout: .seconds(5)) == .acknowledged)
+    }
+
+    @Test("a correlation_id ack on a topic matching a wildcard response_topic is recognised")
+    func wildcardAckTopic() async throws {
+        let bridge = try Self.bridge()
+        let point = try #require(bridge.configuration.point(named: "valve"))
+        let promise = bridge.tracker.register(.correlationID("abc-1"), settings: try #require(point.command).ack)
+        bridge.handle(Self.message("t/other/ack", #"{"id": "abc-2", "ok": true}"#))
+        bridge.handle(Self.message("t/valve/ack", #"{"id": "abc-1", "ok": true}"#))
+        #expect(await promise.outcome(timeout: .seconds(5)) == .acknowledged)
+        #expect(bridge.routes.correlationIDFields(forAckTopic: "t/a/b/ack").isEmpty, "+ is one level")
+    }
+
+    @Test("a written value does not overwrite a state that arrived while the write waited")
+    func writtenValueYieldsToNewerState() throws {
+        let bridge = try Self.bridge()
+        let index = try #require(bridge.map.index(of: "level"))
+        bridge.handle(Self.message("t/level", "10"))
+        let token = bridge.cache.lastUpdate(of: index)
+        // The device reports 25 (say, clamped) before the write of 30 is acknowledged.
+        bridge.handle(Self.message("t/level", "25"))
+        bridge.cache.update(point: index, image: .words([30]), ifUnchangedSince: token)
+        #expect(try RuntimeLogicTests().read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [25])
+        // With nothing newer, the written value is what reads return.
+        bridge.cache.update(point: index, image: .words([30]), ifUnchangedSince: bridge.cache.lastUpdate(of: index))
+        #expect(try RuntimeLogicTests().read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [30])
+    }
+}
