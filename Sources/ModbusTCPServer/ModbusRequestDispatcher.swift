@@ -95,7 +95,8 @@ struct ModbusRequestDispatcher: Sendable {
                 unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address, count: 1))
             try writeSynchronously(ModbusWriteRequest(
                 unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address,
-                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)]))
+                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)],
+                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask)))
             writeReply(for: request, into: &out)
         case .writeSingleCoil, .writeSingleRegister, .writeMultipleCoils, .writeMultipleRegisters:
             try writeSynchronously(Self.writeRequest(for: request, unitID: unitID)!)
@@ -204,7 +205,8 @@ struct ModbusRequestDispatcher: Sendable {
                 unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address, count: 1))
             try await writeValues(ModbusWriteRequest(
                 unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address,
-                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)]))
+                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)],
+                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask)))
             return .fixed
         case .writeSingleCoil, .writeSingleRegister, .writeMultipleCoils, .writeMultipleRegisters:
             try await writeValues(Self.writeRequest(for: request, unitID: unitID)!)

@@ -36,14 +36,39 @@ public struct ModbusWriteRequest: Sendable, Hashable {
     public var address: UInt16
     /// The values: registers as they are, coils as 0 (off) or 1 (on).
     public var values: [UInt16]
+    /// For FC22 (mask write register), the request's masks. `values` holds the one register
+    /// computed from them and the value read just before; the masks say which bits the master
+    /// meant to change (those where `andMask` is 0), for a host that must not touch the others.
+    public var mask: ModbusRegisterMask?
 
     /// Creates a write request.
-    public init(unitID: UInt8, functionCode: ModbusFunctionCode, area: ModbusArea, address: UInt16, values: [UInt16]) {
+    public init(
+        unitID: UInt8, functionCode: ModbusFunctionCode, area: ModbusArea, address: UInt16, values: [UInt16],
+        mask: ModbusRegisterMask? = nil
+    ) {
         self.unitID = unitID
         self.functionCode = functionCode
         self.area = area
         self.address = address
         self.values = values
+        self.mask = mask
+    }
+}
+
+/// The masks of an FC22 mask write: result = (current AND `andMask`) OR (`orMask` AND NOT `andMask`).
+public struct ModbusRegisterMask: Sendable, Hashable {
+    /// Bits kept from the current value (1) or replaced from `orMask` (0).
+    public var andMask: UInt16
+    /// The values of the replaced bits.
+    public var orMask: UInt16
+
+    /// The bits the request changes: those where `andMask` is 0.
+    public var changedBits: UInt16 { ~andMask }
+
+    /// Masks as in the request.
+    public init(andMask: UInt16, orMask: UInt16) {
+        self.andMask = andMask
+        self.orMask = orMask
     }
 }
 

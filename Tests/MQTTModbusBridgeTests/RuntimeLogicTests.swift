@@ -135,6 +135,14 @@ struct RuntimeLogicTests {
         // A bit no point maps cannot be set (it would read back 0), known current value or not.
         #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1011]) } == .illegalDataAddress)
         #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0x8000]) } == .illegalDataAddress)
+        // FC22 changing bit 3 only: bit 0 is not commanded even when its current value is
+        // unknown (a substitute may have stood in for it in the read before the mask write).
+        cache.invalidateAll()
+        let masked = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000], changedBits: 0b1000)
+        #expect(masked.map { map.points[$0.point].name } == ["b3"])
+        // An unmapped bit the mask write does not touch does not matter; one it sets does.
+        #expect(try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000], changedBits: 0b1000).count == 1)
+        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b0010], changedBits: 0b0010) } == .illegalDataAddress)
     }
 
     @Test("Ack payloads: empty, JSON success/error/code, text, user properties")

@@ -196,6 +196,10 @@ struct ProtocolRulesTests {
             // The specification's example: current 0x12, and 0xF2, or 0x25 → 0x17.
             #expect(try await client.request([0x16, 0, 4, 0, 0xF2, 0, 0x25]) == [0x16, 0, 4, 0, 0xF2, 0, 0x25])
             #expect(store.value(.holdingRegister, 4) == 0x17)
+            // The write handler also gets the masks, so a host can tell which bits the master changes.
+            let write = try #require(store.writes.withLock { $0.last })
+            #expect(write.functionCode == .maskWriteRegister && write.values == [0x17])
+            #expect(write.mask == ModbusRegisterMask(andMask: 0xF2, orMask: 0x25) && write.mask?.changedBits == 0xFF0D)
             #expect(try await client.request([0x16, 0, 4, 0, 0xF2, 0]) == [0x96, 0x03], "short PDU: 03")
             #expect(try await client.request([0x16, 0x03, 0xE8, 0, 0, 0, 0]) == [0x96, 0x02], "handler's 02")
         }

@@ -289,7 +289,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Applies a Modbus write: plans it per point, publishes every command, and returns only
     /// when every point was acknowledged (DESIGN §4).
     func write(_ request: ModbusWriteRequest) async throws {
-        let planned = try planner.plan(unit: request.unitID, area: request.area, address: request.address, values: request.values)
+        let planned = try planner.plan(
+            unit: request.unitID, area: request.area, address: request.address, values: request.values,
+            changedBits: request.mask?.changedBits)
         guard client.state == .connected, subscribed.load(ordering: .acquiring) else {
             metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")

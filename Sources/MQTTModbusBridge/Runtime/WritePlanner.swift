@@ -15,13 +15,16 @@ struct PlannedPointWrite: Sendable, Hashable {
 ///
 /// A register of bit points commands only the bits that change (FC22 mask writes and FC6 of a
 /// status word touch one bit, not sixteen devices); when the current bits are not known, every
-/// bit is commanded. A bit that would change on a point without a command topic, or a bit set
-/// that no point maps (it would read back 0), refuses the whole write (02).
+/// bit is commanded. An FC22 mask write commands only the bits its masks change. A bit that
+/// would change on a point without a command topic, or a bit set that no point maps (it would
+/// read back 0), refuses the whole write (02).
 struct WritePlanner: Sendable {
     let map: RegisterMap
     let cache: PointCache
 
-    func plan(unit: UInt8, area: ModbusArea, address: UInt16, values: [UInt16]) throws -> [PlannedPointWrite] {
+    /// - Parameter changedBits: for an FC22 mask write, the bits the master changes; the other
+    ///   bits of a register of bit points are not commanded, whatever the cache holds for them.
+    func plan(unit: UInt8, area: ModbusArea, address: UInt16, values: [UInt16], changedBits: UInt16? = nil) throws -> [PlannedPointWrite] {
         guard let (entries, _) = map.layout(unit: unit, area: area) else {
             throw ModbusException(.gatewayTargetDeviceFailedToRespond, "unit \(unit) is not configured")
         }
@@ -48,7 +51,7 @@ struct WritePlanner: Sendable {
                 let mapped = entry.points.reduce(UInt16(0)) { mask, index in
                     mask | (map.points[index].bitPosition.map { UInt16(1) << UInt16($0) } ?? 0)
                 }
-                let unmapped = words[0] & ~mapped
+                let unmapped = words[0] & ~mapped & (changedBits ?? 0xFFFF)
                 guard unmapped == 0 else {
                     throw ModbusException(
                         .illegalDataAddress,
@@ -58,10 +61,10 @@ struct WritePlanner: Sendable {
             let currentBits = entry.points.count > 1 || isBitRegister ? cache.currentRegister(of: entry) : nil
             for index in entry.points {
                 let point = map.points[index]
-                if let position = point.bitPosition, let currentBits,
-                    (currentBits ^ words[0]) & (1 << UInt16(position)) == 0
-                {
-                    continue  // this bit does not change
+                if let position = point.bitPosition {
+                    let bit = UInt16(1) << UInt16(position)
+                    if let changedBits, changedBits & bit == 0 { continue }  // a mask write leaves it alone
+                    if let currentBits, (currentBits ^ words[0]) & bit == 0 { continue }  // it does not change
                 }
                 guard point.isWritable else {
                     throw ModbusException(.illegalDataAddress, "\(point.name) is read-only (no command_topic)")
