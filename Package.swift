@@ -101,6 +101,7 @@ let package = Package(
             name: "ModbusCoreTests",
             dependencies: [
                 "ModbusCore",
+                "MQTTTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -119,8 +120,8 @@ let package = Package(
             ],
             resources: [.copy("Interop")]
         ),
-        // The real-mosquitto test harness (TestBroker, TestPKI, waiting helpers), shared by the
-        // MQTT client's tests and the bridge's end-to-end tests.
+        // The real-mosquitto test harness (TestBroker, TestPKI, waiting helpers) and small test
+        // utilities (SplitMix64), shared by the test targets.
         .target(
             name: "MQTTTestSupport",
             dependencies: [
@@ -140,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "MQTTModbusBridgeTests",
             dependencies: [
-                "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer",
+                "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer", "MQTTTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -1,3 +1,4 @@
+import MQTTTestSupport
 import Testing
 
 @testable import MQTTModbusBridge
@@ -177,7 +178,7 @@ struct PayloadDecoderTests {
     /// Random bytes, and random corruptions of valid documents, never crash the decoder: every
     /// input gives a value or an error.
     @Test func garbageNeverCrashes() {
-        var generator = SeededGenerator(seed: 0xFEED)
+        var generator = SplitMix64(seed: 0xFEED)
         let types: [PointType] = [.int16, .uint64, .int64, .float32, .float64, .bool, .bit(position: 4), .string(length: 4)]
         let formats: [PayloadFormat] = [.plain, PayloadFormat(encoding: .boolean), json("a.b[1]"), json("$"), json("x")]
         let seeds = ["{\"a\": {\"b\": [1, 2.5e10, \"3\"]}}", "[true, false, null]", "\"text\"", "-12.5e-3", "{\"x\": \"\\u00e9\"}"].map { Array($0.utf8) }

@@ -1,23 +1,13 @@
+import MQTTTestSupport
 import ModbusCore
 import NIOCore
 import Testing
 
 @Suite("MBAP frame assembler")
 struct FrameAssemblerTests {
-    /// A deterministic generator, so a failure can be replayed.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 
     /// `count` frames with PDUs of 1...253 bytes, as bytes and as the frames they must give.
-    static func stream(_ count: Int, generator: inout Generator) -> (bytes: [UInt8], frames: [ModbusTCPFrame]) {
+    static func stream(_ count: Int, generator: inout SplitMix64) -> (bytes: [UInt8], frames: [ModbusTCPFrame]) {
         var bytes: [UInt8] = []
         var frames: [ModbusTCPFrame] = []
         for index in 0..<count {
@@ -51,16 +41,16 @@ struct FrameAssemblerTests {
 
     @Test("frames cut into reads of any size come out whole and in order", arguments: [1, 2, 5, 6, 7, 13, 260, 4096])
     func fixedCuts(readSize: Int) throws {
-        var generator = Generator(state: UInt64(readSize))
+        var generator = SplitMix64(seed: UInt64(readSize))
         let (bytes, frames) = Self.stream(200, generator: &generator)
         #expect(try Self.assemble(bytes) { _ in readSize } == frames)
     }
 
     @Test("random cuts: whole frames in order; what is kept between reads never exceeds one frame")
     func randomCuts() throws {
-        var generator = Generator(state: 0x5EED)
+        var generator = SplitMix64(seed: 0x5EED)
         let (bytes, frames) = Self.stream(2_000, generator: &generator)
-        var cuts = Generator(state: 42)
+        var cuts = SplitMix64(seed: 42)
         var largestKept = 0
         let assembled = try Self.assemble(bytes, cut: { _ in Int.random(in: 1...700, using: &cuts) }) { assembler in
             largestKept = max(largestKept, assembler.bufferedCapacity)
