@@ -57,17 +57,17 @@ public func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Durat
     return (result, ContinuousClock.now - start)
 }
 
-/// Consumes a client's messages in a background task and lets tests wait for
-/// them (by count or by content), without cancelling the client's message
-/// sequence.
-public final class MessageCollector: Sendable {
+/// Consumes an async sequence in a background task and lets tests wait until what has arrived
+/// satisfies a predicate, without cancelling the sequence. ``MessageCollector`` (a client's
+/// messages) and ``StateRecorder`` (its connection states) are this recorder.
+public final class AsyncRecorder<Element: Sendable>: Sendable {
     private struct Waiter {
-        let predicate: @Sendable ([MQTTMessage]) -> Bool
-        let continuation: CheckedContinuation<[MQTTMessage], any Error>
+        let predicate: @Sendable ([Element]) -> Bool
+        let continuation: CheckedContinuation<[Element], any Error>
     }
 
     private struct State {
-        var messages: [MQTTMessage] = []
+        var elements: [Element] = []
         var waiters: [UInt64: Waiter] = [:]
         var nextID: UInt64 = 0
     }
@@ -75,14 +75,12 @@ public final class MessageCollector: Sendable {
     private let state = TestLock(State())
     private let task = TestLock<Task<Void, Never>?>(nil)
 
-    /// Starts collecting the messages of `client` (the only consumer of
-    /// `client.messages` from now on).
-    public init(_ client: MQTTClient) {
-        let messages = client.messages
+    /// Starts recording `sequence` (its only consumer from now on).
+    public init<S: AsyncSequence & Sendable>(recording sequence: S) where S.Element == Element, S.Failure == Never {
         let task = Task { [weak self] in
-            for await message in messages {
+            for await element in sequence {
                 guard let self else { return }
-                self.receive(message)
+                self.receive(element)
             }
         }
         self.task.withLock { $0 = task }
@@ -92,56 +90,35 @@ public final class MessageCollector: Sendable {
         self.task.withLock { $0?.cancel() }
     }
 
-    private func receive(_ message: MQTTMessage) {
-        let ready = self.state.withLock { state -> [(CheckedContinuation<[MQTTMessage], any Error>, [MQTTMessage])] in
-            state.messages.append(message)
-            var ready: [(CheckedContinuation<[MQTTMessage], any Error>, [MQTTMessage])] = []
-            for (id, waiter) in state.waiters where waiter.predicate(state.messages) {
+    private func receive(_ element: Element) {
+        let ready = self.state.withLock { state -> [(CheckedContinuation<[Element], any Error>, [Element])] in
+            state.elements.append(element)
+            var ready: [(CheckedContinuation<[Element], any Error>, [Element])] = []
+            for (id, waiter) in state.waiters where waiter.predicate(state.elements) {
                 state.waiters[id] = nil
-                ready.append((waiter.continuation, state.messages))
+                ready.append((waiter.continuation, state.elements))
             }
             return ready
         }
-        for (continuation, messages) in ready { continuation.resume(returning: messages) }
+        for (continuation, elements) in ready { continuation.resume(returning: elements) }
     }
 
-    /// Everything received so far.
-    public var messages: [MQTTMessage] {
-        self.state.withLock { $0.messages }
+    /// Everything recorded so far.
+    public var elements: [Element] {
+        self.state.withLock { $0.elements }
     }
 
-    /// How many messages were received so far: pass it as `after` to wait only
-    /// for later ones.
+    /// How many elements were recorded so far: pass it as `after` to wait only for later ones.
     public var count: Int {
-        self.state.withLock { $0.messages.count }
+        self.state.withLock { $0.elements.count }
     }
 
-    /// Waits until at least `count` messages have arrived; returns all of them.
-    @discardableResult
-    public func waitForCount(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [MQTTMessage] {
-        try await self.waitUntil("\(count) messages (have \(self.messages.count))", timeout: timeout) { $0.count >= count }
-    }
-
-    /// Waits for the first message received after the first `after` messages
-    /// on `topic` that satisfies `predicate`, and returns it.
-    @discardableResult
-    public func waitForMessage(
-        on topic: String, after: Int = 0, timeout: Duration = .seconds(10),
-        where predicate: @escaping @Sendable (MQTTMessage) -> Bool = { _ in true }
-    ) async throws -> MQTTMessage {
-        let matches: @Sendable (MQTTMessage) -> Bool = { $0.topic == topic && predicate($0) }
-        let messages = try await self.waitUntil("a message on \(topic)", timeout: timeout) {
-            $0.dropFirst(after).contains(where: matches)
-        }
-        return messages.dropFirst(after).first(where: matches)!
-    }
-
-    /// Waits until the messages received so far satisfy `predicate`; returns them.
+    /// Waits until what was recorded so far satisfies `predicate`; returns it.
     @discardableResult
     public func waitUntil(
         _ what: String, timeout: Duration = .seconds(10),
-        _ predicate: @escaping @Sendable ([MQTTMessage]) -> Bool
-    ) async throws -> [MQTTMessage] {
+        _ predicate: @escaping @Sendable ([Element]) -> Bool
+    ) async throws -> [Element] {
         let id = self.state.withLock { state -> UInt64 in
             state.nextID += 1
             return state.nextID
@@ -149,8 +126,8 @@ public final class MessageCollector: Sendable {
         return try await withTimeout(timeout, what) {
             try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
-                    let ready = self.state.withLock { state -> Result<[MQTTMessage], any Error>? in
-                        if predicate(state.messages) { return .success(state.messages) }
+                    let ready = self.state.withLock { state -> Result<[Element], any Error>? in
+                        if predicate(state.elements) { return .success(state.elements) }
                         // Cancelled before the waiter was registered: the handler already ran.
                         if Task.isCancelled { return .failure(CancellationError()) }
                         state.waiters[id] = Waiter(predicate: predicate, continuation: continuation)
@@ -166,78 +143,52 @@ public final class MessageCollector: Sendable {
     }
 }
 
+/// Consumes a client's messages in a background task and lets tests wait for them (by count or
+/// by content).
+public typealias MessageCollector = AsyncRecorder<MQTTMessage>
+
+extension AsyncRecorder where Element == MQTTMessage {
+    /// Starts collecting the messages of `client` (the only consumer of `client.messages` from
+    /// now on).
+    public convenience init(_ client: MQTTClient) {
+        self.init(recording: client.messages)
+    }
+
+    /// Every message received so far.
+    public var messages: [MQTTMessage] { elements }
+
+    /// Waits until at least `count` messages have arrived; returns all of them.
+    @discardableResult
+    public func waitForCount(_ count: Int, timeout: Duration = .seconds(10)) async throws -> [MQTTMessage] {
+        try await self.waitUntil("\(count) messages (have \(self.count))", timeout: timeout) { $0.count >= count }
+    }
+
+    /// Waits for the first message received after the first `after` messages
+    /// on `topic` that satisfies `predicate`, and returns it.
+    @discardableResult
+    public func waitForMessage(
+        on topic: String, after: Int = 0, timeout: Duration = .seconds(10),
+        where predicate: @escaping @Sendable (MQTTMessage) -> Bool = { _ in true }
+    ) async throws -> MQTTMessage {
+        let matches: @Sendable (MQTTMessage) -> Bool = { $0.topic == topic && predicate($0) }
+        let messages = try await self.waitUntil("a message on \(topic)", timeout: timeout) {
+            $0.dropFirst(after).contains(where: matches)
+        }
+        return messages.dropFirst(after).first(where: matches)!
+    }
+}
+
 /// Records every connection state a client goes through.
-public final class StateRecorder: Sendable {
-    private struct State {
-        var states: [MQTTConnectionState] = []
-        var waiters: [UInt64: (predicate: @Sendable ([MQTTConnectionState]) -> Bool, continuation: CheckedContinuation<[MQTTConnectionState], any Error>)] = [:]
-        var nextID: UInt64 = 0
-    }
+public typealias StateRecorder = AsyncRecorder<MQTTConnectionState>
 
-    private let state = TestLock(State())
-    private let task = TestLock<Task<Void, Never>?>(nil)
-
+extension AsyncRecorder where Element == MQTTConnectionState {
     /// Starts recording the connection states of `client`.
-    public init(_ client: MQTTClient) {
-        let states = client.connectionStates()
-        let task = Task { [weak self] in
-            for await newState in states {
-                guard let self else { return }
-                self.receive(newState)
-            }
-        }
-        self.task.withLock { $0 = task }
-    }
-
-    deinit {
-        self.task.withLock { $0?.cancel() }
-    }
-
-    private func receive(_ newState: MQTTConnectionState) {
-        let ready = self.state.withLock {
-            state -> [(CheckedContinuation<[MQTTConnectionState], any Error>, [MQTTConnectionState])] in
-            state.states.append(newState)
-            var ready: [(CheckedContinuation<[MQTTConnectionState], any Error>, [MQTTConnectionState])] = []
-            for (id, waiter) in state.waiters where waiter.predicate(state.states) {
-                state.waiters[id] = nil
-                ready.append((waiter.continuation, state.states))
-            }
-            return ready
-        }
-        for (continuation, states) in ready { continuation.resume(returning: states) }
+    public convenience init(_ client: MQTTClient) {
+        self.init(recording: client.connectionStates())
     }
 
     /// Every state recorded so far.
-    public var states: [MQTTConnectionState] {
-        self.state.withLock { $0.states }
-    }
-
-    /// Waits until the recorded history satisfies `predicate`.
-    @discardableResult
-    public func waitUntil(
-        _ what: String, timeout: Duration = .seconds(10),
-        _ predicate: @escaping @Sendable ([MQTTConnectionState]) -> Bool
-    ) async throws -> [MQTTConnectionState] {
-        let id = self.state.withLock { state -> UInt64 in
-            state.nextID += 1
-            return state.nextID
-        }
-        return try await withTimeout(timeout, what) {
-            try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    let ready = self.state.withLock { state -> [MQTTConnectionState]? in
-                        if predicate(state.states) { return state.states }
-                        state.waiters[id] = (predicate, continuation)
-                        return nil
-                    }
-                    if let ready { continuation.resume(returning: ready) }
-                }
-            } onCancel: {
-                let waiter = self.state.withLock { $0.waiters.removeValue(forKey: id) }
-                waiter?.continuation.resume(throwing: CancellationError())
-            }
-        }
-    }
+    public var states: [MQTTConnectionState] { elements }
 }
 
 extension Array where Element == MQTTConnectionState {

@@ -45,15 +45,19 @@ final class PointCache: Sendable {
 
     /// Stores a point's new image and marks it fresh.
     func update(point index: Int, image: RegisterImage, at time: UInt64 = PointCache.now()) {
-        let offset = offsets[index]
         state.withLock { storage in
-            switch image {
-            case .words(let words):
-                for (position, word) in words.enumerated() { storage.words[offset + position] = word }
-            case .bit(_, let value):
-                storage.words[offset] = value ? 1 : 0
-            }
+            store(image, of: index, in: &storage)
             storage.updated[index] = max(time, 1)
+        }
+    }
+
+    private func store(_ image: RegisterImage, of index: Int, in storage: inout Storage) {
+        let offset = offsets[index]
+        switch image {
+        case .words(let words):
+            for (position, word) in words.enumerated() { storage.words[offset + position] = word }
+        case .bit(_, let value):
+            storage.words[offset] = value ? 1 : 0
         }
     }
 
@@ -67,15 +71,9 @@ final class PointCache: Sendable {
     /// (``lastUpdate(of:)``): a written value must not overwrite a state the device reported
     /// while the write waited for its acknowledgement.
     func update(point index: Int, image: RegisterImage, ifUnchangedSince token: UInt64) {
-        let offset = offsets[index]
         state.withLock { storage in
             guard storage.updated[index] == token else { return }
-            switch image {
-            case .words(let words):
-                for (position, word) in words.enumerated() { storage.words[offset + position] = word }
-            case .bit(_, let value):
-                storage.words[offset] = value ? 1 : 0
-            }
+            store(image, of: index, in: &storage)
             storage.updated[index] = max(Self.now(), token + 1, 1)
         }
     }

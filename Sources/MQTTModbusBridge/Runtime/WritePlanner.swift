@@ -58,7 +58,8 @@ struct WritePlanner: Sendable {
                         "\(area) \(entry.start) of unit \(unit): no point maps bit mask 0x\(String(unmapped, radix: 16, uppercase: true))")
                 }
             }
-            let currentBits = entry.points.count > 1 || isBitRegister ? cache.currentRegister(of: entry) : nil
+            // Only bit points share a register (validation), so only they have current bits to compare.
+            let currentBits = isBitRegister ? cache.currentRegister(of: entry) : nil
             for index in entry.points {
                 let point = map.points[index]
                 if let position = point.bitPosition {
