@@ -126,16 +126,20 @@ struct StatusEndpointTests {
                     """
                     import socket, sys
                     s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-                    s.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
-                    s.recv(4096)
-                    print("answered", flush=True)
-                    print("closed by the server" if s.recv(1) == b"" else "data")
+                    try:
+                        s.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+                        # The response, unless the shutdown came first; then the end of the stream.
+                        first = s.recv(4096)
+                        print("closed by the server" if first == b"" or s.recv(1) == b"" else "data")
+                    except ConnectionResetError:  # closed with the request unread
+                        print("closed by the server")
                     """, port: port)
             }
             // The script's connection is open once the endpoint holds it.
             _ = try await poll("the keep-alive connection to be open") { endpoint.connectionCount == 1 ? true : nil }
             await running.group.triggerGracefulShutdown()
-            #expect(try await script.value.split(separator: "\n") == ["answered", "closed by the server"])
+            // Without the shutdown the script would wait 20 s on the open connection and fail.
+            #expect(try await script.value == "closed by the server")
         }
     }
 }
