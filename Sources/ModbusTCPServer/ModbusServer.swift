@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import ModbusCore
 import NIOCore
@@ -39,8 +40,13 @@ public final class ModbusServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let wireLogger: Logger
-    private let registry = ModbusConnectionRegistry()
+    /// Internal, not private: tests read the accepted sockets' options through it.
+    let registry = ModbusConnectionRegistry()
     private let state = Mutex<State>(.idle)
+    /// Connections that were accepted but could not be set up (options, handlers).
+    private let setupFailures: Counter
+    /// Fault injection for tests; empty in production.
+    let testHooks = ModbusServerTestHooks()
 
     private enum State {
         case idle
@@ -58,15 +64,21 @@ public final class ModbusServer: Service, Sendable {
     ///   - eventLoopGroup: where connections are served; NIO's shared group by default.
     ///   - logger: connection and handler events (label `modbus.server` by default).
     ///   - wireLogger: the hex of every frame in and out, at debug level (label `modbus.wire`).
+    ///   - metricsFactory: where the server's metrics go (swift-metrics; the bootstrapped
+    ///     backend by default). Counter `modbus_server_connection_setup_failures_total`:
+    ///     connections accepted but closed because their socket options or handlers could not
+    ///     be set up (each one is also logged at error level with its peer).
     public init(
         configuration: ModbusServerConfiguration,
         readHandler: ModbusReadHandler,
         writeHandler: ModbusWriteHandler? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "modbus.server"),
-        wireLogger: Logger = Logger(label: "modbus.wire")
+        wireLogger: Logger = Logger(label: "modbus.wire"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.configuration = configuration
+        self.setupFailures = Counter(label: "modbus_server_connection_setup_failures_total", factory: metricsFactory)
         self.group = eventLoopGroup
         self.logger = logger
         self.wireLogger = wireLogger
@@ -221,48 +233,79 @@ public final class ModbusServer: Service, Sendable {
     }
 
     private func makeBootstrap() -> ServerBootstrap {
-        let configuration = self.configuration
-        let dispatcher = self.dispatcher
-        let registry = self.registry
-        let logger = self.logger
-        let wireLogger = self.wireLogger
-        return ServerBootstrap(group: group)
+        ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            // One read per readiness event: a read can carry thousands of pipelined requests,
-            // and the queue limit can only hold further reads between events.
-            .childChannelOption(.maxMessagesPerRead, value: 1)
+            // Child options are set in the initializer, not with `childChannelOption`: NIO closes
+            // a connection whose options fail without a word, and here a failure is logged with
+            // its peer and counted.
             .childChannelInitializer { channel in
                 guard self.isRunning else { return channel.close() }
-                let record = ModbusConnectionRecord(channel: channel)
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "unknown"
-                switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy) {
-                case .admitted:
-                    break
-                case .admittedAfterEvicting(let victim):
-                    logger.info(
-                        "connection limit reached; closing the oldest idle connection",
-                        metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"])
-                    victim.channel.close(promise: nil)
-                case .rejected:
-                    logger.warning(
-                        "connection limit reached; refusing connection",
-                        metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"])
+                do {
+                    try self.setUpConnection(channel, peer: peer)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch is ConnectionRefusal {
                     return channel.close()
-                }
-                channel.closeFuture.whenComplete { _ in registry.remove(record) }
-                logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ModbusConnectionHandler(
-                            dispatcher: dispatcher, record: record,
-                            registry: registry, idleTimeout: configuration.idleTimeout,
-                            maxQueued: configuration.maxQueuedRequestsPerConnection,
-                            logger: logger, wireLogger: wireLogger))
+                } catch {
+                    self.logger.error(
+                        "cannot set up an accepted connection; closing it",
+                        metadata: ["peer": "\(peer)", "error": "\(error)"])
+                    self.setupFailures.increment()
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
+    }
+
+    /// Thrown by ``setUpConnection(_:peer:)`` for a connection the limit refuses (already logged).
+    private struct ConnectionRefusal: Error {}
+
+    /// Sets an accepted connection's options, admits it under the connection limit and installs
+    /// its handler. Runs on the channel's event loop.
+    private func setUpConnection(_ channel: any Channel, peer: String) throws {
+        try testHooks.connectionSetup?(channel)
+        // Options first: a connection that cannot be set up must not evict an idle one.
+        try Self.setConnectionOptions(channel)
+        let record = ModbusConnectionRecord(channel: channel)
+        switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy) {
+        case .admitted:
+            break
+        case .admittedAfterEvicting(let victim):
+            logger.info(
+                "connection limit reached; closing the oldest idle connection",
+                metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"])
+            victim.channel.close(promise: nil)
+        case .rejected:
+            logger.warning(
+                "connection limit reached; refusing connection",
+                metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"])
+            throw ConnectionRefusal()
+        }
+        let registry = self.registry
+        channel.closeFuture.whenComplete { _ in registry.remove(record) }
+        logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
+        try channel.pipeline.syncOperations.addHandler(
+            ModbusConnectionHandler(
+                dispatcher: dispatcher, record: record,
+                registry: registry, idleTimeout: configuration.idleTimeout,
+                maxQueued: configuration.maxQueuedRequestsPerConnection,
+                logger: logger, wireLogger: wireLogger))
+    }
+
+    /// The socket options of a Modbus connection. Runs on the channel's event loop.
+    static func setConnectionOptions(_ channel: any Channel) throws {
+        guard let options = channel.syncOptions else {
+            throw ModbusServerError(.invalidState, "the accepted channel has no synchronous options")
+        }
+        // Level IPPROTO_TCP: `.socketOption(.tcp_nodelay)` would be SOL_SOCKET option 1, which
+        // is SO_DEBUG, and an unprivileged process may not set that.
+        // Replies are small and a master waits for each one: Nagle's algorithm would hold a
+        // reply back until the previous one is acknowledged.
+        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        try options.setOption(.socketOption(.so_keepalive), value: 1)
+        // One read per readiness event: a read can carry thousands of pipelined requests,
+        // and the queue limit can only hold further reads between events.
+        try options.setOption(.maxMessagesPerRead, value: 1)
     }
 
     private func stopFuture() -> EventLoopFuture<Void> {
@@ -340,4 +383,15 @@ public struct ModbusServerError: Error, Hashable, Sendable, CustomStringConverti
     }
 
     public var description: String { "\(code): \(message)" }
+}
+
+/// Seams for tests to make connection setup fail; nothing sets them outside tests.
+final class ModbusServerTestHooks: Sendable {
+    private let setup = Mutex<(@Sendable (any Channel) throws -> Void)?>(nil)
+
+    /// Runs first in every accepted connection's setup; a throw takes the setup-failure path.
+    var connectionSetup: (@Sendable (any Channel) throws -> Void)? {
+        get { setup.withLock { $0 } }
+        set { setup.withLock { $0 = newValue } }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MQTTTestSupport
 import ModbusTCPServer
 import Testing
 
@@ -11,7 +12,7 @@ struct InteroperabilityTests {
         let store = TestStore()
         let script = try #require(Bundle.module.url(forResource: "pymodbus_client", withExtension: "py", subdirectory: "Interop"))
         try await withServer(read: form.read(store), write: form.write(store)) { _, port in
-            let result = try await ExternalProcess.run("python3", [script.path, "\(port)"])
+            let result = try await ExternalProcess.run(TestPython.path, [script.path, "\(port)"])
             #expect(result.status == 0, "pymodbus checks:\n\(result.output)")
             #expect(result.output.contains("0 failure(s)"))
         }

@@ -84,11 +84,20 @@ public final class StatusEndpoint: Service, Sendable {
                 }
                 guard admitted else { return channel.close() }
                 channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: id) } }
-                return channel.eventLoop.makeCompletedFuture {
+                do {
+                    // IPPROTO_TCP level; `.socketOption(.tcp_nodelay)` would set SO_DEBUG.
+                    try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
                     try pipeline.addHandler(StatusRequestHandler(health: health, registry: registry))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    // NIO closes the connection without a word; say why.
+                    self.logger.error(
+                        "status endpoint: cannot set up an accepted connection; closing it",
+                        metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)"])
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .bind(host: host, port: requestedPort).get()

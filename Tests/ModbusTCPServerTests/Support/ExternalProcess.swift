@@ -13,8 +13,12 @@ enum ExternalProcess {
         var description: String { "\(program) is not installed; .ci/run installs it (see README)" }
     }
 
-    /// Finds `program` on PATH.
+    /// Finds `program` on PATH (a path with a slash is taken as it is).
     static func locate(_ program: String) throws -> String {
+        if program.contains("/") {
+            guard FileManager.default.isExecutableFile(atPath: program) else { throw NotFound(program: program) }
+            return program
+        }
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(program)"

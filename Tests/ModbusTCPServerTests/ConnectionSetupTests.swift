@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import MetricsTestKit
+import NIOCore
+import Testing
+
+@testable import ModbusTCPServer
+
+/// The options of accepted sockets, and what happens when a connection cannot be set up.
+@Suite("Connection setup: socket options and setup failures")
+struct ConnectionSetupTests {
+    @Test("An accepted connection has TCP_NODELAY on, SO_KEEPALIVE on and SO_DEBUG off")
+    func socketOptions() async throws {
+        let store = TestStore()
+        try await withServer(read: .sync { try store.read($0) }, write: nil) { server, port in
+            let client = try RawModbusClient(port: port)
+            // A reply proves the connection was set up and is in the registry.
+            #expect(try await client.request(ModbusFrames.read(0x03, address: 5, count: 1)) == [0x03, 2, 0, 5])
+            let channels = server.registry.all.map(\.channel)
+            try #require(channels.count == 1)
+            let channel = try #require(channels.first)
+            // getsockopt on the accepted socket itself.
+            let noDelay = try await channel.getOption(.tcpOption(.tcp_nodelay)).get()
+            let keepAlive = try await channel.getOption(.socketOption(.so_keepalive)).get()
+            let debug = try await channel.getOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG))).get()
+            #expect(noDelay != 0, "Nagle is off: IPPROTO_TCP/TCP_NODELAY")
+            #expect(keepAlive != 0)
+            #expect(debug == 0, "SOL_SOCKET option 1 (SO_DEBUG) is not set")
+        }
+    }
+
+    @Test("A connection that cannot be set up is logged at error level with its peer and reason, and counted")
+    func setupFailureIsLoggedAndCounted() async throws {
+        struct InjectedFailure: Error, CustomStringConvertible {
+            var description: String { "injected setsockopt failure" }
+        }
+        let store = TestStore()
+        let logs = LogCapture()
+        let metrics = TestMetrics()
+        let server = ModbusServer(
+            configuration: ModbusServerConfiguration(host: "127.0.0.1", port: 0),
+            readHandler: .sync { try store.read($0) }, logger: logs.logger("test.server"), metricsFactory: metrics)
+        try await server.start()
+        do {
+            let port = try #require(server.port)
+            server.testHooks.connectionSetup = { _ in throw InjectedFailure() }
+            let refused = try RawModbusClient(port: port)
+            #expect(await refused.waitForClose(), "the connection that failed setup is closed")
+            let errors = logs.messages(at: .error)
+            try #require(errors.count == 1, "one error line: \(errors.map(\.message))")
+            #expect(errors[0].message.contains("cannot set up an accepted connection"))
+            #expect(errors[0].metadata["peer"]?.contains("127.0.0.1") == true)
+            #expect(errors[0].metadata["peer"]?.contains(":\(refused.localPort)") == true, "the peer names the client's port")
+            #expect(errors[0].metadata["error"] == "injected setsockopt failure")
+            #expect(try metrics.expectCounter("modbus_server_connection_setup_failures_total").totalValue == 1)
+            #expect(server.activeConnections == 0, "a failed connection does not occupy a slot")
+
+            // The server keeps serving once connections can be set up again.
+            server.testHooks.connectionSetup = nil
+            let served = try RawModbusClient(port: port)
+            #expect(try await served.request(ModbusFrames.read(0x04, address: 9, count: 1)) == [0x04, 2, 0, 9])
+            #expect(try metrics.expectCounter("modbus_server_connection_setup_failures_total").totalValue == 1)
+        } catch {
+            await server.stop()
+            throw error
+        }
+        await server.stop()
+    }
+}
