@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian (bookworm) machine, and nothing it already has:
-# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, and pymodbus.
+# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, pymodbus, and debootstrap
+# (docker/verify-runtime.sh builds the container's runtime root filesystem with it).
 # Safe to run again; uses sudo when not root.
 set -euo pipefail
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-apt_packages=(mosquitto mosquitto-clients libmosquitto-dev libmodbus-dev mbpoll openssl pkg-config python3 python3-pip)
+apt_packages=(mosquitto mosquitto-clients libmosquitto-dev libmodbus-dev mbpoll openssl pkg-config python3 python3-pip
+    debootstrap)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -19,11 +21,16 @@ fi
 # The packaged broker starts a system-wide service on port 1883; the tests start their own
 # brokers on free ports and do not need it.
 
+# pymodbus for the one interpreter the tests run (Tests/MQTTTestSupport/TestPython.swift):
+# Debian's python3, not whatever python3 comes first on PATH. Installed as root it goes to
+# /usr/local, where the unprivileged user the tests run as (Tests/run.sh) can import it.
 pymodbus_version="3.16.1"
-if ! python3 -c "import pymodbus, sys; sys.exit(0 if pymodbus.__version__ == '$pymodbus_version' else 1)" 2>/dev/null; then
-    echo "setup: installing pymodbus $pymodbus_version"
-    python3 -m pip install -q "pymodbus==$pymodbus_version" 2>/dev/null \
-        || python3 -m pip install -q --break-system-packages "pymodbus==$pymodbus_version"
+test_python="${MQTT_MODBUS_TEST_PYTHON:-/usr/bin/python3}"
+if ! "$test_python" -c "import pymodbus, sys; sys.exit(0 if pymodbus.__version__ == '$pymodbus_version' else 1)" 2>/dev/null; then
+    echo "setup: installing pymodbus $pymodbus_version for $test_python"
+    if [ "$(id -u)" -eq 0 ]; then scope=(); else scope=(--user); fi
+    "$test_python" -m pip install -q "${scope[@]}" "pymodbus==$pymodbus_version" 2>/dev/null \
+        || "$test_python" -m pip install -q "${scope[@]}" --break-system-packages "pymodbus==$pymodbus_version"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

@@ -4,8 +4,8 @@
 #
 #   ./examples/demo.sh            # Ctrl-C stops everything
 #
-# Installs mosquitto and mbpoll if missing (apt, sudo when not root), builds the bridge, starts
-# a broker on 127.0.0.1:1883 (with TCP_NODELAY: see README), the device simulator and the
+# Installs mosquitto, mosquitto-clients (mosquitto_sub and mosquitto_pub, which the demo suggests)
+# and mbpoll if missing (apt, sudo when not root), builds the bridge, starts a broker on 127.0.0.1:1883 (with TCP_NODELAY: see README), the device simulator and the
 # bridge with examples/configs/demo.yaml, then shows a few Modbus reads and a write.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
-for package in mosquitto libmosquitto-dev mbpoll; do
+for package in mosquitto mosquitto-clients libmosquitto-dev mbpoll; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -37,7 +37,7 @@ struct StatusEndpointTests {
 
     /// Runs a Python script with the port as its argument and returns what it printed.
     static func python(_ script: String, port: Int) async throws -> String {
-        let result = try await runProgram(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, "\(port)"])
+        let result = try await runProgram(TestPython.url, ["-c", script, "\(port)"])
         guard result.status == 0 else { throw TestBroker.BrokerError(description: "python3 failed:\n\(result.output)") }
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -85,7 +85,7 @@ func httpGet(_ url: String) async throws -> (status: Int, body: String)? {
             print("unreachable"); sys.exit(0)
         print(status); sys.stdout.write(body.decode())
         """
-    let result = try await runProgram(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, url])
+    let result = try await runProgram(TestPython.url, ["-c", script, url])
     guard result.status == 0 else { throw TestBroker.BrokerError(description: "python3 urllib failed: \(result.output)") }
     let firstLine = result.output.prefix { $0 != "\n" }
     guard let status = Int(firstLine) else { return nil }

@@ -105,8 +105,8 @@ final class PymodbusClient: Sendable {
         }
         let process = Process()
         // The python3 on PATH: the one pymodbus was installed for (Tests/setup.sh).
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-u", script.path, "\(port)"]
+        process.executableURL = TestPython.url
+        process.arguments = ["-u", script.path, "\(port)"]
         let stdin = Pipe()
         let stdout = Pipe()
         let stderr = Pipe()
