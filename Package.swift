@@ -8,7 +8,10 @@ let package = Package(
         .library(name: "ModbusCore", targets: ["ModbusCore"]),
         .library(name: "ModbusTCPServer", targets: ["ModbusTCPServer"]),
         .library(name: "Mosquitto", targets: ["Mosquitto"]),
+        .library(name: "MQTTModbusBridgeConfiguration", targets: ["MQTTModbusBridgeConfiguration"]),
         .library(name: "MQTTModbusBridge", targets: ["MQTTModbusBridge"]),
+        .library(name: "MQTTModbusBridgeStatus", targets: ["MQTTModbusBridgeStatus"]),
+        .library(name: "MQTTModbusBridgeSimulator", targets: ["MQTTModbusBridgeSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -37,23 +40,67 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // The bridge: topic-map configuration and validation, point value codecs (all I/O-free),
-        // the runtime (cache, writes and acknowledgements, device simulator) and the status endpoint.
+        // The bridge's configuration: the topic-map model, YAML loading and validation, and the
+        // point value codecs. No I/O: `validate`, `explain` and `registers` need nothing else.
+        // Allowed and forbidden imports per module: docs/architecture.md (checked by
+        // Tests/check-imports.sh).
+        .target(
+            name: "MQTTModbusBridgeConfiguration",
+            dependencies: [
+                "ModbusCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"]
+        ),
+        // The configuration's `broker:` section applied to the MQTT client's settings, for the
+        // runtime and the simulator.
+        .target(
+            name: "MQTTModbusBridgeBroker",
+            dependencies: ["MQTTModbusBridgeConfiguration", "Mosquitto"],
+            exclude: ["README.md"]
+        ),
+        // The bridge's runtime: register cache, write path and acknowledgements, the service.
         .target(
             name: "MQTTModbusBridge",
             dependencies: [
+                "MQTTModbusBridgeConfiguration",
+                "MQTTModbusBridgeBroker",
                 "ModbusCore",
                 "ModbusTCPServer",
                 "Mosquitto",
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["README.md"]
+        ),
+        // The status endpoint: GET /health and GET /metrics (Prometheus) over HTTP.
+        .target(
+            name: "MQTTModbusBridgeStatus",
+            dependencies: [
+                "MQTTModbusBridge",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            exclude: ["README.md"]
+        ),
+        // Simulated devices for a configuration: `simulate`, the demo and the tests.
+        .target(
+            name: "MQTTModbusBridgeSimulator",
+            dependencies: [
+                "MQTTModbusBridgeConfiguration",
+                "MQTTModbusBridgeBroker",
+                "Mosquitto",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["README.md"]
         ),
         // libmosquitto (Debian libmosquitto-dev) as a system library.
         .systemLibrary(
@@ -70,11 +117,14 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
-        // The command-line program: subcommands only, the logic is in MQTTModbusBridge.
+        // The command-line program: one file per subcommand, no logic.
         .executableTarget(
             name: "mqtt-modbus-bridge",
             dependencies: [
+                "MQTTModbusBridgeConfiguration",
                 "MQTTModbusBridge",
+                "MQTTModbusBridgeStatus",
+                "MQTTModbusBridgeSimulator",
                 "ModbusCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -143,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "MQTTModbusBridgeTests",
             dependencies: [
-                "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer", "MQTTTestSupport",
+                "MQTTModbusBridgeConfiguration", "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer", "MQTTTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -151,7 +201,11 @@ let package = Package(
         .testTarget(
             name: "BridgeEndToEndTests",
             dependencies: [
+                "MQTTModbusBridgeConfiguration",
+                "MQTTModbusBridgeBroker",
                 "MQTTModbusBridge",
+                "MQTTModbusBridgeStatus",
+                "MQTTModbusBridgeSimulator",
                 "MQTTTestSupport",
                 "Mosquitto",
                 "ModbusCore",

@@ -38,6 +38,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${MQTT_MODBUS_TESTS_AS_ROOT:-}" ] && [ "$#" -eq
     fi
 fi
 
+Tests/check-imports.sh
 Tests/setup.sh
 swift build --build-tests
 if [ "$#" -gt 0 ]; then

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import Logging
-import MQTTModbusBridge
+import MQTTModbusBridgeConfiguration
 
 /// `mqtt-modbus-bridge`: the command-line program. Subcommands only; the logic lives in the
-/// MQTTModbusBridge library.
+/// configuration, runtime, status and simulator modules.
 @main
 struct BridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

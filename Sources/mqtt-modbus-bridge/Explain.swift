@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MQTTModbusBridge
+import MQTTModbusBridgeConfiguration
 
 /// `explain`: how a payload maps to registers, and how registers map to a command.
 struct Explain: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MQTTModbusBridge
+import MQTTModbusBridgeConfiguration
 import ModbusCore
 
 /// `registers`: the register map for the SCADA engineer.

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MQTTModbusBridge
+import MQTTModbusBridgeConfiguration
 
 /// `validate`: check configurations without starting anything.
 struct Validate: ParsableCommand {

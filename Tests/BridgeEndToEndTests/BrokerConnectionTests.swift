@@ -2,10 +2,13 @@ import Foundation
 import Logging
 import MQTTTestSupport
 import ModbusCore
+import MQTTModbusBridgeBroker
 import Mosquitto
+import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// The broker going away and coming back, and the bridge's status topic.
 @Suite("Broker loss, reconnection and the status topic")
@@ -85,7 +88,7 @@ struct BrokerConnectionTests {
             #expect(retained.retain, "delivered as a retained message")
 
             // The will the bridge registers with the broker.
-            let will = try #require(try MQTTModbusBridgeService.mqttConfiguration(harness.configuration.broker).will)
+            let will = try #require(try MQTTConfiguration(bridgeBroker: harness.configuration.broker).will)
             #expect(will.topic == statusTopic && will.payload == Array("offline".utf8) && will.retain && will.qos == .atLeastOnce)
 
             // The broker publishes the will when the bridge's connection ends without DISCONNECT.

@@ -5,6 +5,7 @@ import Mosquitto
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// `mqtt-modbus-bridge run` as a separate process: TLS and a password to the broker, the status
 /// endpoint, a crash (the broker publishes the last will), a broker that is down at start, and

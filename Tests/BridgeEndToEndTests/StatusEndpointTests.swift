@@ -1,10 +1,12 @@
 import Foundation
+@testable import MQTTModbusBridgeStatus
 import MQTTTestSupport
 import Prometheus
 import ServiceLifecycle
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// The status endpoint alone, with a health report the test controls, exercised by Python's
 /// HTTP client and raw sockets.

@@ -2,11 +2,13 @@ import Foundation
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
+import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
-/// Modbus writes → MQTT commands → device acknowledgements → Modbus replies (DESIGN §4).
+/// Modbus writes → MQTT commands → device acknowledgements → Modbus replies (docs/design.md §4).
 @Suite("Writes and acknowledgements, end to end")
 struct WriteAckTests {
     enum Mode: String, CaseIterable, Sendable, CustomTestStringConvertible {

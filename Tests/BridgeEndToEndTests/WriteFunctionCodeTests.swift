@@ -2,9 +2,11 @@ import Foundation
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
+import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// The write function codes beyond FC5/6/15/16 (FC22 mask write, FC23 read/write), writes to
 /// bits of a register, command templates and the state-echo tolerance, through the bridge.

@@ -3,6 +3,7 @@ import ModbusCore
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 @Suite("Command encoder")
 struct CommandEncoderTests {

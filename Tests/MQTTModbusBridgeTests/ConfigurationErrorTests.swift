@@ -1,6 +1,7 @@
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// Every validation error, from a broken snippet: the message, the fix where there is one, and
 /// the exact line (the line marked `#!`).

@@ -3,6 +3,7 @@ import ModbusCore
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 @Suite("Configuration loading")
 struct ConfigurationLoadingTests {
@@ -324,7 +325,7 @@ struct ConfigurationLoadingTests {
 
 @Suite("Configuration size")
 struct ConfigurationSizeTests {
-    /// 10,000 points (the size DESIGN §6 measures the broker with) load in reasonable time,
+    /// 10,000 points (the size docs/design.md §6 measures the broker with) load in reasonable time,
     /// both written out and from a template.
     @Test func tenThousandPoints() throws {
         var yaml = "units:\n  - id: 1\n    points:\n"

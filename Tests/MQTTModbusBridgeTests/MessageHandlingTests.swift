@@ -4,6 +4,7 @@ import Mosquitto
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// How the bridge handles incoming MQTT messages, without a broker: messages are handed to it
 /// directly, and acknowledgements are awaited on the tracker's promises.

@@ -2,6 +2,7 @@ import MQTTTestSupport
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 @Suite("Register codec")
 struct RegisterCodecTests {

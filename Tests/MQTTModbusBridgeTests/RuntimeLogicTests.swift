@@ -3,6 +3,7 @@ import ModbusCore
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 @testable import ModbusTCPServer
 
 /// The bridge's pure runtime logic — register map, cache, write planning, ack evaluation —

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 @Suite("Durations, topics, JSON paths, templates")
 struct SupportTests {

@@ -3,6 +3,7 @@ import MQTTTestSupport
 import Testing
 
 @testable import MQTTModbusBridge
+@testable import MQTTModbusBridgeConfiguration
 
 /// The errors of a configuration that must not load.
 func configurationErrors(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocation) -> [ConfigurationError] {

@@ -141,7 +141,7 @@ public final class TestBroker: Sendable {
             lines += ["allow_anonymous true"]
         }
         lines += [
-            // Without it a QoS 1 round trip waits for delayed ACKs (DESIGN §6).
+            // Without it a QoS 1 round trip waits for delayed ACKs (docs/design.md §6).
             "set_tcp_nodelay true",
             "persistence false",
             "log_dest stderr",

@@ -3,7 +3,7 @@ import ModbusTCPServer
 import Synchronization
 import Testing
 
-/// DESIGN §3, rule by rule, over a raw socket, through each handler form.
+/// docs/design.md §3, rule by rule, over a raw socket, through each handler form.
 @Suite("Modbus rules on the wire")
 struct ProtocolRulesTests {
     // MARK: MBAP

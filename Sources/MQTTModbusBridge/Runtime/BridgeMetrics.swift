@@ -1,5 +1,6 @@
 import Metrics
 import ModbusCore
+import MQTTModbusBridgeConfiguration
 import Synchronization
 
 /// The bridge's counters, reported through swift-metrics (a no-op unless the program

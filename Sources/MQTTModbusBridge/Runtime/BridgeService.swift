@@ -2,7 +2,9 @@ import Foundation
 import Logging
 import Metrics
 import ModbusTCPServer
+import MQTTModbusBridgeBroker
 import Mosquitto
+import MQTTModbusBridgeConfiguration
 import ServiceLifecycle
 import Synchronization
 
@@ -46,7 +48,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         self.instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         self.metrics = BridgeMetrics()
         self.client = try MQTTClient(
-            configuration: try Self.mqttConfiguration(configuration.broker), logger: logger.component("mqtt"))
+            configuration: try MQTTConfiguration(bridgeBroker: configuration.broker), logger: logger.component("mqtt"))
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
         listener.unitIDs = configuration.unitIDs
@@ -287,7 +289,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     // MARK: Modbus writes
 
     /// Applies a Modbus write: plans it per point, publishes every command, and returns only
-    /// when every point was acknowledged (DESIGN §4).
+    /// when every point was acknowledged (docs/design.md §4).
     func write(_ request: ModbusWriteRequest) async throws {
         let planned = try planner.plan(
             unit: request.unitID, area: request.area, address: request.address, values: request.values,
@@ -398,39 +400,6 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             return .rejected(code: .serverDeviceFailure, reason: "\(mqttError)")
         default: return .brokerUnavailable(reason: "\(mqttError)")
         }
-    }
-
-    // MARK: Configuration mapping
-
-    static func mqttConfiguration(_ broker: BrokerSettings) throws -> MQTTConfiguration {
-        var configuration = MQTTConfiguration(host: broker.host, port: broker.port, clientID: broker.clientID)
-        configuration.cleanSession = broker.cleanSession
-        configuration.sessionExpiryInterval = broker.sessionExpiry.map { UInt32(clamping: $0.components.seconds) }
-        configuration.keepAlive = broker.keepAlive
-        configuration.protocolVersion = broker.protocolVersion == .mqtt5 ? .v5 : .v311
-        configuration.username = broker.username
-        switch broker.password {
-        case .literal(let password): configuration.password = password
-        case .file(let path):
-            configuration.password = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .newlines)
-        case nil: break
-        }
-        if let tls = broker.tls {
-            configuration.tls = MQTTTLSConfiguration(
-                caFile: tls.caFile, caDirectory: tls.caPath, certificateFile: tls.certFile, privateKeyFile: tls.keyFile,
-                verifyServerCertificate: tls.verifyServer, verifyHostname: tls.verifyHostname, tlsVersion: tls.version, ciphers: tls.ciphers)
-        }
-        configuration.will = MQTTWill(
-            topic: broker.statusTopic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce, retain: true)
-        configuration.reconnect = MQTTReconnectPolicy(
-            initialDelay: broker.reconnect.minDelay, maximumDelay: broker.reconnect.maxDelay,
-            multiplier: broker.reconnect.multiplier, retryInitialConnect: broker.reconnect.retryInitialConnect)
-        configuration.connectTimeout = broker.connectTimeout
-        configuration.operationTimeout = broker.operationTimeout
-        configuration.messageBufferCapacity = broker.messageBufferCapacity
-        configuration.maxInflightMessages = broker.maxInflightMessages
-        configuration.tcpNoDelay = broker.tcpNoDelay
-        return configuration
     }
 }
 

@@ -1,4 +1,5 @@
 import Mosquitto
+import MQTTModbusBridgeConfiguration
 
 /// Which topics the bridge subscribes to, and what each incoming topic means: a point's state,
 /// an MQTT 5 response, or a correlation-id acknowledgement.

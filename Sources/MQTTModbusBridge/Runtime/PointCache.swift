@@ -1,6 +1,7 @@
 import Dispatch
 import ModbusCore
 import ModbusTCPServer
+import MQTTModbusBridgeConfiguration
 import Synchronization
 
 /// The register image of every point, decoded once when its message arrives, so that a Modbus

@@ -1,4 +1,5 @@
 import ModbusCore
+import MQTTModbusBridgeConfiguration
 
 /// One point's share of a Modbus write: the value to command.
 struct PlannedPointWrite: Sendable, Hashable {

@@ -5,6 +5,7 @@ import MQTTTestSupport
 import ModbusCore
 import Mosquitto
 import ServiceLifecycle
+import MQTTModbusBridgeSimulator
 import Testing
 
 /// The log level of the bridge and the simulator under test; `E2E_LOG_LEVEL=debug` shows them.

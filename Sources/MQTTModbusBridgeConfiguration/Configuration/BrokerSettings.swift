@@ -59,7 +59,7 @@ public struct BrokerSettings: Sendable, Hashable {
     /// QoS 1/2 messages in flight at once (0: no limit). Default 20.
     public var maxInflightMessages: Int
     /// Switch Nagle's algorithm off on the client socket. Default `true`: with Nagle a QoS 1
-    /// round trip takes tens of milliseconds (DESIGN §6). The broker needs `set_tcp_nodelay true`.
+    /// round trip takes tens of milliseconds (docs/design.md §6). The broker needs `set_tcp_nodelay true`.
     public var tcpNoDelay: Bool
 
     /// Default client id: `mqtt-modbus-bridge`.

@@ -1,5 +1,5 @@
 /// A parsed JSON document. Numbers keep their literal text so that 64-bit integers stay exact.
-enum JSONValue: Sendable, Hashable {
+package enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(String)
@@ -8,13 +8,13 @@ enum JSONValue: Sendable, Hashable {
     case object([JSONMember])
 
     /// The member named `key` (the last one if the key repeats).
-    func member(_ key: String) -> JSONValue? {
+    package func member(_ key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.last(where: { $0.key == key })?.value
     }
 
     /// The value at `path`, or a description of where the path leaves the document.
-    func value(at path: JSONPath) -> Result<JSONValue, JSONPathLookupError> {
+    package func value(at path: JSONPath) -> Result<JSONValue, JSONPathLookupError> {
         var current = self
         var walked: [JSONPath.Component] = []
         for component in path.components {
@@ -41,7 +41,7 @@ enum JSONValue: Sendable, Hashable {
         return .success(current)
     }
 
-    var kindName: String {
+    package var kindName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -53,13 +53,13 @@ enum JSONValue: Sendable, Hashable {
     }
 
     /// Compact JSON text.
-    func serialized() -> String {
+    package func serialized() -> String {
         var out = ""
         write(to: &out)
         return out
     }
 
-    func write(to out: inout String) {
+    package func write(to out: inout String) {
         switch self {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
@@ -86,7 +86,7 @@ enum JSONValue: Sendable, Hashable {
 
     /// A document with `value` at `path`, objects and arrays created along the way (array
     /// elements before an index are null). Used for default JSON commands.
-    static func building(_ value: JSONValue, at components: ArraySlice<JSONPath.Component>) -> JSONValue {
+    package static func building(_ value: JSONValue, at components: ArraySlice<JSONPath.Component>) -> JSONValue {
         guard let first = components.first else { return value }
         let inner = building(value, at: components.dropFirst())
         switch first {
@@ -97,7 +97,7 @@ enum JSONValue: Sendable, Hashable {
 
     /// Sets `value` at `path` inside this document, creating members as needed. Returns `false`
     /// when the path crosses a non-container value.
-    mutating func set(_ value: JSONValue, at components: ArraySlice<JSONPath.Component>) -> Bool {
+    package mutating func set(_ value: JSONValue, at components: ArraySlice<JSONPath.Component>) -> Bool {
         guard let first = components.first else {
             self = value
             return true
@@ -125,19 +125,19 @@ enum JSONValue: Sendable, Hashable {
     }
 }
 
-struct JSONMember: Sendable, Hashable {
-    var key: String
-    var value: JSONValue
+package struct JSONMember: Sendable, Hashable {
+    package var key: String
+    package var value: JSONValue
 }
 
 /// A JSON path that does not lead to a value in a given document.
-struct JSONPathLookupError: Error, Sendable, Hashable {
-    var path: JSONPath
-    var walked: JSONPath
-    var found: String?
-    var expected: String
+package struct JSONPathLookupError: Error, Sendable, Hashable {
+    package var path: JSONPath
+    package var walked: JSONPath
+    package var found: String?
+    package var expected: String
 
-    var message: String {
+    package var message: String {
         let place = walked.isRoot ? "at the top level" : "at '\(walked)'"
         if let found { return "JSON path '\(path)': expected \(expected) \(place), found \(found)" }
         return "JSON path '\(path)': no \(expected) \(place)"
@@ -145,10 +145,10 @@ struct JSONPathLookupError: Error, Sendable, Hashable {
 }
 
 /// A strict RFC 8259 parser with a nesting limit, over UTF-8 bytes.
-struct JSONParser {
+package struct JSONParser {
     static let maxDepth = 64
 
-    struct SyntaxError: Error, Sendable, Hashable {
+    package struct SyntaxError: Error, Sendable, Hashable {
         var offset: Int
         var reason: String
         var message: String { "invalid JSON at byte \(offset): \(reason)" }
@@ -159,7 +159,7 @@ struct JSONParser {
 
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws(SyntaxError) -> JSONValue {
+    package static func parse(_ bytes: [UInt8]) throws(SyntaxError) -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)

@@ -181,7 +181,7 @@ public struct CommandSettings: Sendable, Hashable {
     }
 }
 
-/// How the bridge learns that a device applied a command (DESIGN §4). The Modbus write is
+/// How the bridge learns that a device applied a command (docs/design.md §4). The Modbus write is
 /// answered only then: acknowledged → normal reply; negative → 04 or the code the ack names;
 /// nothing before ``timeout`` → 0B.
 public struct AckSettings: Sendable, Hashable {

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import MQTTModbusBridgeBroker
 import Mosquitto
+import MQTTModbusBridgeConfiguration
 import ServiceLifecycle
 import Synchronization
 
@@ -52,7 +54,7 @@ public final class DeviceSimulator: Service, Sendable {
         self.configuration = configuration
         self.options = options
         self.logger = logger
-        var mqtt = try MQTTModbusBridgeService.mqttConfiguration(configuration.broker)
+        var mqtt = try MQTTConfiguration(bridgeBroker: configuration.broker)
         mqtt.clientID = options.clientID ?? "\(configuration.broker.clientID)-simulator"
         mqtt.will = nil
         mqtt.reconnect.retryInitialConnect = true
@@ -75,23 +77,17 @@ public final class DeviceSimulator: Service, Sendable {
         for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
         logger.info("simulator running", metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"])
         // The message sequence does not end on disconnect (only when the client is released), so
-        // graceful shutdown has to end the work itself: it stops the group like a cancellation.
-        let stop = AsyncShutdownSignal()
-        await withGracefulShutdownHandler {
+        // graceful shutdown has to end the work itself: it cancels it, like a cancellation.
+        await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.answerCommands() }
-                if let interval = options.telemetryInterval {
+                if let interval = self.options.telemetryInterval {
                     group.addTask { await self.publishTelemetry(every: interval) }
                 }
-                group.addTask {
-                    await withTaskCancellationHandler { await stop.wait() } onCancel: { stop.finish() }
-                }
-                // Whichever ends first (shutdown, cancellation, the message stream) ends them all.
+                // Whichever ends first (the message stream, the telemetry loop) ends them all.
                 await group.next()
                 group.cancelAll()
             }
-        } onGracefulShutdown: {
-            stop.finish()
         }
         await client.disconnect()
     }

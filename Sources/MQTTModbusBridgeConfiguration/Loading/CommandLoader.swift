@@ -38,7 +38,7 @@ extension ConfigurationLoader {
             source = .defaults(inherited.entry.mark)
             modeMark = inherited.entry.mark
         } else {
-            // Never broker: the weakest mode must be chosen explicitly (DESIGN §4).
+            // Never broker: the weakest mode must be chosen explicitly (docs/design.md §4).
             mode = .mqtt5
             source = .builtIn
             modeMark = topicEntry.mark

@@ -1,3 +1,5 @@
+import MQTTModbusBridgeConfiguration
+
 /// What a health check of the bridge reports: whether it can do its job right now.
 ///
 /// The bridge is healthy when its Modbus listener is up and it is connected to the broker. While

@@ -1,0 +1,41 @@
+import Foundation
+import MQTTModbusBridgeConfiguration
+import Mosquitto
+
+extension MQTTConfiguration {
+    /// The MQTT client settings for a configuration's `broker:` section: address, session,
+    /// credentials (a password file is read here), TLS, the retained `offline` last will on the
+    /// status topic, reconnection, timeouts, buffer sizes and TCP_NODELAY.
+    ///
+    /// - Throws: a `CocoaError` when the password file cannot be read.
+    package init(bridgeBroker broker: BrokerSettings) throws {
+        var configuration = MQTTConfiguration(host: broker.host, port: broker.port, clientID: broker.clientID)
+        configuration.cleanSession = broker.cleanSession
+        configuration.sessionExpiryInterval = broker.sessionExpiry.map { UInt32(clamping: $0.components.seconds) }
+        configuration.keepAlive = broker.keepAlive
+        configuration.protocolVersion = broker.protocolVersion == .mqtt5 ? .v5 : .v311
+        configuration.username = broker.username
+        switch broker.password {
+        case .literal(let password): configuration.password = password
+        case .file(let path):
+            configuration.password = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .newlines)
+        case nil: break
+        }
+        if let tls = broker.tls {
+            configuration.tls = MQTTTLSConfiguration(
+                caFile: tls.caFile, caDirectory: tls.caPath, certificateFile: tls.certFile, privateKeyFile: tls.keyFile,
+                verifyServerCertificate: tls.verifyServer, verifyHostname: tls.verifyHostname, tlsVersion: tls.version, ciphers: tls.ciphers)
+        }
+        configuration.will = MQTTWill(
+            topic: broker.statusTopic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce, retain: true)
+        configuration.reconnect = MQTTReconnectPolicy(
+            initialDelay: broker.reconnect.minDelay, maximumDelay: broker.reconnect.maxDelay,
+            multiplier: broker.reconnect.multiplier, retryInitialConnect: broker.reconnect.retryInitialConnect)
+        configuration.connectTimeout = broker.connectTimeout
+        configuration.operationTimeout = broker.operationTimeout
+        configuration.messageBufferCapacity = broker.messageBufferCapacity
+        configuration.maxInflightMessages = broker.maxInflightMessages
+        configuration.tcpNoDelay = broker.tcpNoDelay
+        self = configuration
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import ModbusCore
+
+/// Reads an acknowledgement message (docs/design.md §4): what the device said about a command.
+package enum AckPayloadEvaluator {
+    /// - Empty payload: success (MQTT 5 responses often carry none).
+    /// - JSON object: the `code_field` (a Modbus exception code 1...255) makes it a refusal with
+    ///   that code; `success_field` true/false decides; otherwise a non-null `error_field` is a
+    ///   refusal; otherwise success.
+    /// - Text: "ok", "success", "true", "ack", "done" (any case) is success; other text is a
+    ///   refusal carrying that text.
+    /// - MQTT 5 user properties `error` (refusal) and `modbus_exception` (its code) are honoured too.
+    package static func evaluate(payload: [UInt8], userProperties: [(name: String, value: String)] = [], settings: AckSettings) -> WriteOutcome {
+        var namedCode: ModbusExceptionCode?
+        var errorText: String?
+        for property in userProperties {
+            switch property.name.lowercased() {
+            case "error": errorText = property.value
+            case "modbus_exception", "code":
+                if let code = Self.exceptionCode(from: property.value) { namedCode = code }
+            default: break
+            }
+        }
+        var success: Bool?
+        if payload.isEmpty {
+            success = nil
+        } else if let document = try? JSONParser.parse(payload), case .object = document {
+            if case .success(let codeValue) = document.value(at: settings.codeField), let code = Self.exceptionCode(from: codeValue) {
+                namedCode = code
+            }
+            if case .success(let errorValue) = document.value(at: settings.errorField), errorValue != .null {
+                errorText = Self.text(of: errorValue)
+            }
+            if case .success(let successValue) = document.value(at: settings.successField) {
+                switch successValue {
+                case .bool(let flag): success = flag
+                case .string(let word): success = ["ok", "true", "success"].contains(word.lowercased())
+                case .number(let number): success = Double(number) != 0
+                default: break
+                }
+            }
+        } else {
+            let text = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if ["ok", "success", "true", "ack", "done"].contains(text.lowercased()) {
+                success = true
+            } else {
+                success = false
+                errorText = errorText ?? text
+            }
+        }
+        if let namedCode, success != true {
+            return .rejected(code: namedCode, reason: errorText ?? "the device refused the command")
+        }
+        if success == false || (success == nil && errorText != nil) {
+            return .rejected(code: namedCode ?? .serverDeviceFailure, reason: errorText ?? "the device refused the command")
+        }
+        return .acknowledged
+    }
+
+    /// The correlation id an ack carries at `path`, as text.
+    package static func correlationID(in payload: [UInt8], at path: JSONPath) -> String? {
+        guard let document = try? JSONParser.parse(payload), case .success(let value) = document.value(at: path) else { return nil }
+        return text(of: value)
+    }
+
+    private static func text(of value: JSONValue) -> String {
+        switch value {
+        case .string(let text): text
+        case .number(let number): number
+        case .bool(let flag): flag ? "true" : "false"
+        case .null: "null"
+        case .array, .object: value.serialized()
+        }
+    }
+
+    private static func exceptionCode(from value: JSONValue) -> ModbusExceptionCode? {
+        switch value {
+        case .number(let text): exceptionCode(from: text)
+        case .string(let text): exceptionCode(from: text)
+        default: nil
+        }
+    }
+
+    private static func exceptionCode(from text: String) -> ModbusExceptionCode? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let number = trimmed.hasPrefix("0x") ? Int(trimmed.dropFirst(2), radix: 16) : Int(trimmed)
+        guard let number, (1...255).contains(number) else { return nil }
+        return ModbusExceptionCode(rawValue: UInt8(number))
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import MQTTModbusBridgeSimulator
+import Logging
+import MQTTModbusBridgeConfiguration
+import ServiceLifecycle
+
+/// `simulate`: devices for a configuration, for demos and tests.
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Simulate the devices of a configuration: publish telemetry and answer commands in each ack mode.")
+
+    @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
+    var config: String
+
+    @Option(help: "Seconds between telemetry updates of read-only points; 0 publishes initial values only.")
+    var interval: Double = 1
+
+    @Option(help: "Seconds to wait before applying and acknowledging a command.")
+    var ackDelay: Double = 0
+
+    @Flag(help: "Refuse every command with a negative acknowledgement.")
+    var refuse = false
+
+    @Flag(help: "Ignore every command: no state change, no acknowledgement (the bridge times out).")
+    var ignore = false
+
+    @Option(name: .customLong("refuse-point"), help: "Refuse commands of this point (repeatable).")
+    var refusedPoints: [String] = []
+
+    @Option(name: .customLong("ignore-point"), help: "Ignore commands of this point (repeatable).")
+    var ignoredPoints: [String] = []
+
+    @Option(help: "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04).")
+    var refuseCode: UInt8?
+
+    @OptionGroup var broker: BrokerOverride
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        if refuse && ignore { throw ValidationError("--refuse and --ignore exclude each other") }
+        if interval < 0 || ackDelay < 0 { throw ValidationError("--interval and --ack-delay must not be negative") }
+    }
+
+    func run() async throws {
+        logging.bootstrap()
+        var configuration = try loadConfiguration(config)
+        broker.apply(to: &configuration)
+        for name in refusedPoints + ignoredPoints where configuration.point(named: name) == nil {
+            throw ValidationError("no point named '\(name)' in \(config)")
+        }
+        let refusal = DeviceSimulator.AckBehaviour.refuse(reason: "refused by the simulator", code: refuseCode)
+        var options = DeviceSimulator.Options()
+        options.telemetryInterval = interval > 0 ? .milliseconds(Int(interval * 1000)) : nil
+        options.ackDelay = .milliseconds(Int(ackDelay * 1000))
+        options.behaviour = refuse ? refusal : ignore ? .ignore : .acknowledge
+        for name in refusedPoints { options.perPoint[name] = refusal }
+        for name in ignoredPoints { options.perPoint[name] = .ignore }
+        let logger = Logger(label: "simulator")
+        let simulator = try DeviceSimulator(configuration: configuration, options: options, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: simulator)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
