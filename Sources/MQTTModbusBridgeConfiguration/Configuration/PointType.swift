@@ -40,22 +40,49 @@ public enum PointType: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The name used in configuration files: `float32`, `string`, `bit` ...
-    public var name: String {
-        switch self {
-        case .bool: "bool"
-        case .int16: "int16"
-        case .uint16: "uint16"
-        case .int32: "int32"
-        case .uint32: "uint32"
-        case .int64: "int64"
-        case .uint64: "uint64"
-        case .float32: "float32"
-        case .float64: "float64"
-        case .string: "string"
-        case .bit: "bit"
+    /// The type's name without its parameter: the word a configuration's `type:` key takes.
+    ///
+    /// The one list of type names: the loader, its error messages and ``name`` all read it.
+    public enum Kind: String, CaseIterable, Sendable, Hashable {
+        case bool, int16, uint16, int32, uint32, int64, uint64, float32, float64, string, bit
+
+        /// The type, for the kinds that need no parameter; `nil` for `string` (a length) and
+        /// `bit` (a position).
+        public var unparameterized: PointType? {
+            switch self {
+            case .bool: .bool
+            case .int16: .int16
+            case .uint16: .uint16
+            case .int32: .int32
+            case .uint32: .uint32
+            case .int64: .int64
+            case .uint64: .uint64
+            case .float32: .float32
+            case .float64: .float64
+            case .string, .bit: nil
+            }
         }
     }
+
+    /// The type's kind: its name without the length or bit position.
+    public var kind: Kind {
+        switch self {
+        case .bool: .bool
+        case .int16: .int16
+        case .uint16: .uint16
+        case .int32: .int32
+        case .uint32: .uint32
+        case .int64: .int64
+        case .uint64: .uint64
+        case .float32: .float32
+        case .float64: .float64
+        case .string: .string
+        case .bit: .bit
+        }
+    }
+
+    /// The name used in configuration files: `float32`, `string`, `bit` ...
+    public var name: String { kind.rawValue }
 
     /// The configuration name, with the length or bit position: `string(8)`, `bit(3)`.
     public var description: String {

@@ -147,7 +147,7 @@ extension ConfigurationLoader {
         if let template, case .json = payload.encoding {
             var probe = PointConfiguration(name: name.isEmpty ? "point" : name, unitID: 1, area: .holdingRegister, address: 0, type: type, payload: payload)
             probe.command = CommandSettings(topic: topic, template: template, ack: ack)
-            let sample: PointValue = type.isBoolean ? .bool(true) : (type.name == "string" ? .text("text") : .integer(1))
+            let sample: PointValue = type.isBoolean ? .bool(true) : (type.kind == .string ? .text("text") : .integer(1))
             if let text = try? CommandEncoder(point: probe).render(template, value: sample, correlationID: "0123abcd", timestamp: Date(timeIntervalSince1970: 0)) {
                 do {
                     _ = try JSONParser.parse(Array(text.utf8))

@@ -72,7 +72,39 @@ extension ConfigurationLoader {
     static let areaChoices: [(String, ModbusArea)] = [
         ("coil", .coil), ("discrete_input", .discreteInput), ("holding_register", .holdingRegister), ("input_register", .inputRegister),
     ]
-    static let typeNames = ["bool", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "string", "bit"]
+    /// The `type:` words, from the one list in ``PointType/Kind``.
+    static let typeChoices = PointType.Kind.allCases.map { ($0.rawValue, $0) }
+
+    /// The types that take a parameter, and the key that carries it: `string` needs `length`,
+    /// `bit` needs `bit`. A parameter key on a point of another type is an error.
+    struct TypeParameter {
+        var kind: PointType.Kind
+        var key: String
+        var range: ClosedRange<Int>
+        var missingFix: String
+        var rangeFix: String
+        var misplacedFix: String
+        var make: @Sendable (Int) -> PointType
+    }
+
+    static let typeParameters = [
+        TypeParameter(
+            kind: .string, key: "length", range: 1...PointType.maxStringLength,
+            missingFix: "add 'length: <registers>' (2 characters per register, 1...\(PointType.maxStringLength))",
+            rangeFix: "a string spans 1...\(PointType.maxStringLength) registers (2 bytes each)",
+            misplacedFix: "remove length", make: { .string(length: $0) }),
+        TypeParameter(
+            kind: .bit, key: "bit", range: 0...15,
+            missingFix: "add 'bit: <0...15>' (0 = least significant)",
+            rangeFix: "a register has bits 0...15 (0 = least significant)",
+            misplacedFix: "remove bit, or set type: bit", make: { .bit(position: $0) }),
+    ]
+
+    /// "int16, uint16, ..., string or bit": the types a register point may have.
+    static let registerTypeList: String = {
+        let names = PointType.Kind.allCases.filter { $0 != .bool }.map(\.rawValue)
+        return names.dropLast().joined(separator: ", ") + " or " + names.last!
+    }()
     static let byteOrderChoices: [(String, ByteOrder)] = ByteOrder.allCases.map { ($0.rawValue, $0) }
     static let qosChoices: [(String, QoSLevel)] = QoSLevel.allCases.map { (String($0.rawValue), $0) }
     static let ackModeChoices: [(String, AckSettings.Mode)] = AckSettings.Mode.allCases.map { ($0.rawValue, $0) }
@@ -309,44 +341,7 @@ extension ConfigurationLoader {
         let addressEntry = reader.required(view, "address", fix: "add 'address: <0-based register address>'")
         let address = reader.integer(addressEntry, in: 0...65535, fix: "Modbus addresses are 0...65535 (0-based: register 40001 is address 0)")
 
-        // Type, with its length or bit position.
-        var type: PointType?
-        let typeEntry = view["type"]
-        if let typeEntry, let typeName = reader.choice(typeEntry, Self.typeNames.map { ($0, $0) }) {
-            switch typeName {
-            case "bool": type = .bool
-            case "int16": type = .int16
-            case "uint16": type = .uint16
-            case "int32": type = .int32
-            case "uint32": type = .uint32
-            case "int64": type = .int64
-            case "uint64": type = .uint64
-            case "float32": type = .float32
-            case "float64": type = .float64
-            case "string":
-                let lengthEntry = reader.required(view, "length", fix: "add 'length: <registers>' (2 characters per register, 1...\(PointType.maxStringLength))")
-                if let length = reader.integer(lengthEntry, in: 1...PointType.maxStringLength, fix: "a string spans 1...\(PointType.maxStringLength) registers (2 bytes each)") {
-                    type = .string(length: length)
-                }
-            case "bit":
-                let bitEntry = reader.required(view, "bit", fix: "add 'bit: <0...15>' (0 = least significant)")
-                if let bit = reader.integer(bitEntry, in: 0...15, fix: "a register has bits 0...15 (0 = least significant)") { type = .bit(position: bit) }
-            default: break
-            }
-        } else if typeEntry == nil, let area {
-            if area.isBitArea {
-                type = .bool
-            } else {
-                diagnostics.error("\(context) is missing 'type'", at: view.mark, fix: "add 'type:' (int16, uint16, int32, uint32, int64, uint64, float32, float64, string or bit)")
-            }
-        }
-        if let lengthEntry = view["length"], let type, type.name != "string" {
-            diagnostics.error("'length' only applies to type string (this point is \(type.name))", at: lengthEntry.mark, fix: "remove length")
-        }
-        if let bitEntry = view["bit"], let type, type.name != "bit" {
-            diagnostics.error("'bit' only applies to type bit (this point is \(type.name))", at: bitEntry.mark, fix: "remove bit, or set type: bit")
-        }
-
+        let (type, typeEntry) = parseType(view, area: area, context: context)
         if let type, let area, !type.fits(area) {
             let fix: String
             if type == .bool {
@@ -362,7 +357,44 @@ extension ConfigurationLoader {
                 at: addressEntry.mark, fix: "move it to an address of at most \(65536 - type.registerCount)")
         }
 
-        // Byte order, scale, offset.
+        let (byteOrder, scale, offset) = parseEncoding(view, type: type, defaults: defaults)
+
+        // State topic and payload.
+        var stateTopic: String?
+        if let entry = view["state_topic"], let topic = reader.string(entry), checkTopicFilter(topic, entry) { stateTopic = topic }
+        let pointPayload = view["payload"].map { parsePayload($0, context: "\(context) payload") } ?? PayloadPartial()
+        let payload = resolvePayload(point: pointPayload, defaults: defaults.payload, type: type, context: context, view: view)
+
+        var qos = defaults.qos
+        if let value = reader.choice(view["qos"], Self.qosChoices) { qos = value }
+        var maxAge = defaults.maxAge
+        if let entry = view["max_age"], let value = parseMaxAge(entry) { maxAge = value.value }
+
+        let onMissing = resolveMissingPolicy(
+            view, defaults: defaults, type: type, payload: payload,
+            encoding: (byteOrder, scale, offset), context: context)
+
+        let (command, ackModeSource) = parseCommand(
+            view, area: area, defaults: defaults, qos: qos, stateTopic: stateTopic, payload: payload, type: type,
+            name: name, context: context)
+
+        let descriptionText = reader.string(view["description"])
+        if !name.isEmpty { pointNames.append((name, nameEntry?.mark, node.mark?.line ?? 0)) }
+        // A point with errors still takes part in the overlap check if its place is known.
+        guard let area, let address, let type, type.fits(area), address + type.registerCount <= 65536 else { return nil }
+        let point = PointConfiguration(
+            name: name, descriptionText: descriptionText, unitID: unitID, area: area, address: UInt16(address),
+            type: type, byteOrder: type.isBoolean ? .abcd : byteOrder, scale: scale, offset: offset, stateTopic: stateTopic,
+            payload: payload ?? .plain, qos: qos, maxAge: maxAge, onMissing: onMissing, command: command, location: location(of: node))
+        return LoadedPoint(
+            point: point, nameMark: nameEntry?.mark, addressMark: addressEntry?.mark, ackModeSource: ackModeSource,
+            isValid: diagnostics.errorCount == errorsBefore)
+    }
+
+    /// `byte_order`, `scale` and `offset`, each checked against the type.
+    func parseEncoding(
+        _ view: MappingView, type: PointType?, defaults: PointDefaults
+    ) -> (byteOrder: ByteOrder, scale: Double, offset: Double) {
         var byteOrder = defaults.byteOrder
         if let entry = view["byte_order"], let order = reader.choice(entry, Self.byteOrderChoices) {
             byteOrder = order
@@ -396,19 +428,16 @@ extension ConfigurationLoader {
                 offset = value
             }
         }
+        return (byteOrder, scale, offset)
+    }
 
-        // State topic and payload.
-        var stateTopic: String?
-        if let entry = view["state_topic"], let topic = reader.string(entry), checkTopicFilter(topic, entry) { stateTopic = topic }
-        let pointPayload = view["payload"].map { parsePayload($0, context: "\(context) payload") } ?? PayloadPartial()
-        let payload = resolvePayload(point: pointPayload, defaults: defaults.payload, type: type, context: context, view: view)
-
-        var qos = defaults.qos
-        if let value = reader.choice(view["qos"], Self.qosChoices) { qos = value }
-        var maxAge = defaults.maxAge
-        if let entry = view["max_age"], let value = parseMaxAge(entry) { maxAge = value.value }
-
-        // Missing values.
+    /// `on_missing` (or the defaults' one): an exception code, or a substitute value the point's
+    /// type and encoding can hold.
+    func resolveMissingPolicy(
+        _ view: MappingView, defaults: PointDefaults, type: PointType?, payload: PayloadFormat?,
+        encoding: (byteOrder: ByteOrder, scale: Double, offset: Double), context: String
+    ) -> MissingValuePolicy {
+        let (byteOrder, scale, offset) = encoding
         var onMissing = MissingValuePolicy.exception(.gatewayTargetDeviceFailedToRespond)
         var rawMissing = defaults.onMissing
         var missingFromDefaults = true
@@ -430,8 +459,15 @@ extension ConfigurationLoader {
                 }
             }
         }
+        return onMissing
+    }
 
-        // Commands.
+    /// `command_topic` and the keys that go with it; those keys without a command topic are
+    /// errors, and so is a point with no topic at all.
+    func parseCommand(
+        _ view: MappingView, area: ModbusArea?, defaults: PointDefaults, qos: QoSLevel, stateTopic: String?,
+        payload: PayloadFormat?, type: PointType?, name: String, context: String
+    ) -> (CommandSettings?, AckModeSource?) {
         var command: CommandSettings?
         var ackModeSource: AckModeSource?
         if let commandEntry = view["command_topic"] {
@@ -455,18 +491,41 @@ extension ConfigurationLoader {
                 diagnostics.error("\(context) has neither 'state_topic' nor 'command_topic'", at: view.mark, fix: "add the topic its value arrives on (state_topic)")
             }
         }
+        return (command, ackModeSource)
+    }
 
-        let descriptionText = reader.string(view["description"])
-        if !name.isEmpty { pointNames.append((name, nameEntry?.mark, node.mark?.line ?? 0)) }
-        // A point with errors still takes part in the overlap check if its place is known.
-        guard let area, let address, let type, type.fits(area), address + type.registerCount <= 65536 else { return nil }
-        let point = PointConfiguration(
-            name: name, descriptionText: descriptionText, unitID: unitID, area: area, address: UInt16(address),
-            type: type, byteOrder: type.isBoolean ? .abcd : byteOrder, scale: scale, offset: offset, stateTopic: stateTopic,
-            payload: payload ?? .plain, qos: qos, maxAge: maxAge, onMissing: onMissing, command: command, location: location(of: node))
-        return LoadedPoint(
-            point: point, nameMark: nameEntry?.mark, addressMark: addressEntry?.mark, ackModeSource: ackModeSource,
-            isValid: diagnostics.errorCount == errorsBefore)
+    /// The point's `type:`, with the parameter its kind needs (`length`, `bit`); a bit area
+    /// defaults to `bool`. A parameter key on a type that does not take it is an error.
+    func parseType(_ view: MappingView, area: ModbusArea?, context: String) -> (PointType?, Entry?) {
+        var type: PointType?
+        let typeEntry = view["type"]
+        if let typeEntry, let kind = reader.choice(typeEntry, Self.typeChoices) {
+            if let fixed = kind.unparameterized {
+                type = fixed
+            } else if let parameter = Self.typeParameters.first(where: { $0.kind == kind }) {
+                let entry = reader.required(view, parameter.key, fix: parameter.missingFix)
+                if let value = reader.integer(entry, in: parameter.range, fix: parameter.rangeFix) {
+                    type = parameter.make(value)
+                }
+            }
+        } else if typeEntry == nil, let area {
+            if area.isBitArea {
+                type = .bool
+            } else {
+                diagnostics.error(
+                    "\(context) is missing 'type'", at: view.mark, fix: "add 'type:' (\(Self.registerTypeList))")
+            }
+        }
+        if let type {
+            for parameter in Self.typeParameters where type.kind != parameter.kind {
+                if let entry = view[parameter.key] {
+                    diagnostics.error(
+                        "'\(parameter.key)' only applies to type \(parameter.kind.rawValue) (this point is \(type.name))",
+                        at: entry.mark, fix: parameter.misplacedFix)
+                }
+            }
+        }
+        return (type, typeEntry)
     }
 
     static func suggestedName(_ name: String) -> String {
