@@ -1,0 +1,230 @@
+import Foundation
+import Logging
+import ModbusTCPServer
+import MQTTModbusBridgeConfiguration
+import Mosquitto
+import Synchronization
+
+/// The bridge's write path: turns a Modbus write into MQTT commands and answers only when the
+/// devices acknowledged them (docs/design.md §4).
+///
+/// It owns what a write needs: the planner, the acknowledgement tracker, the in-flight limit
+/// and the correlation ids. It exists before the Modbus server, whose write handler captures
+/// it, and it is the one place acknowledgements arrive (``acknowledge(_:)``).
+final class BridgeWritePath: Sendable {
+    private struct State {
+        /// The first subscriptions are in place: before that, a command's acknowledgement (or
+        /// state echo) could arrive unseen, so writes answer 0A. (The MQTT client restores
+        /// subscriptions itself before it reports a reconnection.)
+        var acceptsCommands = false
+        var inFlight = 0
+        var commandSequence: UInt64 = 0
+    }
+
+    let tracker = AckTracker()
+    private let state = Mutex(State())
+    private let map: RegisterMap
+    private let cache: PointCache
+    private let routes: MessageRoutes
+    private let planner: WritePlanner
+    private let client: MQTTClient
+    private let maxWritesInFlight: Int
+    /// Tells this instance's correlation ids from those of an earlier run or another bridge.
+    private let instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    private let metrics: BridgeMetrics
+    private let logger: Logger
+
+    init(
+        map: RegisterMap, cache: PointCache, routes: MessageRoutes, client: MQTTClient, maxWritesInFlight: Int,
+        metrics: BridgeMetrics, logger: Logger
+    ) {
+        self.map = map
+        self.cache = cache
+        self.routes = routes
+        self.planner = WritePlanner(map: map, cache: cache)
+        self.client = client
+        self.maxWritesInFlight = max(1, maxWritesInFlight)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Writes waiting for acknowledgements now.
+    var writesInFlight: Int { state.withLock { $0.inFlight } }
+
+    /// From now on commands are published: the subscriptions that carry their acknowledgements
+    /// are in place.
+    func acceptCommands() {
+        state.withLock { $0.acceptsCommands = true }
+    }
+
+    /// Ends every write still waiting with `outcome` (the broker is gone, or the bridge stops).
+    func failAll(_ outcome: WriteOutcome) {
+        tracker.failAll(outcome)
+    }
+
+    // MARK: Acknowledgements
+
+    /// Resolves the writes a message acknowledges: an MQTT 5 response (by correlation data) or
+    /// an ack carrying a correlation id. Acks nobody waits for are counted and logged.
+    func acknowledge(_ message: MQTTMessage) {
+        if routes.responseTopics.contains(message.topic) {
+            if let data = message.properties.correlationData, let promise = tracker.take(.correlationData(data)) {
+                let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
+                promise.fulfil(
+                    AckPayloadEvaluator.evaluate(
+                        payload: message.payload, userProperties: properties, settings: promise.settings))
+            } else if routes.correlationAckTopics[message.topic] == nil {
+                unmatchedAck(on: message.topic)
+            }
+        }
+        let idFields = routes.correlationIDFields(forAckTopic: message.topic)
+        guard !idFields.isEmpty else { return }
+        for field in idFields {
+            if let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field),
+                let promise = tracker.take(.correlationID(id))
+            {
+                promise.fulfil(AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings))
+                return
+            }
+        }
+        unmatchedAck(on: message.topic)
+    }
+
+    /// A point reported a new state (not a retained one): it may confirm a state_echo write.
+    func offerState(point index: Int, value: PointValue) {
+        tracker.offerState(point: index, value: value)
+    }
+
+    private func unmatchedAck(on topic: String) {
+        metrics.lateAcks.increment()
+        logger.debug("an acknowledgement nobody waits for (late or foreign)", metadata: ["topic": "\(topic)"])
+    }
+
+    // MARK: Writes
+
+    /// Applies a Modbus write: plans it per point, publishes every command, and returns only
+    /// when every point was acknowledged (docs/design.md §4).
+    func write(_ request: ModbusWriteRequest) async throws {
+        let planned = try planner.plan(
+            unit: request.unitID, area: request.area, address: request.address, values: request.values,
+            changedBits: request.mask?.changedBits)
+        guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
+            metrics.writes(.gatewayPathUnavailable).increment()
+            throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
+        }
+        let inFlight = state.withLock { state -> Int? in
+            guard state.inFlight < maxWritesInFlight else { return nil }
+            state.inFlight += 1
+            return state.inFlight
+        }
+        guard let inFlight else {
+            metrics.writes(.serverDeviceBusy).increment()
+            throw ModbusException(.serverDeviceBusy, "\(maxWritesInFlight) writes are already waiting for acknowledgements")
+        }
+        metrics.writesInFlight.record(inFlight)
+        defer {
+            metrics.writesInFlight.record(state.withLock { state in
+                state.inFlight -= 1
+                return state.inFlight
+            })
+        }
+
+        let tokens = planned.map { cache.lastUpdate(of: $0.point) }
+        let outcomes = await withTaskGroup(of: WriteOutcome.self) { group in
+            for write in planned { group.addTask { await self.command(write) } }
+            var outcomes: [WriteOutcome] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        let outcome = WriteOutcome.combined(outcomes)
+        if let code = outcome.exceptionCode {
+            metrics.writes(code).increment()
+            logger.warning(
+                "write failed", metadata: ["unit": "\(request.unitID)", "area": "\(request.area)", "address": "\(request.address)", "outcome": "\(outcome)"])
+            throw ModbusException(code, "\(outcome)")
+        }
+        metrics.writes(nil).increment()
+        // The device confirmed: reads return the written value until its next state message,
+        // unless one arrived while the write waited (it is newer, and may differ: a clamped
+        // value). With state_echo the state message itself was the confirmation. Broker mode
+        // confirms nothing about the device: a point with a state topic waits for it.
+        for (write, token) in zip(planned, tokens) {
+            let point = map.points[write.point]
+            switch point.command?.ack.mode {
+            case .stateEcho?: continue
+            case .broker? where point.stateTopic != nil: continue
+            default: cache.update(point: write.point, image: write.image, ifUnchangedSince: token)
+            }
+        }
+    }
+
+    /// Publishes one point's command and waits for its acknowledgement.
+    private func command(_ write: PlannedPointWrite) async -> WriteOutcome {
+        let point = map.points[write.point]
+        guard let command = point.command else { return .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only") }
+        let ack = command.ack
+        let sequence = state.withLock { state in
+            state.commandSequence += 1
+            return state.commandSequence
+        }
+        let correlationID = "\(instanceTag)-\(sequence)"
+        let payload: [UInt8]
+        do {
+            payload = try CommandEncoder(point: point).encode(write.value, correlationID: correlationID)
+        } catch {
+            return .rejected(code: .illegalDataValue, reason: "\(point.name): \(error)")
+        }
+        let qos = MQTTQoS(rawValue: UInt8(command.qos.rawValue)) ?? .atLeastOnce
+        logger.debug("command", metadata: ["point": "\(point.name)", "topic": "\(command.topic)", "value": "\(write.value)", "id": "\(correlationID)"])
+
+        switch ack.mode {
+        case .broker:
+            do {
+                try await client.publish(topic: command.topic, payload: payload, qos: max(qos, .atLeastOnce), retain: command.retain, timeout: ack.timeout)
+                return .acknowledged
+            } catch {
+                return Self.outcome(ofPublishError: error)
+            }
+        case .mqtt5:
+            let key = AckTracker.Key.correlationData(Array(correlationID.utf8))
+            let promise = tracker.register(key, settings: ack)
+            let properties = MQTTProperties(responseTopic: routes.responseTopic(for: point), correlationData: Array(correlationID.utf8))
+            return await publishAndWait(command, payload, qos, properties, promise, ack) { self.tracker.remove(key) }
+        case .correlationID:
+            let key = AckTracker.Key.correlationID(correlationID)
+            let promise = tracker.register(key, settings: ack)
+            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) { self.tracker.remove(key) }
+        case .stateEcho:
+            let (id, promise) = tracker.registerEcho(point: write.point, of: point, value: write.value, settings: ack)
+            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
+                self.tracker.removeEcho(point: write.point, id: id)
+            }
+        }
+    }
+
+    private func publishAndWait(
+        _ command: CommandSettings, _ payload: [UInt8], _ qos: MQTTQoS, _ properties: MQTTProperties,
+        _ promise: AckPromise, _ ack: AckSettings, cleanup: @Sendable () -> Void
+    ) async -> WriteOutcome {
+        defer { cleanup() }
+        // One deadline for the publish and the acknowledgement together: the Modbus reply never
+        // waits longer than the point's ack timeout.
+        let deadline = ContinuousClock.now + ack.timeout
+        do {
+            try await client.publish(topic: command.topic, payload: payload, qos: qos, retain: command.retain, properties: properties, timeout: ack.timeout)
+        } catch {
+            promise.fulfil(Self.outcome(ofPublishError: error))
+        }
+        return await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
+    }
+
+    static func outcome(ofPublishError error: any Error) -> WriteOutcome {
+        guard let mqttError = error as? MQTTError else { return .brokerUnavailable(reason: "\(error)") }
+        switch mqttError.code {
+        case .timeout: return .timedOut
+        case .publishRejected, .notSupported, .invalidArgument:
+            return .rejected(code: .serverDeviceFailure, reason: "\(mqttError)")
+        default: return .brokerUnavailable(reason: "\(mqttError)")
+        }
+    }
+}
