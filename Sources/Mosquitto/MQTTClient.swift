@@ -71,13 +71,7 @@ public final class MQTTClient: Sendable {
     /// Calls waiting for the broker's acknowledgement: QoS 1/2 publishes, subscribes and
     /// unsubscribes (for tests and diagnostics).
     var pendingOperationCount: Int {
-        self.core.state.withLock { state in
-            let subscribes = state.pendingSubscribes.values.filter {
-                if case .request = $0.kind { return true }
-                return false
-            }
-            return state.pendingPublishes.count + subscribes.count + state.pendingUnsubscribes.count
-        }
+        self.core.pendingOperationCount
     }
 
     /// The current state followed by every change, for as many observers as

@@ -10,7 +10,7 @@ struct BurstTests {
     func burst() async throws {
         let count = 100_000
         // The broker's default per-client limits drop QoS 0 messages to a
-        // subscriber that falls behind (docs/design.md §6). This test is about our
+        // subscriber that falls behind (max_queued_messages; docs/design.md §5.5). This test is about our
         // client losing nothing, so the broker's queue is unbounded here.
         try await withTestBroker(TestBrokerOptions(maxQueuedMessages: 0)) { broker in
             let subscriber = try await connectedClient(broker)

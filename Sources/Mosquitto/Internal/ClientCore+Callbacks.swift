@@ -1,55 +1,24 @@
 import CMosquitto
 import Foundation
 
-/// What libmosquitto's callbacks do. All of this runs on the loop thread.
+/// libmosquitto's callbacks, translated into state machine transitions (and
+/// received messages, yielded to `messages`). All of this runs on the loop thread.
 extension ClientCore {
     func handleConnack(reasonCode: Int32, flags: Int32) {
+        guard reasonCode == 0 else {
+            let error = MosquittoResult.connackError(reasonCode, protocolVersion: self.configuration.protocolVersion)
+            self.state.withLock { $0.machine.connackRefused(error) }
+            return
+        }
         self.state.withLock { state in
-            guard let session = state.session, case .awaitingConnack = session.phase else { return }
-            guard reasonCode == 0 else {
-                state.session?.attemptError = MosquittoResult.connackError(
-                    reasonCode, protocolVersion: self.configuration.protocolVersion)
-                return  // libmosquitto closes the connection next; that ends the attempt
+            let actions = state.machine.connackAccepted(now: .now)
+            if !actions.isEmpty {
+                self.logger.debug(
+                    "MQTT CONNACK accepted",
+                    metadata: ["broker": "\(self.brokerDescription)", "sessionPresent": "\(flags & 1 == 1)"])
             }
-            self.logger.debug(
-                "MQTT CONNACK accepted",
-                metadata: ["broker": "\(self.brokerDescription)", "sessionPresent": "\(flags & 1 == 1)"])
-            state.session?.phase = .restoringSubscriptions
-            let deadline = ContinuousClock.now + self.configuration.operationTimeout
-            for subscription in state.subscriptions {
-                var messageID: Int32 = 0
-                let rc = mosquitto_subscribe_v5(
-                    self.handle.pointer, &messageID, subscription.filter, Int32(subscription.qos.rawValue),
-                    subscription.options.mosquittoOptions, nil)
-                if rc == MOSQ_ERR_SUCCESS.rawValue {
-                    state.pendingSubscribes[messageID] = PendingSubscribe(
-                        token: self.nextToken(), kind: .restore, subscription: subscription, deadline: deadline)
-                    state.noteDeadline(deadline)
-                } else {
-                    self.logger.error(
-                        "MQTT could not restore subscription",
-                        metadata: ["filter": "\(subscription.filter)", "error": "\(MosquittoResult.error(rc))"])
-                }
-            }
-            self.completeRestorationIfDone(in: &state)
+            self.execute(actions, in: &state)
         }
-    }
-
-    func completeRestorationIfDone(in state: inout ClientState) {
-        guard case .restoringSubscriptions? = state.session?.phase else { return }
-        let restoring = state.pendingSubscribes.values.contains {
-            if case .restore = $0.kind { return true }
-            return false
-        }
-        guard !restoring else { return }
-        state.session?.phase = .connected
-        state.session?.hasConnected = true
-        state.session?.failedAttempts = 0
-        state.session?.attemptDeadline = nil
-        self.logger.info("MQTT connected", metadata: ["broker": "\(self.brokerDescription)"])
-        self.setPublicState(.connected, in: &state)
-        state.session?.connectWaiter?.resume()
-        state.session?.connectWaiter = nil
     }
 
     func handleDisconnect(rc: Int32) {
@@ -65,70 +34,38 @@ extension ClientCore {
         } else {
             error = MosquittoResult.error(rc, errno: errorNumber, logDetail: self.takeLibraryErrors())
         }
-        self.state.withLock { state in
-            guard let session = state.session else { return }
-            self.connectionEnded(in: &state, sessionID: session.id, error: error)
-        }
+        self.apply { $0.connectionEnded(error: error, now: .now) }
     }
 
     func handlePublishAcknowledged(messageID: Int32, reasonCode: Int32) {
-        self.state.withLock { state in
-            if reasonCode == 0, let collisions = state.qos0IDCollisions[messageID] {
-                // A QoS 0 publish with this id was written to the socket.
-                state.qos0IDCollisions[messageID] = collisions > 1 ? collisions - 1 : nil
-                return
-            }
-            guard let pending = state.pendingPublishes.removeValue(forKey: messageID) else { return }
-            if reasonCode >= 0x80 {
-                pending.continuation.resume(
-                    throwing: MQTTError(
-                        code: .publishRejected, reason: MosquittoResult.reasonString(reasonCode),
-                        mqttReasonCode: UInt8(truncatingIfNeeded: reasonCode)))
-            } else {
-                pending.continuation.resume()
-            }
+        let acknowledgement: StateMachine.PublishAcknowledgement
+        if reasonCode >= 0x80 {
+            acknowledgement = .rejected(
+                MQTTError(
+                    code: .publishRejected, reason: MosquittoResult.reasonString(reasonCode),
+                    mqttReasonCode: UInt8(truncatingIfNeeded: reasonCode)))
+        } else {
+            acknowledgement = .accepted(reasonCode: reasonCode)
         }
+        self.state.withLock { $0.machine.publishAcknowledged(messageID: messageID, acknowledgement)?.resume() }
     }
 
     func handleSubscribeAcknowledged(messageID: Int32, grantedQoS: [Int32]) {
-        self.state.withLock { state in
-            guard let pending = state.pendingSubscribes.removeValue(forKey: messageID) else { return }
-            let code = grantedQoS.first ?? 0x80
-            let granted = (0...2).contains(code) ? MQTTQoS(rawValue: UInt8(code)) : nil
-            var rejection: MQTTError?
-            if granted == nil {
-                let reason =
-                    self.configuration.protocolVersion == .v5
-                    ? MosquittoResult.reasonString(code) : "the broker refused the subscription"
-                rejection = MQTTError(
-                    code: .subscriptionRejected, reason: reason, mqttReasonCode: UInt8(truncatingIfNeeded: code),
-                    detail: "filter \(pending.subscription.filter)")
-            }
-            switch pending.kind {
-            case .request(let continuation):
-                if let granted {
-                    let subscription = pending.subscription
-                    if let index = state.subscriptions.firstIndex(where: { $0.filter == subscription.filter }) {
-                        state.subscriptions[index] = subscription
-                    } else {
-                        state.subscriptions.append(subscription)
-                    }
-                    continuation.resume(returning: granted)
-                } else if let rejection {
-                    continuation.resume(throwing: rejection)
-                }
-            case .restore:
-                if let rejection {
-                    self.logger.error("MQTT broker refused a restored subscription", metadata: ["error": "\(rejection)"])
-                }
-                self.completeRestorationIfDone(in: &state)
-            }
+        let code = grantedQoS.first ?? 0x80
+        let acknowledgement: StateMachine.SubscribeAcknowledgement
+        if (0...2).contains(code), let granted = MQTTQoS(rawValue: UInt8(code)) {
+            acknowledgement = .granted(granted)
+        } else {
+            let reason =
+                self.configuration.protocolVersion == .v5
+                ? MosquittoResult.reasonString(code) : "the broker refused the subscription"
+            acknowledgement = .refused(reasonCode: UInt8(truncatingIfNeeded: code), reason: reason)
         }
+        self.apply { $0.subscribeAcknowledged(messageID: messageID, acknowledgement) }
     }
 
     func handleUnsubscribeAcknowledged(messageID: Int32) {
-        let pending = self.state.withLock { $0.pendingUnsubscribes.removeValue(forKey: messageID) }
-        pending?.continuation.resume()
+        self.state.withLock { $0.machine.unsubscribeAcknowledged(messageID: messageID)?.resume() }
     }
 
     func handleMessage(_ message: UnsafePointer<mosquitto_message>, properties: OpaquePointer?) {

@@ -26,24 +26,15 @@ extension ClientCore {
         if qos == .atMostOnce {
             // Complete once libmosquitto has queued it: QoS 0 has no acknowledgement.
             try self.state.withLock { state throws(MQTTError) in
-                guard state.isOperational else { throw Self.notConnectedError(state) }
+                guard state.machine.isOperational else { throw state.machine.notConnectedError }
                 var messageID: Int32 = 0
                 let rc = send(&messageID)
                 guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw MosquittoResult.error(rc) }
-                if state.pendingPublishes[messageID] != nil {
-                    state.qos0IDCollisions[messageID, default: 0] += 1
-                }
+                state.machine.qos0PublishSent(messageID: messageID)
             }
             return
         }
-        try await self.awaitAcknowledgement(
-            timeout: timeout, send: send,
-            enqueue: { state, messageID, pending in state.pendingPublishes[messageID] = pending },
-            dequeue: { state, token in
-                guard let entry = state.pendingPublishes.first(where: { $0.value.token == token }) else { return nil }
-                state.pendingPublishes[entry.key] = nil
-                return entry.value.continuation
-            })
+        try await self.awaitAcknowledgement(.publish, timeout: timeout, waiter: Waiter.void, send: send)
     }
 
     func subscribe(_ filter: String, qos: MQTTQoS, options: MQTTSubscriptionOptions, timeout: Duration?) async throws
@@ -55,87 +46,57 @@ extension ClientCore {
         let subscription = Subscription(filter: filter, qos: qos, options: options)
         let pointer = self.handle.pointer
         return try await self.awaitAcknowledgement(
-            timeout: timeout,
-            send: { mosquitto_subscribe_v5(pointer, &$0, filter, Int32(qos.rawValue), options.mosquittoOptions, nil) },
-            enqueue: { state, messageID, pending in
-                state.pendingSubscribes[messageID] = PendingSubscribe(
-                    token: pending.token, kind: .request(pending.continuation), subscription: subscription, deadline: pending.deadline)
-            },
-            dequeue: { state, token in
-                guard let entry = state.pendingSubscribes.first(where: { $0.value.token == token }),
-                    case .request(let continuation) = entry.value.kind
-                else { return nil }
-                state.pendingSubscribes[entry.key] = nil
-                return continuation
-            })
+            .subscribe(subscription), timeout: timeout, waiter: Waiter.subscribe
+        ) {
+            mosquitto_subscribe_v5(pointer, &$0, filter, Int32(qos.rawValue), options.mosquittoOptions, nil)
+        }
     }
 
     func unsubscribe(_ filter: String, timeout: Duration?) async throws {
         let pointer = self.handle.pointer
-        try await self.awaitAcknowledgement(
-            timeout: timeout,
-            send: { mosquitto_unsubscribe_v5(pointer, &$0, filter, nil) },
-            enqueue: { state, messageID, pending in
-                // From here on the filter is not restored on reconnection,
-                // even if the UNSUBACK never arrives.
-                state.subscriptions.removeAll { $0.filter == filter }
-                state.pendingUnsubscribes[messageID] = pending
-            },
-            dequeue: { state, token in
-                guard let entry = state.pendingUnsubscribes.first(where: { $0.value.token == token }) else { return nil }
-                state.pendingUnsubscribes[entry.key] = nil
-                return entry.value.continuation
-            })
+        try await self.awaitAcknowledgement(.unsubscribe(filter: filter), timeout: timeout, waiter: Waiter.void) {
+            mosquitto_unsubscribe_v5(pointer, &$0, filter, nil)
+        }
     }
 
     /// Sends a packet the broker acknowledges and waits for that acknowledgement.
     ///
-    /// Under the state lock: refuses at once when the task is cancelled or the client is not
-    /// connected, calls `send` (which fills in the message id libmosquitto assigns and returns
-    /// its result code), and `enqueue`s the waiting call under that id. The loop thread resumes
-    /// it when the acknowledgement arrives, the connection is lost, or `timeout` passes;
-    /// cancellation takes it back out with `dequeue` and resumes it at once.
+    /// Under the state lock: asks the state machine whether the call may go ahead (not when the
+    /// task is cancelled or the client is not connected), calls `send` (which fills in the
+    /// message id libmosquitto assigns and returns its result code), and registers the waiting
+    /// call under that id. Holding the lock across `send` is what keeps the acknowledgement,
+    /// handled on the loop thread, from arriving before the registration. The loop thread
+    /// resumes the call when the acknowledgement arrives, the connection is lost, or `timeout`
+    /// passes; cancellation takes it back out and resumes it at once.
     private func awaitAcknowledgement<Value: Sendable>(
+        _ request: StateMachine.Request,
         timeout: Duration?,
-        send: (inout Int32) -> Int32,
-        enqueue: (inout ClientState, _ messageID: Int32, PendingOperation<Value>) -> Void,
-        dequeue: @escaping @Sendable (inout ClientState, _ token: UInt64) -> CheckedContinuation<Value, any Error>?
+        waiter makeWaiter: (CheckedContinuation<Value, any Error>) -> Waiter,
+        send: (inout Int32) -> Int32
     ) async throws -> Value {
         let token = self.nextToken()
-        let deadline = ContinuousClock.now + (timeout ?? self.configuration.operationTimeout)
+        let start = ContinuousClock.now
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
+                let waiter = makeWaiter(continuation)
                 self.state.withLock { state in
-                    if Task.isCancelled {
-                        continuation.resume(throwing: CancellationError())
-                        return
-                    }
-                    guard state.isOperational else {
-                        continuation.resume(throwing: Self.notConnectedError(state))
+                    if let refusal = state.machine.operationRefusal(isCancelled: Task.isCancelled) {
+                        waiter.resume(refusal)
                         return
                     }
                     var messageID: Int32 = 0
                     let rc = send(&messageID)
                     guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                        continuation.resume(throwing: MosquittoResult.error(rc))
+                        waiter.resume(.failure(MosquittoResult.error(rc)))
                         return
                     }
-                    enqueue(&state, messageID, PendingOperation(token: token, continuation: continuation, deadline: deadline))
-                    state.noteDeadline(deadline)
+                    state.machine.requestSent(
+                        request, messageID: messageID, token: token, waiter: waiter,
+                        deadline: state.machine.deadline(timeout: timeout, from: start))
                 }
             }
         } onCancel: {
-            self.state.withLock { dequeue(&$0, token) }?.resume(throwing: CancellationError())
+            self.state.withLock { $0.machine.cancelOperation(token: token)?.resume() }
         }
-    }
-
-    static func notConnectedError(_ state: ClientState) -> MQTTError {
-        var error = MQTTError(code: .notConnected, reason: "the client is not connected to the broker")
-        if case .disconnected(let reason?) = state.publicState {
-            error.detail = "last error: \(reason)"
-        } else if case .connecting = state.publicState {
-            error.detail = "a connection attempt is in progress"
-        }
-        return error
     }
 }

@@ -16,7 +16,14 @@ struct MosquittoHandle: @unchecked Sendable {
     let pointer: OpaquePointer
 }
 
-/// Owns the libmosquitto handle, the loop thread and the client state.
+/// Owns the libmosquitto handle and the loop thread, and executes what the
+/// client's state machine decides.
+///
+/// The session logic (reconnection, backoff, restored subscriptions, pending
+/// operations and their deadlines) is in ``ClientStateMachine``, a value with no
+/// I/O. This class turns libmosquitto's callbacks and the application's calls
+/// into its transitions, and carries out the actions they return: the
+/// libmosquitto calls, resuming the waiting tasks, telling the observers.
 ///
 /// Thread model:
 /// - One loop thread per connection session (started by `connect()`, ended by
@@ -34,12 +41,21 @@ struct MosquittoHandle: @unchecked Sendable {
 /// sources). Holding it is what closes the race between learning a message id
 /// and its acknowledgement arriving on the loop thread.
 final class ClientCore: Sendable {
+    typealias StateMachine = ClientStateMachine<Waiter>
+
+    /// Everything behind the state lock.
+    struct State: Sendable {
+        var machine: StateMachine
+        /// The `connectionStates()` sequences the machine's state changes go to.
+        var observers: [UInt64: AsyncStream<MQTTConnectionState>.Continuation] = [:]
+    }
+
     let configuration: MQTTConfiguration
     let logger: Logger
     let handle: MosquittoHandle
     let messages: AsyncStream<MQTTMessage>
     let messageContinuation: AsyncStream<MQTTMessage>.Continuation
-    let state: Locked<ClientState>
+    let state: Locked<State>
     /// Error lines libmosquitto logged during the current connection attempt:
     /// the only place OpenSSL's reason for a TLS failure appears. A separate
     /// lock because libmosquitto logs from inside calls made under `state`.
@@ -49,9 +65,6 @@ final class ClientCore: Sendable {
     /// Wakes the loop thread from a backoff wait.
     let wakeup = DispatchSemaphore(value: 0)
 
-    /// How long the loop thread blocks in `mosquitto_loop` at most, so the
-    /// deadlines of pending operations are checked at least this often.
-    static let loopTick: Duration = .milliseconds(100)
     /// How long a closing loop thread waits for DISCONNECT to be written.
     static let disconnectFlushTime: Duration = .seconds(1)
 
@@ -75,7 +88,7 @@ final class ClientCore: Sendable {
         self.handle = MosquittoHandle(pointer: pointer)
         (self.messages, self.messageContinuation) = AsyncStream.makeStream(
             of: MQTTMessage.self, bufferingPolicy: .bufferingNewest(configuration.messageBufferCapacity))
-        self.state = Locked(ClientState())
+        self.state = Locked(State(machine: StateMachine(configuration: configuration)))
         // Unretained: the loop thread holds a strong reference while it runs,
         // and callbacks only happen inside calls made by this object.
         mosquitto_user_data_set(pointer, Unmanaged.passUnretained(self).toOpaque())
@@ -167,7 +180,11 @@ final class ClientCore: Sendable {
     }
 
     var currentState: MQTTConnectionState {
-        self.state.withLock { $0.publicState }
+        self.state.withLock { $0.machine.connectionState }
+    }
+
+    var pendingOperationCount: Int {
+        self.state.withLock { $0.machine.pendingOperationCount }
     }
 
     var droppedMessageCount: Int {
@@ -179,24 +196,12 @@ final class ClientCore: Sendable {
             of: MQTTConnectionState.self, bufferingPolicy: .bufferingNewest(32))
         let token = self.nextToken()
         let closed = self.state.withLock { state -> Bool in
-            continuation.yield(state.publicState)
-            if state.closed { return true }
+            continuation.yield(state.machine.connectionState)
+            if state.machine.isClosed { return true }
             state.observers[token] = continuation
             return false
         }
         if closed { continuation.finish() }
         return stream
-    }
-
-    /// Must be called with the lock held; continuations only enqueue work.
-    func setPublicState(_ newState: MQTTConnectionState, in state: inout ClientState) {
-        guard state.publicState != newState else { return }
-        state.publicState = newState
-        self.logger.debug("MQTT connection state changed", metadata: ["state": "\(newState)"])
-        for (token, observer) in state.observers {
-            if case .terminated = observer.yield(newState) {
-                state.observers[token] = nil
-            }
-        }
     }
 }
