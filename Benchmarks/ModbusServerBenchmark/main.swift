@@ -102,7 +102,8 @@ let server = ModbusServer(
     configuration: ModbusServerConfiguration(host: "127.0.0.1", port: port),
     readHandler: ConstantRegisters.readHandler(form),
     eventLoopGroup: group,
-    logger: logger)
+    logger: logger
+)
 
 try server.startBlocking()
 print("ModbusServerBenchmark listening on 127.0.0.1:\(port) with the \(form.rawValue) read handler")

@@ -23,14 +23,28 @@ extension MQTTConfiguration {
         }
         if let tls = broker.tls {
             configuration.tls = MQTTTLSConfiguration(
-                caFile: tls.caFile, caDirectory: tls.caPath, certificateFile: tls.certFile, privateKeyFile: tls.keyFile,
-                verifyServerCertificate: tls.verifyServer, verifyHostname: tls.verifyHostname, tlsVersion: tls.version, ciphers: tls.ciphers)
+                caFile: tls.caFile,
+                caDirectory: tls.caPath,
+                certificateFile: tls.certFile,
+                privateKeyFile: tls.keyFile,
+                verifyServerCertificate: tls.verifyServer,
+                verifyHostname: tls.verifyHostname,
+                tlsVersion: tls.version,
+                ciphers: tls.ciphers
+            )
         }
         configuration.will = MQTTWill(
-            topic: broker.statusTopic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce, retain: true)
+            topic: broker.statusTopic,
+            payload: Array(BrokerSettings.offlinePayload.utf8),
+            qos: .atLeastOnce,
+            retain: true
+        )
         configuration.reconnect = MQTTReconnectPolicy(
-            initialDelay: broker.reconnect.minDelay, maximumDelay: broker.reconnect.maxDelay,
-            multiplier: broker.reconnect.multiplier, retryInitialConnect: broker.reconnect.retryInitialConnect)
+            initialDelay: broker.reconnect.minDelay,
+            maximumDelay: broker.reconnect.maxDelay,
+            multiplier: broker.reconnect.multiplier,
+            retryInitialConnect: broker.reconnect.retryInitialConnect
+        )
         configuration.connectTimeout = broker.connectTimeout
         configuration.operationTimeout = broker.operationTimeout
         configuration.messageBufferCapacity = broker.messageBufferCapacity

@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import MQTTModbusBridgeBroker
-import Mosquitto
 import MQTTModbusBridgeConfiguration
+import Mosquitto
 import ServiceLifecycle
 import Synchronization
 
@@ -50,7 +50,11 @@ public final class DeviceSimulator: Service, Sendable {
     private let commandPoints: [String: [PointConfiguration]]
 
     /// Creates a simulator for the points of `configuration`, connecting to its broker.
-    public init(configuration: BridgeConfiguration, options: Options = Options(), logger: Logger = Logger(label: "simulator")) throws {
+    public init(
+        configuration: BridgeConfiguration,
+        options: Options = Options(),
+        logger: Logger = Logger(label: "simulator")
+    ) throws {
         self.configuration = configuration
         self.options = options
         self.logger = logger
@@ -75,7 +79,10 @@ public final class DeviceSimulator: Service, Sendable {
         try await client.connect()
         for topic in commandPoints.keys.sorted() { try await client.subscribe(topic, qos: .atLeastOnce) }
         for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
-        logger.info("simulator running", metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"])
+        logger.info(
+            "simulator running",
+            metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"]
+        )
         // The message sequence does not end on disconnect (only when the client is released), so
         // graceful shutdown has to end the work itself: it cancels it, like a cancellation.
         await cancelWhenGracefulShutdown {
@@ -128,11 +135,15 @@ public final class DeviceSimulator: Service, Sendable {
             if sharing.count > 1, sharing.allSatisfy({ $0.payload.jsonPath != nil }) {
                 var document = JSONValue.object([])
                 for member in sharing {
-                    guard let value = values.withLock({ $0[member.name] }), let path = member.payload.jsonPath else { continue }
+                    guard let value = values.withLock({ $0[member.name] }), let path = member.payload.jsonPath else {
+                        continue
+                    }
                     var plain = member
                     plain.command = nil
                     let field = try JSONParser.parse(try CommandEncoder(point: plain).encode(value))
-                    if case .success(let inner) = field.value(at: path) { _ = document.set(inner, at: path.components[...]) }
+                    if case .success(let inner) = field.value(at: path) {
+                        _ = document.set(inner, at: path.components[...])
+                    }
                 }
                 payload = Array(document.serialized().utf8)
             } else {
@@ -186,10 +197,15 @@ public final class DeviceSimulator: Service, Sendable {
         case .mqtt5:
             guard let topic = message.properties.responseTopic else { return }
             try? await client.publish(
-                topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce,
-                properties: MQTTProperties(correlationData: message.properties.correlationData))
+                topic: topic,
+                payload: Array(document.serialized().utf8),
+                qos: .atLeastOnce,
+                properties: MQTTProperties(correlationData: message.properties.correlationData)
+            )
         case .correlationID:
-            guard let topic = ack.responseTopic, let id = AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField) else { return }
+            guard let topic = ack.responseTopic,
+                let id = AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField)
+            else { return }
             _ = document.set(.string(id), at: ack.idField.components[...])
             try? await client.publish(topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce)
         case .stateEcho, .broker:

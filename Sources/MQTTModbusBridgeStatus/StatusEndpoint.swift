@@ -37,7 +37,10 @@ public final class StatusEndpoint: Service, Sendable {
     ///     bootstrapped into swift-metrics); `nil` answers `/metrics` with 404.
     ///   - health: called for every `/health` request.
     public init(
-        host: String, port: Int, registry: PrometheusCollectorRegistry?, logger: Logger = Logger(label: "bridge.http"),
+        host: String,
+        port: Int,
+        registry: PrometheusCollectorRegistry?,
+        logger: Logger = Logger(label: "bridge.http"),
         health: @escaping @Sendable () -> BridgeHealth
     ) {
         self.host = host
@@ -97,13 +100,19 @@ public final class StatusEndpoint: Service, Sendable {
                     // NIO closes the connection without a word; say why.
                     self.logger.error(
                         "status endpoint: cannot set up an accepted connection; closing it",
-                        metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)"])
+                        metadata: [
+                            "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)",
+                        ]
+                    )
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .bind(host: host, port: requestedPort).get()
         listener.withLock { $0 = channel }
-        logger.info("status endpoint listening (GET /health, GET /metrics)", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        logger.info(
+            "status endpoint listening (GET /health, GET /metrics)",
+            metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+        )
         return channel
     }
 }
@@ -166,12 +175,20 @@ private final class StatusRequestHandler: ChannelDuplexHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         let (status, contentType, body) = answer(head)
-        var headers = HTTPHeaders([("Content-Type", contentType), ("Content-Length", "\(body.count)"), ("Cache-Control", "no-store")])
+        var headers = HTTPHeaders([
+            ("Content-Type", contentType), ("Content-Length", "\(body.count)"), ("Cache-Control", "no-store"),
+        ])
         if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil
+        )
         if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
+                promise: nil
+            )
         }
         if head.isKeepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -184,7 +201,10 @@ private final class StatusRequestHandler: ChannelDuplexHandler {
     private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         guard path == "/health" || path == "/metrics" else {
-            return (.notFound, "text/plain; charset=utf-8", Array("not found: the endpoints are /health and /metrics\n".utf8))
+            return (
+                .notFound, "text/plain; charset=utf-8",
+                Array("not found: the endpoints are /health and /metrics\n".utf8)
+            )
         }
         guard head.method == .GET || head.method == .HEAD else {
             return (.methodNotAllowed, "text/plain; charset=utf-8", Array("only GET and HEAD\n".utf8))

@@ -93,7 +93,10 @@ public struct ModbusDeviceIdentification: Sendable, Hashable {
     /// ``maxObjectLength`` bytes.
     public func validate() throws(ValidationError) {
         for id in privateObjects.keys where id < 0x80 {
-            throw ValidationError(description: "device identification: private object id 0x\(String(id, radix: 16)) must be in 0x80...0xFF")
+            throw ValidationError(
+                description:
+                    "device identification: private object id 0x\(String(id, radix: 16)) must be in 0x80...0xFF"
+            )
         }
         for object in objects where object.value.count > Self.maxObjectLength {
             throw ValidationError(
@@ -126,7 +129,11 @@ public struct ModbusDeviceIdentificationResponder: Sendable {
 
     /// Appends the reply PDU for a request, or returns the exception code to answer with instead
     /// (02 for an unknown object in individual access).
-    public func writeResponse(code: ModbusDeviceIDReadCode, objectID: UInt8, into buffer: inout ByteBuffer) -> ModbusExceptionCode? {
+    public func writeResponse(
+        code: ModbusDeviceIDReadCode,
+        objectID: UInt8,
+        into buffer: inout ByteBuffer
+    ) -> ModbusExceptionCode? {
         let header = 7  // FC, MEI, code, conformity, more follows, next object id, number of objects
         if code == .individual {
             guard let object = objects.first(where: { $0.id == objectID }) else { return .illegalDataAddress }
@@ -156,10 +163,22 @@ public struct ModbusDeviceIdentificationResponder: Sendable {
         return nil
     }
 
-    private func writeHeader(code: ModbusDeviceIDReadCode, moreFollows: Bool, nextObjectID: UInt8, count: UInt8, into buffer: inout ByteBuffer) {
+    private func writeHeader(
+        code: ModbusDeviceIDReadCode,
+        moreFollows: Bool,
+        nextObjectID: UInt8,
+        count: UInt8,
+        into buffer: inout ByteBuffer
+    ) {
         buffer.writeMultipleIntegers(
-            ModbusFunctionCode.encapsulatedInterfaceTransport.rawValue, modbusMEIReadDeviceIdentification,
-            code.rawValue, conformityLevel, moreFollows ? UInt8(0xFF) : 0, nextObjectID, count)
+            ModbusFunctionCode.encapsulatedInterfaceTransport.rawValue,
+            modbusMEIReadDeviceIdentification,
+            code.rawValue,
+            conformityLevel,
+            moreFollows ? UInt8(0xFF) : 0,
+            nextObjectID,
+            count
+        )
     }
 
     private func writeObject(_ object: (id: UInt8, value: [UInt8]), into buffer: inout ByteBuffer) {

@@ -127,7 +127,8 @@ extension ModbusRequest {
         case .readWriteMultipleRegisters:
             guard
                 let (readAddress, readCount, writeAddress, writeCount, byteCount) = pdu.readMultipleIntegers(
-                    as: (UInt16, UInt16, UInt16, UInt16, UInt8).self),
+                    as: (UInt16, UInt16, UInt16, UInt16, UInt8).self
+                ),
                 ModbusQuantityLimits.readWriteRead.contains(Int(readCount)),
                 ModbusQuantityLimits.readWriteWrite.contains(Int(writeCount)),
                 Int(byteCount) == 2 * Int(writeCount), pdu.readableBytes == Int(byteCount)
@@ -136,8 +137,12 @@ extension ModbusRequest {
             else { return .failure(.illegalDataAddress) }
             return .success(
                 .readWriteMultipleRegisters(
-                    readAddress: readAddress, readCount: Int(readCount),
-                    writeAddress: writeAddress, writeValues: pdu.readRegisters(Int(writeCount))))
+                    readAddress: readAddress,
+                    readCount: Int(readCount),
+                    writeAddress: writeAddress,
+                    writeValues: pdu.readRegisters(Int(writeCount))
+                )
+            )
         case .encapsulatedInterfaceTransport:
             guard let meiType = pdu.readInteger(as: UInt8.self), meiType == modbusMEIReadDeviceIdentification
             else { return .failure(.illegalFunction) }
@@ -155,7 +160,10 @@ extension ModbusRequest {
         }
     }
 
-    private static func parseRead(_ function: ModbusFunctionCode, _ pdu: inout ByteBuffer) -> Result<ModbusRequest, ModbusExceptionCode> {
+    private static func parseRead(
+        _ function: ModbusFunctionCode,
+        _ pdu: inout ByteBuffer
+    ) -> Result<ModbusRequest, ModbusExceptionCode> {
         let area: ModbusArea
         let limits: ClosedRange<Int>
         switch function {

@@ -186,6 +186,12 @@ public final class MQTTClient: Sendable {
         timeout: Duration? = nil
     ) async throws {
         try await self.core.publish(
-            topic: topic, payload: payload, qos: qos, retain: retain, properties: properties, timeout: timeout)
+            topic: topic,
+            payload: payload,
+            qos: qos,
+            retain: retain,
+            properties: properties,
+            timeout: timeout
+        )
     }
 }

@@ -16,7 +16,8 @@ struct BridgeCommand: AsyncParsableCommand {
             commands that succeed only when the device acknowledges them.
             """,
         version: BridgeVersion.current,
-        subcommands: [Run.self, Validate.self, Explain.self, Registers.self, Simulate.self])
+        subcommands: [Run.self, Validate.self, Explain.self, Registers.self, Simulate.self]
+    )
 }
 
 /// Options every subcommand shares.

@@ -5,12 +5,14 @@ import MQTTModbusBridgeConfiguration
 /// `explain`: how a payload maps to registers, and how registers map to a command.
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the register words a sample payload becomes, or the command a write of register words publishes.",
+        abstract:
+            "Show the register words a sample payload becomes, or the command a write of register words publishes.",
         discussion: """
             Examples:
               mqtt-modbus-bridge explain -c demo.yaml --point boiler_temperature --payload '{"value": 21.5}'
               mqtt-modbus-bridge explain -c demo.yaml --point boiler_setpoint --registers 0x00D7
-            """)
+            """
+    )
 
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
     var config: String
@@ -25,7 +27,9 @@ struct Explain: ParsableCommand {
     var registers: String?
 
     func validate() throws {
-        if (payload == nil) == (registers == nil) { throw ValidationError("give exactly one of --payload and --registers") }
+        if (payload == nil) == (registers == nil) {
+            throw ValidationError("give exactly one of --payload and --registers")
+        }
     }
 
     func run() throws {
@@ -34,7 +38,9 @@ struct Explain: ParsableCommand {
             let names = configuration.points.map(\.name).prefix(20).joined(separator: ", ")
             throw ValidationError("no point named '\(self.point)'; points: \(names)")
         }
-        print("point \(point.name): unit \(point.unitID), \(point.area) \(point.address), \(point.type), order \(point.byteOrder), scale \(point.scale), offset \(point.offset)")
+        print(
+            "point \(point.name): unit \(point.unitID), \(point.area) \(point.address), \(point.type), order \(point.byteOrder), scale \(point.scale), offset \(point.offset)"
+        )
         if let payload {
             do {
                 let value = try PayloadDecoder(point: point).decode(Array(payload.utf8))
@@ -43,7 +49,9 @@ struct Explain: ParsableCommand {
                 switch image {
                 case .words(let words):
                     for (offset, word) in words.enumerated() {
-                        print("  \(point.area) \(Int(point.address) + offset): \(word) (0x\(String(format: "%04X", word)))")
+                        print(
+                            "  \(point.area) \(Int(point.address) + offset): \(word) (0x\(String(format: "%04X", word)))"
+                        )
                     }
                 case .bit(let position, let value):
                     print("  \(point.area) \(point.address) bit \(position): \(value ? 1 : 0)")
@@ -56,7 +64,8 @@ struct Explain: ParsableCommand {
         if let registers {
             let words = try registers.split(separator: ",").map { text -> UInt16 in
                 let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-                guard let word = trimmed.hasPrefix("0x") ? UInt16(trimmed.dropFirst(2), radix: 16) : UInt16(trimmed) else {
+                guard let word = trimmed.hasPrefix("0x") ? UInt16(trimmed.dropFirst(2), radix: 16) : UInt16(trimmed)
+                else {
                     throw ValidationError("'\(text)' is not a register value (0...65535 or 0x0000...0xFFFF)")
                 }
                 return word
@@ -69,7 +78,9 @@ struct Explain: ParsableCommand {
                     return
                 }
                 let bytes = try CommandEncoder(point: point).encode(value, correlationID: "EXAMPLE-ID")
-                print("  publish to \(command.topic) (QoS \(command.qos.rawValue), ack \(command.ack.mode), timeout \(DurationSyntax.format(command.ack.timeout))):")
+                print(
+                    "  publish to \(command.topic) (QoS \(command.qos.rawValue), ack \(command.ack.mode), timeout \(DurationSyntax.format(command.ack.timeout))):"
+                )
                 print("  \(String(decoding: bytes, as: UTF8.self))")
             } catch {
                 print("registers cannot be written to \(point.name): \(error)")

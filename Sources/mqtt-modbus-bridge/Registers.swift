@@ -5,7 +5,8 @@ import ModbusCore
 /// `registers`: the register map for the SCADA engineer.
 struct Registers: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the register map (unit, area, address, type, order, scale, access, topics) as Markdown or CSV.")
+        abstract: "Print the register map (unit, area, address, type, order, scale, access, topics) as Markdown or CSV."
+    )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case markdown, csv
@@ -19,13 +20,17 @@ struct Registers: ParsableCommand {
 
     func run() throws {
         let configuration = try loadConfiguration(config)
-        let header = ["unit", "area", "address", "reference", "registers", "name", "type", "order", "scale", "offset", "access", "state topic", "command topic", "ack"]
+        let header = [
+            "unit", "area", "address", "reference", "registers", "name", "type", "order", "scale", "offset", "access",
+            "state topic", "command topic", "ack",
+        ]
         var rows: [[String]] = []
         for unit in configuration.units.sorted(by: { $0.id < $1.id }) {
             for area in ModbusArea.allCases {
                 for point in unit.points(in: area) {
                     rows.append([
-                        "\(unit.id)", Self.areaName(area), "\(point.address)" + (point.bitPosition.map { ".\($0)" } ?? ""),
+                        "\(unit.id)", Self.areaName(area),
+                        "\(point.address)" + (point.bitPosition.map { ".\($0)" } ?? ""),
                         Self.reference(area, point.address), "\(point.registerCount)", point.name, "\(point.type)",
                         "\(point.byteOrder)", Self.number(point.scale), Self.number(point.offset),
                         point.isWritable ? "read/write" : "read", point.stateTopic ?? "", point.command?.topic ?? "",
@@ -38,7 +43,9 @@ struct Registers: ParsableCommand {
         case .markdown:
             print("| " + header.joined(separator: " | ") + " |")
             print("|" + header.map { _ in "---" }.joined(separator: "|") + "|")
-            for row in rows { print("| " + row.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |") }
+            for row in rows {
+                print("| " + row.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |")
+            }
         case .csv:
             print(header.map(Self.csvField).joined(separator: ","))
             for row in rows { print(row.map(Self.csvField).joined(separator: ",")) }
@@ -71,7 +78,8 @@ struct Registers: ParsableCommand {
     }
 
     static func csvField(_ text: String) -> String {
-        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+            ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
     }
 }
 

@@ -9,7 +9,8 @@ import ServiceLifecycle
 /// `run`: the bridge service.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the bridge until SIGINT or SIGTERM (graceful shutdown).")
+        abstract: "Run the bridge until SIGINT or SIGTERM (graceful shutdown)."
+    )
 
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
     var config: String
@@ -20,7 +21,9 @@ struct Run: AsyncParsableCommand {
         name: .customLong("status-listen"),
         help: ArgumentHelp(
             "Serve GET /health and GET /metrics (Prometheus) on this address, e.g. 127.0.0.1:9102 or 0.0.0.0:9102 in a container; off by default.",
-            valueName: "host:port"))
+            valueName: "host:port"
+        )
+    )
     var statusListen: ListenAddress?
 
     @OptionGroup var logging: LoggingOptions
@@ -37,12 +40,16 @@ struct Run: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         if let statusListen {
             let endpoint = StatusEndpoint(
-                host: statusListen.host, port: statusListen.port, registry: registry, logger: logger.component("http")
+                host: statusListen.host,
+                port: statusListen.port,
+                registry: registry,
+                logger: logger.component("http")
             ) { bridge.health }
             services.append(.init(service: endpoint))
         }
         let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
         try await group.run()
     }
 }

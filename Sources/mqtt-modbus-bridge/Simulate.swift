@@ -1,13 +1,14 @@
 import ArgumentParser
-import MQTTModbusBridgeSimulator
 import Logging
 import MQTTModbusBridgeConfiguration
+import MQTTModbusBridgeSimulator
 import ServiceLifecycle
 
 /// `simulate`: devices for a configuration, for demos and tests.
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Simulate the devices of a configuration: publish telemetry and answer commands in each ack mode.")
+        abstract: "Simulate the devices of a configuration: publish telemetry and answer commands in each ack mode."
+    )
 
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
     var config: String
@@ -30,7 +31,9 @@ struct Simulate: AsyncParsableCommand {
     @Option(name: .customLong("ignore-point"), help: "Ignore commands of this point (repeatable).")
     var ignoredPoints: [String] = []
 
-    @Option(help: "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04).")
+    @Option(
+        help: "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04)."
+    )
     var refuseCode: UInt8?
 
     @OptionGroup var broker: BrokerOverride
@@ -59,7 +62,12 @@ struct Simulate: AsyncParsableCommand {
         let logger = Logger(label: "simulator")
         let simulator = try DeviceSimulator(configuration: configuration, options: options, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: simulator)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: simulator)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         try await group.run()
     }
 }

@@ -5,7 +5,9 @@ import MQTTModbusBridgeConfiguration
 /// `validate`: check configurations without starting anything.
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check configuration files; print every error with file, line and fix; exit non-zero if any is invalid.")
+        abstract:
+            "Check configuration files; print every error with file, line and fix; exit non-zero if any is invalid."
+    )
 
     @Argument(help: "Configuration files (YAML).")
     var files: [String]
@@ -17,7 +19,9 @@ struct Validate: ParsableCommand {
                 let configuration = try BridgeConfiguration.load(path: file)
                 for warning in configuration.warnings { print(warning) }
                 let writable = configuration.points.filter(\.isWritable).count
-                print("\(file): OK — \(configuration.units.count) unit(s), \(configuration.points.count) point(s), \(writable) writable")
+                print(
+                    "\(file): OK — \(configuration.units.count) unit(s), \(configuration.points.count) point(s), \(writable) writable"
+                )
             } catch {
                 failed = true
                 print(error)

@@ -1,10 +1,10 @@
 import Foundation
 import Logging
+import MQTTModbusBridgeBroker
+import MQTTModbusBridgeSimulator
 import MQTTTestSupport
 import ModbusCore
-import MQTTModbusBridgeBroker
 import Mosquitto
-import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
@@ -32,10 +32,17 @@ struct BrokerConnectionTests {
     static func acknowledgeNextCommand(after mark: Int, harness: BridgeHarness) async throws {
         let command = try await harness.messages.waitForMessage(on: "e2e/broker/sp/set", after: mark)
         let topic = try #require(command.properties.responseTopic)
-        try await harness.publish(topic, "", retain: false, properties: MQTTProperties(correlationData: command.properties.correlationData))
+        try await harness.publish(
+            topic,
+            "",
+            retain: false,
+            properties: MQTTProperties(correlationData: command.properties.correlationData)
+        )
     }
 
-    @Test("broker killed: writes 0A, reads follow the missing-value policy; restarted: the bridge reconnects and serves fresh values")
+    @Test(
+        "broker killed: writes 0A, reads follow the missing-value policy; restarted: the bridge reconnects and serves fresh values"
+    )
     func brokerKilledAndRestarted() async throws {
         try await withBridge(Self.yaml) { harness in
             let modbus = harness.modbus
@@ -55,7 +62,9 @@ struct BrokerConnectionTests {
             #expect(try await modbus.read(.inputRegister, 1) == .ok([0xFFFF]), "the substitute value -1")
             #expect(try await modbus.read(.holdingRegister, 0) == .exception(.gatewayTargetDeviceFailedToRespond))
             // 0A, not 0B: nothing was published to wait for.
-            #expect(try await modbus.write(.holdingRegister, 0, [124], single: true) == .exception(.gatewayPathUnavailable))
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [124], single: true) == .exception(.gatewayPathUnavailable)
+            )
 
             // The broker comes back empty (no persistence): the bridge reconnects by itself, says
             // "online" again and takes fresh values.
@@ -66,7 +75,10 @@ struct BrokerConnectionTests {
             }
             try await harness.publish("e2e/broker/temperature", "26")
             try await harness.awaitRead(.inputRegister, 0) { $0 == [26] }
-            #expect(try await modbus.read(.inputRegister, 1) == .ok([0xFFFF]), "not received since the loss: still the substitute")
+            #expect(
+                try await modbus.read(.inputRegister, 1) == .ok([0xFFFF]),
+                "not received since the loss: still the substitute"
+            )
 
             let writeMark = harness.messages.count
             async let again = modbus.write(.holdingRegister, 0, [125], single: true)
@@ -76,7 +88,9 @@ struct BrokerConnectionTests {
         }
     }
 
-    @Test("status: 'online' retained while connected; the last will 'offline' when the connection dies; 'online' again after")
+    @Test(
+        "status: 'online' retained while connected; the last will 'offline' when the connection dies; 'online' again after"
+    )
     func statusAndLastWill() async throws {
         try await withBridge(Self.yaml) { harness in
             // A late subscriber gets the retained status.
@@ -89,30 +103,46 @@ struct BrokerConnectionTests {
 
             // The will the bridge registers with the broker.
             let will = try #require(try MQTTConfiguration(bridgeBroker: harness.configuration.broker).will)
-            #expect(will.topic == statusTopic && will.payload == Array("offline".utf8) && will.retain && will.qos == .atLeastOnce)
+            #expect(
+                will.topic == statusTopic && will.payload == Array("offline".utf8) && will.retain
+                    && will.qos == .atLeastOnce
+            )
 
             // The broker publishes the will when the bridge's connection ends without DISCONNECT.
             // In-process we cannot freeze or kill the bridge alone, so a client taking over the
             // bridge's client id makes the broker drop the bridge's connection (session takeover),
             // which publishes the will exactly as a dead connection would.
             let mark = observed.count
-            var impostorConfiguration = testConfiguration(harness.broker, clientID: harness.configuration.broker.clientID)
-            impostorConfiguration.reconnect = MQTTReconnectPolicy(initialDelay: .seconds(30), maximumDelay: .seconds(30))
+            var impostorConfiguration = testConfiguration(
+                harness.broker,
+                clientID: harness.configuration.broker.clientID
+            )
+            impostorConfiguration.reconnect = MQTTReconnectPolicy(
+                initialDelay: .seconds(30),
+                maximumDelay: .seconds(30)
+            )
             let impostor = try MQTTClient(configuration: impostorConfiguration, logger: testLogger)
             try await withTimeout(.seconds(10), "impostor connects") { try await impostor.connect() }
-            let offline = try await observed.waitForMessage(on: statusTopic, after: mark) { $0.payloadString != "online" }
+            let offline = try await observed.waitForMessage(on: statusTopic, after: mark) {
+                $0.payloadString != "online"
+            }
             #expect(offline.payloadString == "offline")
             await impostor.disconnect()
 
             // The bridge reconnects by itself and announces itself again.
-            try await observed.waitForMessage(on: statusTopic, after: mark, timeout: .seconds(10)) { $0.payloadString == "online" }
+            try await observed.waitForMessage(on: statusTopic, after: mark, timeout: .seconds(10)) {
+                $0.payloadString == "online"
+            }
             try await harness.publish("e2e/broker/temperature", "30")
             try await harness.awaitRead(.inputRegister, 0) { $0 == [30] }
             await observer.disconnect()
         }
     }
 
-    @Test("stopping the bridge (graceful shutdown or cancellation) leaves 'offline' retained", arguments: ["graceful", "cancelled"])
+    @Test(
+        "stopping the bridge (graceful shutdown or cancellation) leaves 'offline' retained",
+        arguments: ["graceful", "cancelled"]
+    )
     func offlineAfterStop(how: String) async throws {
         try await withTestBroker { broker in
             let configuration = try BridgeConfiguration.parse(yaml: Self.yaml(port: broker.port))
@@ -128,9 +158,13 @@ struct BrokerConnectionTests {
                     await running.stop()
                 } else {
                     running.task.cancel()
-                    _ = try? await withTimeout(.seconds(10), "the bridge ends when cancelled") { try await running.task.valueCancellingOnExit() }
+                    _ = try? await withTimeout(.seconds(10), "the bridge ends when cancelled") {
+                        try await running.task.valueCancellingOnExit()
+                    }
                 }
-                try await observed.waitForMessage(on: statusTopic, after: mark, timeout: .seconds(5)) { $0.payloadString == "offline" }
+                try await observed.waitForMessage(on: statusTopic, after: mark, timeout: .seconds(5)) {
+                    $0.payloadString == "offline"
+                }
 
                 // Retained for whoever asks next.
                 let late = try await connectedClient(broker)
@@ -158,7 +192,11 @@ struct BrokerConnectionTests {
             try await observer.subscribeForTest("e2e/broker/#")
             var options = DeviceSimulator.Options()
             options.telemetryInterval = nil
-            let simulator = try DeviceSimulator(configuration: configuration, options: options, logger: e2eLogger("e2e.simulator"))
+            let simulator = try DeviceSimulator(
+                configuration: configuration,
+                options: options,
+                logger: e2eLogger("e2e.simulator")
+            )
             let running = startService(simulator, label: "e2e.simulator")
             do {
                 // Running: it has published its initial states.

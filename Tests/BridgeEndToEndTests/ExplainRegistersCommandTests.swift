@@ -11,7 +11,11 @@ struct ExplainRegistersCommandTests {
     func explainPayload() async throws {
         let result = try await runProgram(
             try ValidateCommandTests.executable(),
-            ["explain", "-c", Self.demo, "--point", "boiler_burner_starts", "--payload", #"{"burner": {"starts": 123456}}"#])
+            [
+                "explain", "-c", Self.demo, "--point", "boiler_burner_starts", "--payload",
+                #"{"burner": {"starts": 123456}}"#,
+            ]
+        )
         #expect(result.status == 0, "\(result.output)")
         // 123456 = 0x0001E240; CDAB puts the low word first.
         #expect(result.output.contains("input register 20: 57920 (0xE240)"), "\(result.output)")
@@ -21,7 +25,9 @@ struct ExplainRegistersCommandTests {
     @Test("explain: a payload that cannot be decoded says why and exits 1")
     func explainBadPayload() async throws {
         let result = try await runProgram(
-            try ValidateCommandTests.executable(), ["explain", "-c", Self.demo, "--point", "boiler_pressure", "--payload", #"{"pressure": "high"}"#])
+            try ValidateCommandTests.executable(),
+            ["explain", "-c", Self.demo, "--point", "boiler_pressure", "--payload", #"{"pressure": "high"}"#]
+        )
         #expect(result.status == 1)
         #expect(result.output.contains("cannot be used: 'high' is not a number"), "\(result.output)")
     }
@@ -29,10 +35,15 @@ struct ExplainRegistersCommandTests {
     @Test("explain: register words become the command a write publishes, with its topic and ack")
     func explainRegisters() async throws {
         let result = try await runProgram(
-            try ValidateCommandTests.executable(), ["explain", "-c", Self.demo, "--point", "boiler_setpoint", "--registers", "0x00D7"])
+            try ValidateCommandTests.executable(),
+            ["explain", "-c", Self.demo, "--point", "boiler_setpoint", "--registers", "0x00D7"]
+        )
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("registers 215 → value 21.5"), "\(result.output)")
-        #expect(result.output.contains("publish to demo/boiler/setpoint/set (QoS 1, ack mqtt5, timeout 3s):\n  21.5\n"), "\(result.output)")
+        #expect(
+            result.output.contains("publish to demo/boiler/setpoint/set (QoS 1, ack mqtt5, timeout 3s):\n  21.5\n"),
+            "\(result.output)"
+        )
     }
 
     @Test("registers: the map as CSV and Markdown, one row per point, with Modicon references")
@@ -41,9 +52,20 @@ struct ExplainRegistersCommandTests {
         let csv = try await runProgram(executable, ["registers", "-c", Self.demo, "--format", "csv"])
         #expect(csv.status == 0, "\(csv.output)")
         let lines = csv.output.split(separator: "\n").map(String.init)
-        #expect(lines.first == "unit,area,address,reference,registers,name,type,order,scale,offset,access,state topic,command topic,ack")
-        #expect(lines.contains("1,holding_register,0,400001,1,boiler_setpoint,int16,ABCD,10,0,read/write,demo/boiler/setpoint,demo/boiler/setpoint/set,mqtt5 3s"))
-        #expect(lines.contains("1,input_register,20,300021,2,boiler_burner_starts,uint32,CDAB,1,0,read,demo/boiler/counters,,"))
+        #expect(
+            lines.first
+                == "unit,area,address,reference,registers,name,type,order,scale,offset,access,state topic,command topic,ack"
+        )
+        #expect(
+            lines.contains(
+                "1,holding_register,0,400001,1,boiler_setpoint,int16,ABCD,10,0,read/write,demo/boiler/setpoint,demo/boiler/setpoint/set,mqtt5 3s"
+            )
+        )
+        #expect(
+            lines.contains(
+                "1,input_register,20,300021,2,boiler_burner_starts,uint32,CDAB,1,0,read,demo/boiler/counters,,"
+            )
+        )
         let pointCount = try BridgeConfiguration.load(path: Self.demo).points.count
         #expect(lines.count == 1 + pointCount, "one row per point (\(pointCount)):\n\(csv.output)")
 
@@ -51,6 +73,10 @@ struct ExplainRegistersCommandTests {
         #expect(markdown.status == 0)
         let rows = markdown.output.split(separator: "\n")
         #expect(rows.count == 2 + pointCount)
-        #expect(rows.contains("| 1 | holding_register | 0 | 400001 | 1 | boiler_setpoint | int16 | ABCD | 10 | 0 | read/write | demo/boiler/setpoint | demo/boiler/setpoint/set | mqtt5 3s |"))
+        #expect(
+            rows.contains(
+                "| 1 | holding_register | 0 | 400001 | 1 | boiler_setpoint | int16 | ABCD | 10 | 0 | read/write | demo/boiler/setpoint | demo/boiler/setpoint/set | mqtt5 3s |"
+            )
+        )
     }
 }

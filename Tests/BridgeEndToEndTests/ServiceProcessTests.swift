@@ -39,19 +39,28 @@ struct ServiceProcessTests {
 
     /// Writes `text` to a fresh temporary directory as `bridge.yaml` and returns its path.
     static func configurationFile(_ text: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-process-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "e2e-process-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let file = directory.appendingPathComponent("bridge.yaml")
         try text.write(to: file, atomically: true, encoding: .utf8)
         return file.path
     }
 
-    @Test("over TLS with a password: values served, /health and /metrics answer; a SIGKILL leaves the last will 'offline' retained")
+    @Test(
+        "over TLS with a password: values served, /health and /metrics answer; a SIGKILL leaves the last will 'offline' retained"
+    )
     func tlsStatusEndpointAndCrash() async throws {
         let pki = try await TestPKI.shared.value
         let options = TestBrokerOptions(
             passwordFile: pki.passwordFile,
-            tls: TestBrokerOptions.TLS(caFile: pki.caFile, certificateFile: pki.serverCertificate, privateKeyFile: pki.serverKey))
+            tls: TestBrokerOptions.TLS(
+                caFile: pki.caFile,
+                certificateFile: pki.serverCertificate,
+                privateKeyFile: pki.serverKey
+            )
+        )
         try await withTestBroker(options) { broker in
             let secure = { (configuration: inout MQTTConfiguration) in
                 configuration.tls = MQTTTLSConfiguration(caFile: pki.caFile)
@@ -66,16 +75,21 @@ struct ServiceProcessTests {
             let statusPort = try freeLoopbackPort()
             let config = try Self.configurationFile(
                 Self.yaml(
-                    brokerPort: broker.port, modbusPort: modbusPort,
+                    brokerPort: broker.port,
+                    modbusPort: modbusPort,
                     brokerSection: """
                           username: \(TestPKI.username)
                           password: \(TestPKI.password)
                           tls: { ca_file: \(pki.caFile) }
-                        """))
+                        """
+                )
+            )
             let bridge = try BridgeProcess(["run", "--config", config, "--status-listen", "127.0.0.1:\(statusPort)"])
             let modbus = try PymodbusClient.start(port: modbusPort)
             do {
-                try await observed.waitForMessage(on: statusTopic, timeout: .seconds(20)) { $0.payloadString == "online" }
+                try await observed.waitForMessage(on: statusTopic, timeout: .seconds(20)) {
+                    $0.payloadString == "online"
+                }
 
                 // A value over the secured connection, read by pymodbus.
                 try await observer.publishForTest("e2e/process/temperature", "21.5", qos: .atLeastOnce, retain: true)
@@ -83,9 +97,15 @@ struct ServiceProcessTests {
                     try await modbus.read(.inputRegister, 0).value == [215] ? true : nil
                 }
 
-                let health = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/health"), "\(bridge.output)")
+                let health = try #require(
+                    try await httpGet("http://127.0.0.1:\(statusPort)/health"),
+                    "\(bridge.output)"
+                )
                 #expect(health.status == 200, "\(health.body)")
-                #expect(health.body.contains(#""status":"ok""#) && health.body.contains(#""mqtt":"connected""#), "\(health.body)")
+                #expect(
+                    health.body.contains(#""status":"ok""#) && health.body.contains(#""mqtt":"connected""#),
+                    "\(health.body)"
+                )
                 let metrics = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/metrics"))
                 #expect(metrics.status == 200)
                 #expect(metrics.body.contains("bridge_mqtt_connected 1"), "\(metrics.body)")
@@ -118,7 +138,9 @@ struct ServiceProcessTests {
         }
     }
 
-    @Test("a broker down at start: reads follow the missing-value policy, writes 0A, /health 503; then the broker comes up and values flow; SIGTERM exits 0")
+    @Test(
+        "a broker down at start: reads follow the missing-value policy, writes 0A, /health 503; then the broker comes up and values flow; SIGTERM exits 0"
+    )
     func brokerDownAtStart() async throws {
         let brokerPort = try freeLoopbackPort()
         let modbusPort = try freeLoopbackPort()
@@ -133,7 +155,9 @@ struct ServiceProcessTests {
                 try? await modbus.read(.inputRegister, 0).exceptionCode
             }
             #expect(code == .gatewayTargetDeviceFailedToRespond, "a value never received: the default policy, 0B")
-            #expect(try await modbus.write(.holdingRegister, 0, [5], single: true) == .exception(.gatewayPathUnavailable))
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [5], single: true) == .exception(.gatewayPathUnavailable)
+            )
             let degraded = try await poll("the status endpoint", timeout: .seconds(20)) {
                 try await httpGet("http://127.0.0.1:\(statusPort)/health")
             }

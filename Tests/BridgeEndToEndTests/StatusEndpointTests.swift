@@ -1,5 +1,4 @@
 import Foundation
-@testable import MQTTModbusBridgeStatus
 import MQTTTestSupport
 import Prometheus
 import ServiceLifecycle
@@ -7,6 +6,7 @@ import Testing
 
 @testable import MQTTModbusBridge
 @testable import MQTTModbusBridgeConfiguration
+@testable import MQTTModbusBridgeStatus
 
 /// The status endpoint alone, with a health report the test controls, exercised by Python's
 /// HTTP client and raw sockets.
@@ -14,13 +14,18 @@ import Testing
 struct StatusEndpointTests {
     static func health(_ connected: Bool) -> BridgeHealth {
         BridgeHealth(
-            mqtt: connected ? "connected" : "connecting", modbusListening: true, modbusConnections: 3, writesInFlight: 1,
-            payloadDecodeFailures: 2)
+            mqtt: connected ? "connected" : "connecting",
+            modbusListening: true,
+            modbusConnections: 3,
+            writesInFlight: 1,
+            payloadDecodeFailures: 2
+        )
     }
 
     /// Runs `body` with an endpoint on a free port whose health follows `connected`.
     static func withEndpoint(
-        registry: PrometheusCollectorRegistry? = PrometheusCollectorRegistry(), connected: TestLock<Bool> = TestLock(true),
+        registry: PrometheusCollectorRegistry? = PrometheusCollectorRegistry(),
+        connected: TestLock<Bool> = TestLock(true),
         _ body: (Int, RunningService, StatusEndpoint) async throws -> Void
     ) async throws {
         let endpoint = StatusEndpoint(host: "127.0.0.1", port: 0, registry: registry, logger: e2eLogger("e2e.http")) {
@@ -47,14 +52,22 @@ struct StatusEndpointTests {
     @Test("/health follows the report (200 / 503, JSON); /metrics is the registry; HEAD, 404 and 405")
     func answers() async throws {
         let registry = PrometheusCollectorRegistry()
-        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "e2e", metricName: "probe", unitName: "total", helpText: "a counter the test sets")).increment(by: Int64(3))
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "e2e",
+                metricName: "probe",
+                unitName: "total",
+                helpText: "a counter the test sets"
+            )
+        ).increment(by: Int64(3))
         let connected = TestLock(true)
         try await Self.withEndpoint(registry: registry, connected: connected) { port, _, _ in
             let ok = try #require(try await httpGet("http://127.0.0.1:\(port)/health"))
             #expect(ok.status == 200)
             #expect(
                 ok.body.trimmingCharacters(in: .newlines)
-                    == #"{"status":"ok","mqtt":"connected","modbus_listening":true,"modbus_connections":3,"writes_in_flight":1,"payload_decode_failures":2}"#)
+                    == #"{"status":"ok","mqtt":"connected","modbus_listening":true,"modbus_connections":3,"writes_in_flight":1,"payload_decode_failures":2}"#
+            )
             connected.withLock { $0 = false }
             let degraded = try #require(try await httpGet("http://127.0.0.1:\(port)/health"))
             #expect(degraded.status == 503 && degraded.body.contains(#""status":"degraded""#), "\(degraded)")
@@ -72,8 +85,15 @@ struct StatusEndpointTests {
                     connection.request(method, "/metrics")
                     response = connection.getresponse()
                     print(method, response.status, len(response.read()), response.getheader("Allow"))
-                """, port: port)
-            #expect(methods.split(separator: "\n") == ["HEAD 200 0 None", "POST 405 18 GET, HEAD", "DELETE 405 18 GET, HEAD"], "\(methods)")
+                """,
+                port: port
+            )
+            #expect(
+                methods.split(separator: "\n") == [
+                    "HEAD 200 0 None", "POST 405 18 GET, HEAD", "DELETE 405 18 GET, HEAD",
+                ],
+                "\(methods)"
+            )
         }
     }
 
@@ -115,7 +135,9 @@ struct StatusEndpointTests {
                     if not reply:
                         time.sleep(0.05)
                 print(reply.split(b"\\r\\n")[0].decode())
-                """, port: port)
+                """,
+                port: port
+            )
             #expect(output.split(separator: "\n") == ["17th closed", "HTTP/1.1 200 OK"], "\(output)")
         }
     }
@@ -135,7 +157,9 @@ struct StatusEndpointTests {
                         print("closed by the server" if first == b"" or s.recv(1) == b"" else "data")
                     except ConnectionResetError:  # closed with the request unread
                         print("closed by the server")
-                    """, port: port)
+                    """,
+                    port: port
+                )
             }
             // The script's connection is open once the endpoint holds it.
             _ = try await poll("the keep-alive connection to be open") { endpoint.connectionCount == 1 ? true : nil }

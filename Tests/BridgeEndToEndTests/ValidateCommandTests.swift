@@ -17,7 +17,9 @@ struct ValidateCommandTests {
         ]
         let found = candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
         return try #require(
-            found, "mqtt-modbus-bridge is not built; run `swift build --build-tests` (looked in \(candidates.map(\.path)))")
+            found,
+            "mqtt-modbus-bridge is not built; run `swift build --build-tests` (looked in \(candidates.map(\.path)))"
+        )
     }
 
     /// Broken configurations, each with every error `validate` must print for it
@@ -132,7 +134,9 @@ struct ValidateCommandTests {
     @Test("broken configurations: every error, with file, line and column, in one run; exit status 1")
     func brokenConfigurations() async throws {
         let executable = try Self.executable()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-validate-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "e2e-validate-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         for config in Self.brokenConfigurations {
@@ -140,15 +144,24 @@ struct ValidateCommandTests {
         }
         let demo = Self.repositoryRoot.appendingPathComponent("examples/configs/demo.yaml").path
         let result = try await runProgram(
-            executable, ["validate"] + Self.brokenConfigurations.map(\.name) + [demo], in: directory)
+            executable,
+            ["validate"] + Self.brokenConfigurations.map(\.name) + [demo],
+            in: directory
+        )
 
         #expect(result.status == 1, "\(result.output)")
         let lines = result.output.split(separator: "\n").map(String.init)
         for config in Self.brokenConfigurations {
             let reported = lines.filter { $0.hasPrefix("\(config.name):") && $0.contains(": error: ") }
-            #expect(reported.count == config.errors.count, "\(config.name): every error once, nothing else:\n\(reported.joined(separator: "\n"))")
+            #expect(
+                reported.count == config.errors.count,
+                "\(config.name): every error once, nothing else:\n\(reported.joined(separator: "\n"))"
+            )
             for expected in config.errors {
-                #expect(reported.contains { $0.hasPrefix(expected) }, "missing: \(expected)\nprinted:\n\(reported.joined(separator: "\n"))")
+                #expect(
+                    reported.contains { $0.hasPrefix(expected) },
+                    "missing: \(expected)\nprinted:\n\(reported.joined(separator: "\n"))"
+                )
             }
             #expect(lines.contains("\(config.name): \(config.errors.count) error(s)"))
         }
@@ -160,7 +173,9 @@ struct ValidateCommandTests {
         let executable = try Self.executable()
         let examples = Self.repositoryRoot.appendingPathComponent("examples")
         let enumerator = try #require(FileManager.default.enumerator(at: examples, includingPropertiesForKeys: nil))
-        let files = enumerator.compactMap { $0 as? URL }.filter { ["yaml", "yml"].contains($0.pathExtension) }.map(\.path).sorted()
+        let files = enumerator.compactMap { $0 as? URL }.filter { ["yaml", "yml"].contains($0.pathExtension) }.map(
+            \.path
+        ).sorted()
         try #require(files.count >= 2, "found \(files)")
         let result = try await runProgram(executable, ["validate"] + files)
         #expect(result.status == 0, "\(result.output)")
@@ -171,7 +186,11 @@ struct ValidateCommandTests {
 }
 
 /// Runs a program to completion (at most 30 s) and returns its exit status and combined output.
-func runProgram(_ executable: URL, _ arguments: [String], in directory: URL? = nil) async throws -> (status: Int32, output: String) {
+func runProgram(
+    _ executable: URL,
+    _ arguments: [String],
+    in directory: URL? = nil
+) async throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
@@ -199,7 +218,10 @@ func runProgram(_ executable: URL, _ arguments: [String], in directory: URL? = n
     }
     try runWithDefaultSignalMask(process)
     let pid = process.processIdentifier
-    let code: Int32 = try await withTimeout(.seconds(30), "\(executable.lastPathComponent) \(arguments.joined(separator: " "))") {
+    let code: Int32 = try await withTimeout(
+        .seconds(30),
+        "\(executable.lastPathComponent) \(arguments.joined(separator: " "))"
+    ) {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let known = exited.withLock { waiter -> Int32? in

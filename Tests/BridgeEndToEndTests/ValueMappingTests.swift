@@ -93,37 +93,86 @@ struct ValueMappingTests {
                     } else {
                         expected = .approximately(Double(payload)!, relative: 1e-9)
                     }
-                    add(MatrixPoint(
-                        name: "\(type)_\(order)_s\(index)", area: scaling.area, address: 0, type: type, order: order,
-                        scale: scaling.scale, offset: scaling.offset, payload: payload, expected: expected))
+                    add(
+                        MatrixPoint(
+                            name: "\(type)_\(order)_s\(index)",
+                            area: scaling.area,
+                            address: 0,
+                            type: type,
+                            order: order,
+                            scale: scaling.scale,
+                            offset: scaling.offset,
+                            payload: payload,
+                            expected: expected
+                        )
+                    )
                 }
             }
         }
         for order in orders {
             // UTF-8 with a two-byte character; 10 bytes fill 5 registers exactly.
-            add(MatrixPoint(name: "string_\(order)", area: .inputRegister, address: 0, type: "string", order: order, length: 5,
-                            payload: "Kessel-7Ä", expected: .exact("Kessel-7Ä")))
-            add(MatrixPoint(name: "short_string_\(order)", area: .inputRegister, address: 0, type: "string", order: order, length: 3,
-                            payload: "abc", expected: .exact("abc")))
+            add(
+                MatrixPoint(
+                    name: "string_\(order)",
+                    area: .inputRegister,
+                    address: 0,
+                    type: "string",
+                    order: order,
+                    length: 5,
+                    payload: "Kessel-7Ä",
+                    expected: .exact("Kessel-7Ä")
+                )
+            )
+            add(
+                MatrixPoint(
+                    name: "short_string_\(order)",
+                    area: .inputRegister,
+                    address: 0,
+                    type: "string",
+                    order: order,
+                    length: 3,
+                    payload: "abc",
+                    expected: .exact("abc")
+                )
+            )
         }
         // The byte-order table of CONFIGURATION.md, as literal words.
         let pins: [(type: String, payload: String, words: [String: [UInt16]])] = [
             ("uint16", "4660", ["ABCD": [0x1234], "CDAB": [0x1234], "BADC": [0x3412], "DCBA": [0x3412]]),
-            ("uint32", "287454020", [  // 0x11223344
-                "ABCD": [0x1122, 0x3344], "CDAB": [0x3344, 0x1122], "BADC": [0x2211, 0x4433], "DCBA": [0x4433, 0x2211],
-            ]),
-            ("uint64", "72623859790382856", [  // 0x0102030405060708
-                "ABCD": [0x0102, 0x0304, 0x0506, 0x0708], "CDAB": [0x0708, 0x0506, 0x0304, 0x0102],
-                "BADC": [0x0201, 0x0403, 0x0605, 0x0807], "DCBA": [0x0807, 0x0605, 0x0403, 0x0201],
-            ]),
-            ("float32", "21.5", ["ABCD": [0x41AC, 0], "CDAB": [0, 0x41AC], "BADC": [0xAC41, 0], "DCBA": [0, 0xAC41]]),
+            (
+                "uint32", "287454020",
+                [  // 0x11223344
+                    "ABCD": [0x1122, 0x3344], "CDAB": [0x3344, 0x1122], "BADC": [0x2211, 0x4433],
+                    "DCBA": [0x4433, 0x2211],
+                ]
+            ),
+            (
+                "uint64", "72623859790382856",
+                [  // 0x0102030405060708
+                    "ABCD": [0x0102, 0x0304, 0x0506, 0x0708], "CDAB": [0x0708, 0x0506, 0x0304, 0x0102],
+                    "BADC": [0x0201, 0x0403, 0x0605, 0x0807], "DCBA": [0x0807, 0x0605, 0x0403, 0x0201],
+                ]
+            ),
+            (
+                "float32", "21.5",
+                ["ABCD": [0x41AC, 0], "CDAB": [0, 0x41AC], "BADC": [0xAC41, 0], "DCBA": [0, 0xAC41]]
+            ),
             ("string", "AB", ["ABCD": [0x4142], "CDAB": [0x4142], "BADC": [0x4241], "DCBA": [0x4241]]),
         ]
         for pin in pins {
             for order in orders {
-                add(MatrixPoint(
-                    name: "pin_\(pin.type)_\(order)", area: .inputRegister, address: 0, type: pin.type, order: order,
-                    length: pin.type == "string" ? 1 : nil, payload: pin.payload, expected: .registers(pin.words[order]!)))
+                add(
+                    MatrixPoint(
+                        name: "pin_\(pin.type)_\(order)",
+                        area: .inputRegister,
+                        address: 0,
+                        type: pin.type,
+                        order: order,
+                        length: pin.type == "string" ? 1 : nil,
+                        payload: pin.payload,
+                        expected: .registers(pin.words[order]!)
+                    )
+                )
             }
         }
         return points
@@ -133,7 +182,8 @@ struct ValueMappingTests {
     func typeMatrix() async throws {
         let points = Self.matrix()
         let yaml = { (port: Int) in
-            baseYAML(brokerPort: port) + "\nunits:\n  - id: 1\n    points:\n" + points.map(\.yaml).joined(separator: "\n") + "\n"
+            baseYAML(brokerPort: port) + "\nunits:\n  - id: 1\n    points:\n"
+                + points.map(\.yaml).joined(separator: "\n") + "\n"
         }
         try await withBridge(yaml) { harness in
             for point in points { try await harness.publish("e2e/matrix/\(point.name)", point.payload) }
@@ -146,19 +196,32 @@ struct ValueMappingTests {
             }
             for point in points {
                 let reply = try await harness.modbus.decode(
-                    point.area, point.address, type: point.type, order: point.order, scale: point.scale, offset: point.offset,
-                    length: point.length)
+                    point.area,
+                    point.address,
+                    type: point.type,
+                    order: point.order,
+                    scale: point.scale,
+                    offset: point.offset,
+                    length: point.length
+                )
                 let decoded = try #require(reply.value, "\(point.name): \(reply)")
                 switch point.expected {
                 case .exact(let text):
-                    #expect(decoded.text == text, "\(point.name) (\(point.type) \(point.order)): registers \(hex(decoded.registers))")
+                    #expect(
+                        decoded.text == text,
+                        "\(point.name) (\(point.type) \(point.order)): registers \(hex(decoded.registers))"
+                    )
                 case .approximately(let expected, let relative):
                     let actual = try #require(Double(decoded.text), "\(point.name): \(decoded.text)")
                     #expect(
                         abs(actual - expected) <= abs(expected) * relative,
-                        "\(point.name) (\(point.type) \(point.order) scale \(point.scale) offset \(point.offset)): read \(decoded.text), published \(expected); registers \(hex(decoded.registers))")
+                        "\(point.name) (\(point.type) \(point.order) scale \(point.scale) offset \(point.offset)): read \(decoded.text), published \(expected); registers \(hex(decoded.registers))"
+                    )
                 case .registers(let words):
-                    #expect(decoded.registers == words, "\(point.name): \(hex(decoded.registers)), expected \(hex(words))")
+                    #expect(
+                        decoded.registers == words,
+                        "\(point.name): \(hex(decoded.registers)), expected \(hex(words))"
+                    )
                 }
             }
         }
@@ -200,7 +263,9 @@ struct ValueMappingTests {
         }
         try await withBridge(yaml) { harness in
             try await harness.publish(
-                "e2e/plant/telemetry", #"{"readings":[{"temperature":71.5}],"energy":{"wh":18446744073709551615},"burner":"ON"}"#)
+                "e2e/plant/telemetry",
+                #"{"readings":[{"temperature":71.5}],"energy":{"wh":18446744073709551615},"burner":"ON"}"#
+            )
             try await harness.publish("e2e/plant/rooms", #"{"room.1":{"t":21.7},"room.2":{"t":19}}"#)
             try await harness.publish("e2e/plant/bare", "-42")
             try await harness.publish("e2e/plant/model", #"{"info":{"model":"X-200"}}"#)
@@ -216,14 +281,28 @@ struct ValueMappingTests {
             try await harness.awaitRead(.inputRegister, 20, unit: 3)
             let modbus = harness.modbus
             #expect(try await modbus.decode(.inputRegister, 0, type: "float32", unit: 3).value?.text == "71.5")
-            #expect(try await modbus.decode(.inputRegister, 2, type: "uint64", unit: 3).value?.text == "18446744073709551615")
+            #expect(
+                try await modbus.decode(.inputRegister, 2, type: "uint64", unit: 3).value?.text
+                    == "18446744073709551615"
+            )
             #expect(try await modbus.decode(.inputRegister, 6, type: "int16", scale: 10, unit: 3).value?.text == "21.7")
             #expect(try await modbus.decode(.inputRegister, 7, type: "int16", unit: 3).value?.text == "-42")
-            #expect(try await modbus.decode(.inputRegister, 8, type: "string", length: 4, unit: 3).value?.text == "X-200")
+            #expect(
+                try await modbus.decode(.inputRegister, 8, type: "string", length: 4, unit: 3).value?.text == "X-200"
+            )
             #expect(try await modbus.decode(.inputRegister, 12, type: "int32", unit: 3).value?.text == "4711")
-            #expect(try await modbus.read(.inputRegister, 14, count: 2, unit: 3) == .ok([1, 1]), "JSON true and the word 'on' are 1")
-            #expect(try await modbus.read(.discreteInput, 0, count: 2, unit: 3) == .ok([1, 1]), "burner ON, pump ' running '")
-            #expect(try await modbus.read(.inputRegister, 20, unit: 3) == .ok([0b1000_0000_0000_1001]), "bits 0, 3 and 15 of one register")
+            #expect(
+                try await modbus.read(.inputRegister, 14, count: 2, unit: 3) == .ok([1, 1]),
+                "JSON true and the word 'on' are 1"
+            )
+            #expect(
+                try await modbus.read(.discreteInput, 0, count: 2, unit: 3) == .ok([1, 1]),
+                "burner ON, pump ' running '"
+            )
+            #expect(
+                try await modbus.read(.inputRegister, 20, unit: 3) == .ok([0b1000_0000_0000_1001]),
+                "bits 0, 3 and 15 of one register"
+            )
 
             // The false words, and one bit cleared while the others keep theirs.
             try await harness.publish("e2e/plant/pump", "STOPPED")
@@ -233,7 +312,9 @@ struct ValueMappingTests {
         }
     }
 
-    @Test("missing values: exception 0B by default, a named exception, a substitute value; fill_gaps; unknown unit 0B; unmapped 02")
+    @Test(
+        "missing values: exception 0B by default, a named exception, a substitute value; fill_gaps; unknown unit 0B; unmapped 02"
+    )
     func missingValuesGapsAndUnits() async throws {
         let yaml = { (port: Int) in
             baseYAML(brokerPort: port) + """
@@ -278,12 +359,20 @@ struct ValueMappingTests {
             #expect(try await modbus.read(.holdingRegister, 5) == .exception(.illegalDataAddress))
             #expect(try await modbus.read(.holdingRegister, 9, count: 2) == .exception(.illegalDataAddress))
             #expect(try await modbus.read(.holdingRegister, 10, count: 2) == .exception(.illegalDataAddress))
-            #expect(try await modbus.read(.discreteInput, 0) == .exception(.illegalDataAddress), "no discrete inputs mapped")
+            #expect(
+                try await modbus.read(.discreteInput, 0) == .exception(.illegalDataAddress),
+                "no discrete inputs mapped"
+            )
             #expect(try await modbus.write(.holdingRegister, 5, [1], single: true) == .exception(.illegalDataAddress))
 
             // Unknown unit: 0B for reads and writes.
-            #expect(try await modbus.read(.holdingRegister, 0, unit: 9) == .exception(.gatewayTargetDeviceFailedToRespond))
-            #expect(try await modbus.write(.holdingRegister, 0, [1], single: true, unit: 9) == .exception(.gatewayTargetDeviceFailedToRespond))
+            #expect(
+                try await modbus.read(.holdingRegister, 0, unit: 9) == .exception(.gatewayTargetDeviceFailedToRespond)
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [1], single: true, unit: 9)
+                    == .exception(.gatewayTargetDeviceFailedToRespond)
+            )
 
             // fill_gaps: one block across the gaps reads zeros there; a write to a gap is still 02.
             try await harness.publish("e2e/gaps/a", "11")
@@ -291,9 +380,18 @@ struct ValueMappingTests {
             try await harness.publish("e2e/gaps/coil", "true")
             try await harness.awaitRead(.holdingRegister, 0, count: 8, unit: 2) { $0 == [11, 0, 0, 0, 0, 55, 0, 0] }
             try await harness.awaitRead(.coil, 0, count: 5, unit: 2) { $0 == [0, 0, 0, 1, 0] }
-            #expect(try await modbus.write(.holdingRegister, 2, [9], single: true, unit: 2) == .exception(.illegalDataAddress))
-            #expect(try await modbus.write(.holdingRegister, 4, [9, 56], unit: 2) == .exception(.illegalDataAddress), "gap + point")
-            #expect(try await modbus.read(.holdingRegister, 0, count: 8, unit: 2) == .ok([11, 0, 0, 0, 0, 55, 0, 0]), "nothing applied")
+            #expect(
+                try await modbus.write(.holdingRegister, 2, [9], single: true, unit: 2)
+                    == .exception(.illegalDataAddress)
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 4, [9, 56], unit: 2) == .exception(.illegalDataAddress),
+                "gap + point"
+            )
+            #expect(
+                try await modbus.read(.holdingRegister, 0, count: 8, unit: 2) == .ok([11, 0, 0, 0, 0, 55, 0, 0]),
+                "nothing applied"
+            )
         }
     }
 
@@ -317,12 +415,18 @@ struct ValueMappingTests {
             let modbus = harness.modbus
             /// Publishes `value` and reads it back fresh. A machine stalled for longer than max_age
             /// (other tests share its cores) can miss the window; then the value is published again.
-            @Sendable func publishAndReadFresh(_ topic: String, _ value: Int16, at address: Int) async throws -> ContinuousClock.Instant {
+            @Sendable func publishAndReadFresh(
+                _ topic: String,
+                _ value: Int16,
+                at address: Int
+            ) async throws -> ContinuousClock.Instant {
                 for _ in 0..<5 {
                     let published = ContinuousClock.now
                     try await harness.publish(topic, "\(value)", retain: false)
                     let fresh = try await poll("\(topic) read fresh or expired", timeout: .seconds(10)) { () -> Bool? in
-                        if try await modbus.read(.holdingRegister, address) == .ok([UInt16(bitPattern: value)]) { return true }
+                        if try await modbus.read(.holdingRegister, address) == .ok([UInt16(bitPattern: value)]) {
+                            return true
+                        }
                         return ContinuousClock.now - published > .seconds(1) ? false : nil
                     }
                     if fresh { return published }
@@ -384,7 +488,10 @@ struct ValueMappingTests {
                 bridge.payloadDecodeFailures >= garbage.count ? bridge.payloadDecodeFailures : nil
             }
             #expect(failures == garbage.count)
-            #expect(try await harness.modbus.read(.holdingRegister, 0, count: 2) == .ok([42, 3]), "last good values kept")
+            #expect(
+                try await harness.modbus.read(.holdingRegister, 0, count: 2) == .ok([42, 3]),
+                "last good values kept"
+            )
 
             // Still alive and serving: a new good value is taken.
             try await harness.publish("e2e/garbage/other", "9")

@@ -1,8 +1,8 @@
 import Foundation
+import MQTTModbusBridgeSimulator
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
-import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
@@ -12,7 +12,10 @@ import Testing
 @Suite("Writes and acknowledgements, end to end")
 struct WriteAckTests {
     enum Mode: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case mqtt5, correlationID = "correlation_id", stateEcho = "state_echo", broker
+        case mqtt5
+        case correlationID = "correlation_id"
+        case stateEcho = "state_echo"
+        case broker
 
         var testDescription: String { rawValue }
 
@@ -78,7 +81,8 @@ struct WriteAckTests {
 
     @Test("write → command published → ack → Modbus success, and the value reads back", arguments: Mode.allCases)
     func acknowledgedWrite(mode: Mode) async throws {
-        try await withBridge({ Self.modeYAML(mode, port: $0) }, simulator: Self.simulatorOptions()) { harness in
+        let yaml: (Int) -> String = { Self.modeYAML(mode, port: $0) }
+        try await withBridge(yaml, simulator: Self.simulatorOptions()) { harness in
             // The simulator's initial states: 10.0 → 100 at scale 10, true for the coil.
             try await harness.awaitRead(.holdingRegister, 0) { $0 == [100] }
             try await harness.awaitRead(.coil, 0) { $0 == [1] }
@@ -94,9 +98,14 @@ struct WriteAckTests {
                 let ack = try await harness.messages.waitForMessage(on: "e2e/dev/sp/set/response", after: mark)
                 #expect(ack.properties.correlationData == correlation, "the device's ack echoes the correlation data")
             case .correlationID:
-                let document = try #require(try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any])
+                let document = try #require(
+                    try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any]
+                )
                 #expect(document["value"] as? Double == 21.5)
-                let id = try #require(document["id"] as? String, "the command carries a correlation id: \(command.payloadString)")
+                let id = try #require(
+                    document["id"] as? String,
+                    "the command carries a correlation id: \(command.payloadString)"
+                )
                 let ack = try await harness.messages.waitForMessage(on: "e2e/dev/ack", after: mark)
                 #expect(ack.payloadString.contains(id) == true, "the ack echoes the id")
             case .stateEcho:
@@ -116,18 +125,27 @@ struct WriteAckTests {
         }
     }
 
-    @Test("negative ack → 04 or the code it names; a multi-point FC16 with one refusal is never a success", arguments: Mode.allCases)
+    @Test(
+        "negative ack → 04 or the code it names; a multi-point FC16 with one refusal is never a success",
+        arguments: Mode.allCases
+    )
     func refusedWrites(mode: Mode) async throws {
-        try await withBridge({ Self.modeYAML(mode, port: $0) }, simulator: Self.simulatorOptions()) { harness in
+        let yaml: (Int) -> String = { Self.modeYAML(mode, port: $0) }
+        try await withBridge(yaml, simulator: Self.simulatorOptions()) { harness in
             try await harness.awaitRead(.holdingRegister, 0, count: 3) { $0 == [100, 100, 100] }
             try await harness.awaitRead(.holdingRegister, 10, count: 2) { $0 == [100, 100] }
             let modbus = harness.modbus
 
             let mark = harness.messages.count
             #expect(try await modbus.write(.holdingRegister, 1, [5], single: true) == mode.refusal(code: nil))
-            #expect(try await modbus.write(.holdingRegister, 2, [5], single: true) == mode.refusal(code: .serverDeviceBusy))
+            #expect(
+                try await modbus.write(.holdingRegister, 2, [5], single: true) == mode.refusal(code: .serverDeviceBusy)
+            )
             if mode != .broker {
-                #expect(try await modbus.read(.holdingRegister, 1, count: 2) == .ok([100, 100]), "a refused value is not applied")
+                #expect(
+                    try await modbus.read(.holdingRegister, 1, count: 2) == .ok([100, 100]),
+                    "a refused value is not applied"
+                )
             }
 
             // FC16 over two points, the second refused: both commands go out, the reply is the refusal.
@@ -145,7 +163,8 @@ struct WriteAckTests {
         let yaml = { (port: Int) in
             let ack =
                 mode == .mqtt5
-                ? "{ mode: mqtt5, timeout: 400ms }" : "{ mode: correlation_id, timeout: 400ms, response_topic: e2e/late/ack }"
+                ? "{ mode: mqtt5, timeout: 400ms }"
+                : "{ mode: correlation_id, timeout: 400ms, response_topic: e2e/late/ack }"
             return baseYAML(brokerPort: port) + """
 
                 units:
@@ -193,7 +212,11 @@ struct WriteAckTests {
         case .mqtt5:
             let topic = try #require(command.properties.responseTopic)
             try await harness.publish(
-                topic, "{\(verdict)}", retain: false, properties: MQTTProperties(correlationData: command.properties.correlationData))
+                topic,
+                "{\(verdict)}",
+                retain: false,
+                properties: MQTTProperties(correlationData: command.properties.correlationData)
+            )
         case .correlationID:
             let document = try #require(try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any])
             let id = try #require(document["id"] as? String)
@@ -227,9 +250,15 @@ struct WriteAckTests {
             try await harness.messages.waitForMessage(on: "e2e/busy/sp/set", after: mark)
 
             // Refused at once: a write that waited would end 0B (no ack), not 06.
-            #expect(try await modbus.write(.holdingRegister, 1, [2], single: true, connection: "b") == .exception(.serverDeviceBusy))
+            #expect(
+                try await modbus.write(.holdingRegister, 1, [2], single: true, connection: "b")
+                    == .exception(.serverDeviceBusy)
+            )
             #expect(try await held.valueCancellingOnExit() == .exception(.gatewayTargetDeviceFailedToRespond))
-            #expect(harness.messages.messages.dropFirst(mark).filter { $0.topic == "e2e/busy/other/set" }.isEmpty, "the refused write published nothing")
+            #expect(
+                harness.messages.messages.dropFirst(mark).filter { $0.topic == "e2e/busy/other/set" }.isEmpty,
+                "the refused write published nothing"
+            )
 
             // The slot is free again: a write the device acknowledges succeeds.
             let again = harness.messages.count
@@ -237,11 +266,16 @@ struct WriteAckTests {
             let command = try await harness.messages.waitForMessage(on: "e2e/busy/other/set", after: again)
             try await Self.answer(command, mode: .mqtt5, success: true, harness: harness)
             #expect(try await write.valueCancellingOnExit() == .ok(true))
-            #expect(try await modbus.read(.holdingRegister, 1) == .ok([3]), "an acknowledged command-only point reads what was written")
+            #expect(
+                try await modbus.read(.holdingRegister, 1) == .ok([3]),
+                "an acknowledged command-only point reads what was written"
+            )
         }
     }
 
-    @Test("a write covering part of a multi-register value, a read-only point or a gap is refused with 02 and publishes nothing")
+    @Test(
+        "a write covering part of a multi-register value, a read-only point or a gap is refused with 02 and publishes nothing"
+    )
     func partialAndReadOnlyWrites() async throws {
         let yaml = { (port: Int) in
             baseYAML(brokerPort: port) + """
@@ -265,12 +299,30 @@ struct WriteAckTests {
             try await harness.awaitRead(.holdingRegister, 0, count: 5)
             let modbus = harness.modbus
             let mark = harness.messages.count
-            #expect(try await modbus.write(.holdingRegister, 1, [0], single: true) == .exception(.illegalDataAddress), "FC6 to half a float32")
-            #expect(try await modbus.write(.holdingRegister, 0, [0x41AC]) == .exception(.illegalDataAddress), "FC16 of the first half only")
-            #expect(try await modbus.write(.holdingRegister, 1, [0, 5]) == .exception(.illegalDataAddress), "half a float32 and a read-only point")
-            #expect(try await modbus.write(.holdingRegister, 2, [5], single: true) == .exception(.illegalDataAddress), "read-only point")
-            #expect(try await modbus.write(.holdingRegister, 0, [0x41AC, 0, 5]) == .exception(.illegalDataAddress), "whole float32 and a read-only point")
-            #expect(try await modbus.write(.holdingRegister, 4, [1, 2]) == .exception(.illegalDataAddress), "half an int32 and a gap")
+            #expect(
+                try await modbus.write(.holdingRegister, 1, [0], single: true) == .exception(.illegalDataAddress),
+                "FC6 to half a float32"
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [0x41AC]) == .exception(.illegalDataAddress),
+                "FC16 of the first half only"
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 1, [0, 5]) == .exception(.illegalDataAddress),
+                "half a float32 and a read-only point"
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 2, [5], single: true) == .exception(.illegalDataAddress),
+                "read-only point"
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [0x41AC, 0, 5]) == .exception(.illegalDataAddress),
+                "whole float32 and a read-only point"
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 4, [1, 2]) == .exception(.illegalDataAddress),
+                "half an int32 and a gap"
+            )
 
             // The whole value is accepted; it was the only command published.
             #expect(try await modbus.write(.holdingRegister, 0, [0x41AC, 0x0000]) == .ok(true))

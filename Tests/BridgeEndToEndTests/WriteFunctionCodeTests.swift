@@ -1,8 +1,8 @@
 import Foundation
+import MQTTModbusBridgeSimulator
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
-import MQTTModbusBridgeSimulator
 import Testing
 
 @testable import MQTTModbusBridge
@@ -33,7 +33,13 @@ struct WriteFunctionCodeTests {
     }
 
     /// The device's states, as the test publishes them (retained) to start from known values.
-    static func publishStates(_ harness: BridgeHarness, run: Bool, alarmAck: Bool, sp: String, limit: String) async throws {
+    static func publishStates(
+        _ harness: BridgeHarness,
+        run: Bool,
+        alarmAck: Bool,
+        sp: String,
+        limit: String
+    ) async throws {
         try await harness.publish("e2e/fc/run", run ? "true" : "false")
         try await harness.publish("e2e/fc/alarm_ack", alarmAck ? "true" : "false")
         try await harness.publish("e2e/fc/sp", sp)
@@ -43,8 +49,11 @@ struct WriteFunctionCodeTests {
     /// The commands published after `mark`, by topic.
     static func commands(_ harness: BridgeHarness, after mark: Int) -> [String: String] {
         Dictionary(
-            harness.messages.messages.dropFirst(mark).filter { $0.topic.hasSuffix("/set") }.map { ($0.topic, $0.payloadString) },
-            uniquingKeysWith: { _, last in last })
+            harness.messages.messages.dropFirst(mark).filter { $0.topic.hasSuffix("/set") }.map {
+                ($0.topic, $0.payloadString)
+            },
+            uniquingKeysWith: { _, last in last }
+        )
     }
 
     @Test("FC22 and FC6 on a register of bit points command only the bits that change; FC23 writes, then reads back")
@@ -109,7 +118,10 @@ struct WriteFunctionCodeTests {
             let mark = harness.messages.count
             let write = Task { try await harness.modbus.write(.holdingRegister, 0, [42], single: true, unit: 7) }
             let command = try await harness.messages.waitForMessage(on: "e2e/tpl/valve/cmd", after: mark)
-            let document = try #require(try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any], "\(command.payloadString)")
+            let document = try #require(
+                try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any],
+                "\(command.payloadString)"
+            )
             #expect(document["set"] as? Int == 42)
             #expect(document["src"] as? String == "valve")
             #expect(document["unit"] as? Int == 7)
@@ -149,7 +161,10 @@ struct WriteFunctionCodeTests {
             for pump in 1...3 {
                 try await harness.awaitRead(.holdingRegister, 10 * pump, unit: 4) { $0 == [UInt16(1000 + pump)] }
             }
-            #expect(try await harness.modbus.read(.holdingRegister, 11, unit: 4) == .exception(.illegalDataAddress), "between instances: 02")
+            #expect(
+                try await harness.modbus.read(.holdingRegister, 11, unit: 4) == .exception(.illegalDataAddress),
+                "between instances: 02"
+            )
 
             let mark = harness.messages.count
             #expect(try await harness.modbus.write(.holdingRegister, 20, [1450], single: true, unit: 4) == .ok(true))
@@ -191,7 +206,9 @@ struct WriteFunctionCodeTests {
             #expect(try await write.valueCancellingOnExit() == .exception(.gatewayTargetDeviceFailedToRespond))
             // What the device reported is what reads return.
             let reported = Float(41).bitPattern
-            try await harness.awaitRead(.holdingRegister, 0, count: 2) { $0 == [UInt16(reported >> 16), UInt16(reported & 0xFFFF)] }
+            try await harness.awaitRead(.holdingRegister, 0, count: 2) {
+                $0 == [UInt16(reported >> 16), UInt16(reported & 0xFFFF)]
+            }
         }
     }
 }

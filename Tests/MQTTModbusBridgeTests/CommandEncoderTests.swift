@@ -8,20 +8,47 @@ import Testing
 @Suite("Command encoder")
 struct CommandEncoderTests {
     func point(
-        _ type: PointType, _ format: PayloadFormat = .plain, template: String? = nil, mode: AckSettings.Mode = .mqtt5,
-        idField: String = "id", scale: Double = 1
+        _ type: PointType,
+        _ format: PayloadFormat = .plain,
+        template: String? = nil,
+        mode: AckSettings.Mode = .mqtt5,
+        idField: String = "id",
+        scale: Double = 1
     ) -> PointConfiguration {
         var ack = AckSettings(mode: mode)
         ack.idField = try! JSONPath(parsing: idField)
         return PointConfiguration(
-            name: "boiler_sp", unitID: 3, area: type == .bool ? ModbusArea.coil : .holdingRegister, address: 0, type: type, scale: scale, payload: format,
-            command: CommandSettings(topic: "x/set", template: template.map { try! CommandTemplate(parsing: $0) }, ack: ack))
+            name: "boiler_sp",
+            unitID: 3,
+            area: type == .bool ? ModbusArea.coil : .holdingRegister,
+            address: 0,
+            type: type,
+            scale: scale,
+            payload: format,
+            command: CommandSettings(
+                topic: "x/set",
+                template: template.map { try! CommandTemplate(parsing: $0) },
+                ack: ack
+            )
+        )
     }
 
     func json(_ path: String) -> PayloadFormat { PayloadFormat(encoding: .json(path: try! JSONPath(parsing: path))) }
 
-    func encode(_ value: PointValue, _ point: PointConfiguration, id: String? = "c0ffee", at time: Double = 1_700_000_000.123) throws -> String {
-        String(decoding: try CommandEncoder(point: point).encode(value, correlationID: id, timestamp: Date(timeIntervalSince1970: time)), as: UTF8.self)
+    func encode(
+        _ value: PointValue,
+        _ point: PointConfiguration,
+        id: String? = "c0ffee",
+        at time: Double = 1_700_000_000.123
+    ) throws -> String {
+        String(
+            decoding: try CommandEncoder(point: point).encode(
+                value,
+                correlationID: id,
+                timestamp: Date(timeIntervalSince1970: time)
+            ),
+            as: UTF8.self
+        )
     }
 
     // MARK: Without a template
@@ -32,7 +59,8 @@ struct CommandEncoderTests {
         #expect(try encode(.integer(21), point(.int16)) == "21")
         #expect(try encode(.integer(Int64.min), point(.int64)) == "-9223372036854775808")
         #expect(try encode(.unsigned(UInt64.max), point(.uint64)) == "18446744073709551615")
-        #expect(try encode(.number(Double(Float(21.3))), point(.float32)) == "21.3")  // float32 precision, not 21.299999237060547
+        // float32 precision, not 21.299999237060547
+        #expect(try encode(.number(Double(Float(21.3))), point(.float32)) == "21.3")
         #expect(try encode(.number(0.1), point(.float64)) == "0.1")
         #expect(try encode(.number(1e-7), point(.float64)) == "1e-07")
         #expect(try encode(.number(-0.0), point(.float64)) == "0")
@@ -65,9 +93,17 @@ struct CommandEncoderTests {
     }
 
     @Test func correlationIDIsAddedToDefaultJSONCommands() throws {
-        #expect(try encode(.bool(true), point(.bool, json("enable"), mode: .correlationID)) == "{\"enable\":true,\"id\":\"c0ffee\"}")
-        #expect(try encode(.integer(3), point(.int16, json("cmd.value"), mode: .correlationID, idField: "cmd.request_id")) == "{\"cmd\":{\"value\":3,\"request_id\":\"c0ffee\"}}")
-        #expect(throws: CommandEncodingError.self) { try encode(.bool(true), point(.bool, json("enable"), mode: .correlationID), id: nil) }
+        #expect(
+            try encode(.bool(true), point(.bool, json("enable"), mode: .correlationID))
+                == "{\"enable\":true,\"id\":\"c0ffee\"}"
+        )
+        #expect(
+            try encode(.integer(3), point(.int16, json("cmd.value"), mode: .correlationID, idField: "cmd.request_id"))
+                == "{\"cmd\":{\"value\":3,\"request_id\":\"c0ffee\"}}"
+        )
+        #expect(throws: CommandEncodingError.self) {
+            try encode(.bool(true), point(.bool, json("enable"), mode: .correlationID), id: nil)
+        }
         // Other modes leave the document alone.
         #expect(try encode(.bool(true), point(.bool, json("enable"), mode: .mqtt5)) == "{\"enable\":true}")
     }
@@ -75,21 +111,32 @@ struct CommandEncoderTests {
     // MARK: Templates
 
     @Test func templateWithJSONFormat() throws {
-        let template = "{\"value\": {{value}}, \"id\": \"{{correlation_id}}\", \"point\": \"{{ point }}\", \"unit\": {{unit}}, \"at\": \"{{timestamp}}\"}"
+        let template =
+            "{\"value\": {{value}}, \"id\": \"{{correlation_id}}\", \"point\": \"{{ point }}\", \"unit\": {{unit}}, \"at\": \"{{timestamp}}\"}"
         let text = try encode(.number(21.5), point(.int16, json("value"), template: template, scale: 10), id: "a\"b")
-        #expect(text == "{\"value\": 21.5, \"id\": \"a\\\"b\", \"point\": \"boiler_sp\", \"unit\": 3, \"at\": \"2023-11-14T22:13:20.123Z\"}")
-        #expect(try encode(.text("hi"), point(.string(length: 4), json("v"), template: "{\"v\": {{value}}}")) == "{\"v\": \"hi\"}")
+        #expect(
+            text
+                == "{\"value\": 21.5, \"id\": \"a\\\"b\", \"point\": \"boiler_sp\", \"unit\": 3, \"at\": \"2023-11-14T22:13:20.123Z\"}"
+        )
+        #expect(
+            try encode(.text("hi"), point(.string(length: 4), json("v"), template: "{\"v\": {{value}}}"))
+                == "{\"v\": \"hi\"}"
+        )
         #expect(try encode(.bool(false), point(.bool, json("v"), template: "[{{value}}]")) == "[false]")
     }
 
     @Test func templateWithPlainFormat() throws {
-        #expect(try encode(.integer(42), point(.uint16, template: "SET {{value}} #{{correlation_id}}")) == "SET 42 #c0ffee")
+        #expect(
+            try encode(.integer(42), point(.uint16, template: "SET {{value}} #{{correlation_id}}")) == "SET 42 #c0ffee"
+        )
         let words = PayloadFormat(encoding: .boolean, trueWords: ["START"], falseWords: ["STOP"])
         #expect(try encode(.bool(true), point(.bool, words, template: "cmd={{value}}")) == "cmd=START")
     }
 
     @Test func templateNeedsTheCorrelationIDItUses() {
-        #expect(throws: CommandEncodingError("the template uses {{correlation_id}} but the command has no correlation id")) {
+        #expect(
+            throws: CommandEncodingError("the template uses {{correlation_id}} but the command has no correlation id")
+        ) {
             try encode(.integer(1), point(.uint16, template: "{{correlation_id}}"), id: nil)
         }
     }

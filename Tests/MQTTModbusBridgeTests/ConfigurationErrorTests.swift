@@ -76,19 +76,28 @@ struct ConfigurationErrorTests {
                         address: 0
                         type: int16
                         stat_topic: a/b #!
-                """)
+                """
+            )
             // Only the misspelling: "has neither state_topic nor command_topic" would say it twice.
-            let error = expectSingleError(yaml, "unknown key 'stat_topic' in point 't'", fix: "did you mean 'state_topic'?")
+            let error = expectSingleError(
+                yaml,
+                "unknown key 'stat_topic' in point 't'",
+                fix: "did you mean 'state_topic'?"
+            )
             #expect(error?.line == 8)
             #expect(error?.column == 9)
         }
 
         @Test("Misspelt required key is reported once") func misspeltRequiredKeyIsReportedOnce() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, adress: 3, state_topic: a } #!\n"), "unknown key 'adress' in point 'a'", fix: "did you mean 'address'?")
+                singlePoint("      - { name: a, area: coil, adress: 3, state_topic: a } #!\n"),
+                "unknown key 'adress' in point 'a'",
+                fix: "did you mean 'address'?"
+            )
         }
 
-        @Test("Unknown key without close match lists the allowed keys") func unknownKeyWithoutCloseMatchListsTheAllowedKeys() {
+        @Test("Unknown key without close match lists the allowed keys")
+        func unknownKeyWithoutCloseMatchListsTheAllowedKeys() {
             let yaml = """
                 broker:
                   tls:
@@ -120,7 +129,12 @@ struct ConfigurationErrorTests {
                 """
             let errors = configurationErrors(yaml)
             #expect(errors.map(\.line) == [2, 4, 7, 13])
-            #expect(errors.map(\.fix) == ["did you mean 'port'?", "did you mean 'mode'?", "did you mean 'fill_gaps'?", "did you mean 'format'?"])
+            #expect(
+                errors.map(\.fix) == [
+                    "did you mean 'port'?", "did you mean 'mode'?", "did you mean 'fill_gaps'?",
+                    "did you mean 'format'?",
+                ]
+            )
         }
 
         @Test("Wrong value types") func wrongValueTypes() {
@@ -158,7 +172,10 @@ struct ConfigurationErrorTests {
         }
 
         @Test("Version must be 1") func versionMustBeOne() {
-            expectSingleError("version: 2 #!\nunits:\n  - id: 1\n    points:\n      - { name: a, area: coil, address: 0, state_topic: a }\n", "'version' must be in 1...1")
+            expectSingleError(
+                "version: 2 #!\nunits:\n  - id: 1\n    points:\n      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                "'version' must be in 1...1"
+            )
         }
     }
 
@@ -170,7 +187,8 @@ struct ConfigurationErrorTests {
                 """
                       - name: p #!
                         state_topic: a
-                """)
+                """
+            )
             let errors = configurationErrors(yaml)
             #expect(errors.map(\.message) == ["point 'p' is missing 'area'", "point 'p' is missing 'address'"])
             #expect(errors.allSatisfy { $0.line == markedLine(in: yaml) })
@@ -184,7 +202,11 @@ struct ConfigurationErrorTests {
                             area: holding_register
                             address: 0
                             state_topic: a
-                    """), "point 'p' is missing 'type'", fix: "int16, uint16")
+                    """
+                ),
+                "point 'p' is missing 'type'",
+                fix: "int16, uint16"
+            )
         }
 
         @Test("Missing unit ID") func missingUnitID() {
@@ -208,70 +230,118 @@ struct ConfigurationErrorTests {
         }
 
         @Test("Address out of range") func addressOutOfRange() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 70000, state_topic: a } #!\n"), "'address' must be in 0...65535, found 70000")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 70000, state_topic: a } #!\n"),
+                "'address' must be in 0...65535, found 70000"
+            )
         }
 
         @Test("Negative address") func negativeAddress() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: -1, state_topic: a } #!\n"), "'address' must be in 0...65535, found -1")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: -1, state_topic: a } #!\n"),
+                "'address' must be in 0...65535, found -1"
+            )
         }
 
         @Test("QoS out of range") func qosOutOfRange() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, qos: 3 } #!\n"), "'qos' must be one of 0, 1, 2, found '3'")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, qos: 3 } #!\n"),
+                "'qos' must be one of 0, 1, 2, found '3'"
+            )
         }
 
         @Test("Broker port out of range") func brokerPortOutOfRange() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  port: 0 #!"), "'port' must be in 1...65535, found 0")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  port: 0 #!"),
+                "'port' must be in 1...65535, found 0"
+            )
         }
 
         @Test("Modbus port out of range") func modbusPortOutOfRange() {
-            let yaml = "modbus:\n  port: 70000 #!\n" + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
+            let yaml =
+                "modbus:\n  port: 70000 #!\n"
+                + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
             expectSingleError(yaml, "'port' must be in 0...65535, found 70000")
         }
 
         @Test("Bit out of range") func bitOutOfRange() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: bit, bit: 16, state_topic: a } #!\n"),
-                "'bit' must be in 0...15, found 16")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: bit, bit: 16, state_topic: a } #!\n"
+                ),
+                "'bit' must be in 0...15, found 16"
+            )
         }
 
         @Test("Bit position required for bit type") func bitPositionRequiredForBitType() {
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: bit, state_topic: a } #!\n"), "point 'a' is missing 'bit'")
+            expectSingleError(
+                singlePoint("      - { name: a, area: holding_register, address: 0, type: bit, state_topic: a } #!\n"),
+                "point 'a' is missing 'bit'"
+            )
         }
 
         @Test("String length out of range") func stringLengthOutOfRange() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: string, length: 124, state_topic: a } #!\n"),
-                "'length' must be in 1...123, found 124")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: string, length: 124, state_topic: a } #!\n"
+                ),
+                "'length' must be in 1...123, found 124"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: string, length: 0, state_topic: a } #!\n"),
-                "'length' must be in 1...123, found 0")
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: string, state_topic: a } #!\n"), "point 'a' is missing 'length'")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: string, length: 0, state_topic: a } #!\n"
+                ),
+                "'length' must be in 1...123, found 0"
+            )
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: string, state_topic: a } #!\n"
+                ),
+                "point 'a' is missing 'length'"
+            )
         }
 
         @Test("Length and bit only for their types") func lengthAndBitOnlyForTheirTypes() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, length: 4, state_topic: a } #!\n"),
-                "'length' only applies to type string (this point is int16)")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, length: 4, state_topic: a } #!\n"
+                ),
+                "'length' only applies to type string (this point is int16)"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: uint16, bit: 4, state_topic: a } #!\n"),
-                "'bit' only applies to type bit (this point is uint16)")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: uint16, bit: 4, state_topic: a } #!\n"
+                ),
+                "'bit' only applies to type bit (this point is uint16)"
+            )
         }
 
         @Test("Unknown area suggests the closest") func unknownAreaSuggestsTheClosest() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_registers, address: 0, type: int16, state_topic: a } #!\n"),
+                singlePoint(
+                    "      - { name: a, area: holding_registers, address: 0, type: int16, state_topic: a } #!\n"
+                ),
                 "'area' must be one of coil, discrete_input, holding_register, input_register, found 'holding_registers'",
-                fix: "did you mean 'holding_register'?")
+                fix: "did you mean 'holding_register'?"
+            )
         }
 
         @Test("Unknown type suggests the closest") func unknownTypeSuggestsTheClosest() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: flaot32, state_topic: a } #!\n"),
-                "found 'flaot32'", fix: "did you mean 'float32'?")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: flaot32, state_topic: a } #!\n"
+                ),
+                "found 'flaot32'",
+                fix: "did you mean 'float32'?"
+            )
         }
 
         @Test("Invalid point name") func invalidPointName() {
-            expectSingleError(singlePoint("      - { name: boiler temp, area: coil, address: 0, state_topic: a } #!\n"), "point name 'boiler temp' may contain only", fix: "boiler_temp")
+            expectSingleError(
+                singlePoint("      - { name: boiler temp, area: coil, address: 0, state_topic: a } #!\n"),
+                "point name 'boiler temp' may contain only",
+                fix: "boiler_temp"
+            )
         }
     }
 
@@ -295,11 +365,14 @@ struct ConfigurationErrorTests {
                         state_topic: b
                 """
             expectSingleError(
-                yaml, "point 'second' (holding_register 11) overlaps point 'first' (holding_register 10...11) defined at line 4, in unit 1",
-                fix: "move one of them")
+                yaml,
+                "point 'second' (holding_register 11) overlaps point 'first' (holding_register 10...11) defined at line 4, in unit 1",
+                fix: "move one of them"
+            )
         }
 
-        @Test("Same address in other areas or units does not overlap") func sameAddressInOtherAreasOrUnitsDoesNotOverlap() {
+        @Test("Same address in other areas or units does not overlap")
+        func sameAddressInOtherAreasOrUnitsDoesNotOverlap() {
             let yaml = """
                 units:
                   - id: 1
@@ -331,7 +404,10 @@ struct ConfigurationErrorTests {
                       - { name: a, area: input_register, address: 5, type: bit, bit: 3, state_topic: a }
                       - { name: b, area: input_register, address: 5, type: bit, bit: 3, state_topic: b } #!
                 """
-            expectSingleError(sameBit, "point 'b' (input_register 5 bit 3) overlaps point 'a' (input_register 5 bit 3) defined at line 4")
+            expectSingleError(
+                sameBit,
+                "point 'b' (input_register 5 bit 3) overlaps point 'a' (input_register 5 bit 3) defined at line 4"
+            )
             let wholeRegister = """
                 units:
                   - id: 1
@@ -339,32 +415,52 @@ struct ConfigurationErrorTests {
                       - { name: a, area: input_register, address: 5, type: bit, bit: 3, state_topic: a }
                       - { name: b, area: input_register, address: 4, type: int32, state_topic: b } #!
                 """
-            expectSingleError(wholeRegister, "point 'b' (input_register 4...5) overlaps point 'a' (input_register 5 bit 3)")
+            expectSingleError(
+                wholeRegister,
+                "point 'b' (input_register 4...5) overlaps point 'a' (input_register 5 bit 3)"
+            )
         }
 
         @Test("Point past the last address") func pointPastTheLastAddress() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 65534, type: float64, state_topic: a } #!\n"),
-                "point 'a' needs addresses 65534...65537, past the last Modbus address 65535", fix: "at most 65532")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 65534, type: float64, state_topic: a } #!\n"
+                ),
+                "point 'a' needs addresses 65534...65537, past the last Modbus address 65535",
+                fix: "at most 65532"
+            )
         }
 
         @Test("Last address fits") func lastAddressFits() {
-            #expect(validConfiguration(singlePoint("      - { name: a, area: holding_register, address: 65532, type: uint64, state_topic: a }\n")) != nil)
+            #expect(
+                validConfiguration(
+                    singlePoint(
+                        "      - { name: a, area: holding_register, address: 65532, type: uint64, state_topic: a }\n"
+                    )
+                ) != nil
+            )
         }
 
         @Test("Numeric type in a bit area") func numericTypeInABitArea() {
             expectSingleError(
                 singlePoint("      - { name: a, area: coil, address: 0, type: float32, state_topic: a } #!\n"),
-                "type float32 does not fit area coil", fix: "use type bool")
+                "type float32 does not fit area coil",
+                fix: "use type bool"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: discrete_input, address: 0, type: string, length: 2, state_topic: a } #!\n"),
-                "type string does not fit area discrete_input")
+                singlePoint(
+                    "      - { name: a, area: discrete_input, address: 0, type: string, length: 2, state_topic: a } #!\n"
+                ),
+                "type string does not fit area discrete_input"
+            )
         }
 
         @Test("Bool in a register area") func boolInARegisterArea() {
             expectSingleError(
                 singlePoint("      - { name: a, area: holding_register, address: 0, type: bool, state_topic: a } #!\n"),
-                "type bool does not fit area holding_register", fix: "use type bit")
+                "type bool does not fit area holding_register",
+                fix: "use type bit"
+            )
         }
 
         @Test("Command topic on a read only area") func commandTopicOnAReadOnlyArea() {
@@ -376,14 +472,24 @@ struct ConfigurationErrorTests {
                         type: int16
                         state_topic: a
                         command_topic: a/set #!
-                """)
-            expectSingleError(yaml, "'command_topic' on a read-only area: input_register cannot be written over Modbus", fix: "holding_register")
-            let discrete = singlePoint("      - { name: a, area: discrete_input, address: 0, state_topic: a, command_topic: a/set } #!\n")
+                """
+            )
+            expectSingleError(
+                yaml,
+                "'command_topic' on a read-only area: input_register cannot be written over Modbus",
+                fix: "holding_register"
+            )
+            let discrete = singlePoint(
+                "      - { name: a, area: discrete_input, address: 0, state_topic: a, command_topic: a/set } #!\n"
+            )
             expectSingleError(discrete, "discrete_input cannot be written over Modbus")
         }
 
         @Test("Byte order on boolean types") func byteOrderOnBooleanTypes() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, byte_order: CDAB, state_topic: a } #!\n"), "'byte_order' has no effect on type bool")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, byte_order: CDAB, state_topic: a } #!\n"),
+                "'byte_order' has no effect on type bool"
+            )
         }
     }
 
@@ -391,24 +497,58 @@ struct ConfigurationErrorTests {
     struct ScaleAndOffset {
 
         @Test("Impossible scales") func impossibleScales() {
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, scale: 0, state_topic: a } #!\n"), "'scale' must be a finite number other than 0, found 0")
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, scale: .nan, state_topic: a } #!\n"), "'scale' must be a finite number other than 0")
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, scale: .inf, state_topic: a } #!\n"), "'scale' must be a finite number other than 0")
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, scale: 1e12, state_topic: a } #!\n"), "'scale' 1e12 is outside")
-            expectSingleError(singlePoint("      - { name: a, area: holding_register, address: 0, type: int16, scale: ten, state_topic: a } #!\n"), "'scale' must be a number, found 'ten'")
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, scale: 0, state_topic: a } #!\n"
+                ),
+                "'scale' must be a finite number other than 0, found 0"
+            )
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, scale: .nan, state_topic: a } #!\n"
+                ),
+                "'scale' must be a finite number other than 0"
+            )
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, scale: .inf, state_topic: a } #!\n"
+                ),
+                "'scale' must be a finite number other than 0"
+            )
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, scale: 1e12, state_topic: a } #!\n"
+                ),
+                "'scale' 1e12 is outside"
+            )
+            expectSingleError(
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: int16, scale: ten, state_topic: a } #!\n"
+                ),
+                "'scale' must be a number, found 'ten'"
+            )
         }
 
         @Test("Offset outside the type range") func offsetOutsideTheTypeRange() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: uint16, offset: 70000, state_topic: a } #!\n"),
-                "'offset' 70000 is outside the range of uint16 (0...65535), so not even the value 0 can be stored")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: uint16, offset: 70000, state_topic: a } #!\n"
+                ),
+                "'offset' 70000 is outside the range of uint16 (0...65535), so not even the value 0 can be stored"
+            )
         }
 
         @Test("Scale on non numeric types") func scaleOnNonNumericTypes() {
             expectSingleError(
-                singlePoint("      - { name: a, area: holding_register, address: 0, type: string, length: 2, scale: 10, state_topic: a } #!\n"),
-                "'scale' only applies to numeric types (this point is string)")
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, offset: 1, state_topic: a } #!\n"), "'offset' only applies to numeric types (this point is bool)")
+                singlePoint(
+                    "      - { name: a, area: holding_register, address: 0, type: string, length: 2, scale: 10, state_topic: a } #!\n"
+                ),
+                "'scale' only applies to numeric types (this point is string)"
+            )
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, offset: 1, state_topic: a } #!\n"),
+                "'offset' only applies to numeric types (this point is bool)"
+            )
         }
     }
 
@@ -417,40 +557,69 @@ struct ConfigurationErrorTests {
 
         @Test("# must be last and alone") func hashMustBeLastAndAlone() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/#/temp } #!\n"), "'#' must be the last level", fix: "'plant/#'")
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/temp# } #!\n"), "'#' must occupy a whole level")
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/#/temp } #!\n"),
+                "'#' must be the last level",
+                fix: "'plant/#'"
+            )
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/temp# } #!\n"),
+                "'#' must occupy a whole level"
+            )
         }
 
         @Test("+ must fill a whole level") func plusMustBeAlone() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/b+/t } #!\n"), "'+' must occupy a whole level")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/b+/t } #!\n"),
+                "'+' must occupy a whole level"
+            )
         }
 
         @Test("State topic filter is allowed") func stateTopicFilterIsAllowed() {
-            #expect(validConfiguration(singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/+/running }\n"))?.points.first?.stateTopic == "plant/+/running")
+            #expect(
+                validConfiguration(
+                    singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant/+/running }\n")
+                )?.points.first?.stateTopic == "plant/+/running"
+            )
         }
 
         @Test("Command topic with wildcard") func commandTopicWithWildcard() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: s, command_topic: plant/+/set } #!\n"),
-                "wildcards ('+', '#') are not allowed in a topic that is published to")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: s, command_topic: plant/+/set } #!\n"
+                ),
+                "wildcards ('+', '#') are not allowed in a topic that is published to"
+            )
         }
 
         @Test("Command topic reserved for the broker") func commandTopicReservedForTheBroker() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: s, command_topic: $SYS/x } #!\n"), "topics starting with '$' are reserved for the broker")
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: s, command_topic: $SYS/x } #!\n"),
+                "topics starting with '$' are reserved for the broker"
+            )
         }
 
         @Test("Topic with a control character or NUL") func topicWithControlCharacterOrNUL() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"a\\x01b\" } #!\n"), "control characters (U+0001)")
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"a\\0b\" } #!\n"), "NUL")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"a\\x01b\" } #!\n"),
+                "control characters (U+0001)"
+            )
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"a\\0b\" } #!\n"),
+                "NUL"
+            )
         }
 
         @Test("Empty topic") func emptyTopic() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"\" } #!\n"), "'state_topic' is empty")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: \"\" } #!\n"),
+                "'state_topic' is empty"
+            )
         }
 
         @Test("Empty topic levels are warnings") func emptyTopicLevelsAreWarnings() throws {
-            let configuration = try #require(validConfiguration(singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant//a }\n")))
+            let configuration = try #require(
+                validConfiguration(singlePoint("      - { name: a, area: coil, address: 0, state_topic: plant//a }\n"))
+            )
             #expect(configuration.warnings.count == 1)
             #expect(configuration.warnings.first?.severity == .warning)
             #expect(configuration.warnings.first?.message.contains("'//', an empty level") == true)
@@ -459,8 +628,12 @@ struct ConfigurationErrorTests {
 
         @Test("Status topic must be a name") func statusTopicMustBeAName() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  status_topic: bridge/# #!"),
-                "not allowed in a topic that is published to")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  status_topic: bridge/# #!"
+                ),
+                "not allowed in a topic that is published to"
+            )
         }
     }
 
@@ -498,7 +671,10 @@ struct ConfigurationErrorTests {
         }
 
         @Test("Point without any topic") func pointWithoutAnyTopic() {
-            expectSingleError(singlePoint("      - { name: a, area: coil, address: 0 } #!\n"), "point 'a' has neither 'state_topic' nor 'command_topic'")
+            expectSingleError(
+                singlePoint("      - { name: a, area: coil, address: 0 } #!\n"),
+                "point 'a' has neither 'state_topic' nor 'command_topic'"
+            )
         }
     }
 
@@ -507,12 +683,19 @@ struct ConfigurationErrorTests {
 
         @Test("JSON format without path") func jsonFormatWithoutPath() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json } } #!\n"),
-                "format json needs a 'path' to the value", fix: "'$' takes the whole document")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json } } #!\n"
+                ),
+                "format json needs a 'path' to the value",
+                fix: "'$' takes the whole document"
+            )
         }
 
         @Test("JSON path from defaults") func jsonPathFromDefaults() throws {
-            let yaml = singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", defaults: "  payload: { format: json, path: data.value }")
+            let yaml = singlePoint(
+                "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                defaults: "  payload: { format: json, path: data.value }"
+            )
             let point = try #require(validConfiguration(yaml)?.points.first)
             #expect(point.payload.jsonPath == JSONPath([.key("data"), .key("value")]))
         }
@@ -520,28 +703,41 @@ struct ConfigurationErrorTests {
         @Test("Path without JSON format") func pathWithoutJSONFormat() {
             expectSingleError(
                 singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, payload: { path: a.b } } #!\n"),
-                "'path' only applies to format json (this point's format is plain)")
+                "'path' only applies to format json (this point's format is plain)"
+            )
         }
 
         @Test("Invalid JSON path") func invalidJSONPath() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json, path: \"a..b\" } } #!\n"),
-                "invalid JSON path 'a..b'")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json, path: \"a..b\" } } #!\n"
+                ),
+                "invalid JSON path 'a..b'"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json, path: \"a[x]\" } } #!\n"),
-                "'[x]' is not an array index")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, payload: { format: json, path: \"a[x]\" } } #!\n"
+                ),
+                "'[x]' is not an array index"
+            )
         }
 
         @Test("Word in both lists") func wordInBothLists() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, payload: { true_words: [ON, x], false_words: [X] } } #!\n"),
-                "'x' is both a true word and a false word")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, payload: { true_words: [ON, x], false_words: [X] } } #!\n"
+                ),
+                "'x' is both a true word and a false word"
+            )
         }
 
         @Test("Boolean format on a string") func booleanFormatOnAString() {
             expectSingleError(
-                singlePoint("      - { name: a, area: input_register, address: 0, type: string, length: 2, state_topic: a, payload: { format: boolean } } #!\n"),
-                "format boolean does not apply to string points")
+                singlePoint(
+                    "      - { name: a, area: input_register, address: 0, type: string, length: 2, state_topic: a, payload: { format: boolean } } #!\n"
+                ),
+                "format boolean does not apply to string points"
+            )
         }
     }
 
@@ -558,42 +754,65 @@ struct ConfigurationErrorTests {
                             type: uint16
                             state_topic: a
                             on_missing: { value: -1 } #!
-                    """), "on_missing value: -1 is outside the range of uint16, 0...65535")
+                    """
+                ),
+                "on_missing value: -1 is outside the range of uint16, 0...65535"
+            )
         }
 
-        @Test("Substitute value from defaults is checked per point") func substituteValueFromDefaultsIsCheckedPerPoint() {
+        @Test("Substitute value from defaults is checked per point") func substituteValueFromDefaultsIsCheckedPerPoint()
+        {
             let yaml = singlePoint(
                 "      - { name: small, area: input_register, address: 0, type: uint16, state_topic: a }\n",
-                defaults: "  on_missing: { value: -5 } #!")
-            expectSingleError(yaml, "defaults.on_missing value for point 'small' (uint16): -5 is outside the range of uint16")
+                defaults: "  on_missing: { value: -5 } #!"
+            )
+            expectSingleError(
+                yaml,
+                "defaults.on_missing value for point 'small' (uint16): -5 is outside the range of uint16"
+            )
         }
 
         @Test("Substitute text too long") func substituteTextTooLong() {
             expectSingleError(
-                singlePoint("      - { name: a, area: input_register, address: 0, type: string, length: 1, state_topic: a, on_missing: { value: abc } } #!\n"),
-                "the text is 3 bytes of UTF-8; 1 registers hold at most 2")
+                singlePoint(
+                    "      - { name: a, area: input_register, address: 0, type: string, length: 1, state_topic: a, on_missing: { value: abc } } #!\n"
+                ),
+                "the text is 3 bytes of UTF-8; 1 registers hold at most 2"
+            )
         }
 
         @Test("Missing policy exception codes") func missingPolicyExceptionCodes() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: 1 } } #!\n"),
-                "exception code 1 cannot answer a read of a missing value; use one of 0x02, 0x04, 0x06, 0x0A, 0x0B")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: 1 } } #!\n"
+                ),
+                "exception code 1 cannot answer a read of a missing value; use one of 0x02, 0x04, 0x06, 0x0A, 0x0B"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: gateway_target_fail } } #!\n"),
-                "unknown exception 'gateway_target_fail'", fix: "did you mean 'gateway_target_failed'?")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: gateway_target_fail } } #!\n"
+                ),
+                "unknown exception 'gateway_target_fail'",
+                fix: "did you mean 'gateway_target_failed'?"
+            )
             expectSingleError(
                 singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, on_missing: zero } #!\n"),
-                "'on_missing' must be 'exception' or a mapping")
+                "'on_missing' must be 'exception' or a mapping"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: 4, value: 0 } } #!\n"),
-                "'on_missing' takes either 'exception' or 'value', not both")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a, on_missing: { exception: 4, value: 0 } } #!\n"
+                ),
+                "'on_missing' takes either 'exception' or 'value', not both"
+            )
         }
     }
 
     @Suite("Commands and acknowledgements")
     struct CommandsAndAcknowledgements {
 
-        @Test("Ack mode MQTT 5 with protocol MQTT 3.1.1 on the point") func ackModeMQTT5WithProtocolMQTT311OnThePoint() {
+        @Test("Ack mode MQTT 5 with protocol MQTT 3.1.1 on the point") func ackModeMQTT5WithProtocolMQTT311OnThePoint()
+        {
             let yaml = singlePoint(
                 """
                       - name: sp
@@ -602,11 +821,18 @@ struct ConfigurationErrorTests {
                         type: int16
                         command_topic: sp/set
                         ack: { mode: mqtt5 } #!
-                """, broker: "  protocol: mqtt311")
-            expectSingleError(yaml, "ack mode mqtt5 needs MQTT 5 request/response, but broker.protocol is mqtt311", fix: "use protocol: mqtt5")
+                """,
+                broker: "  protocol: mqtt311"
+            )
+            expectSingleError(
+                yaml,
+                "ack mode mqtt5 needs MQTT 5 request/response, but broker.protocol is mqtt311",
+                fix: "use protocol: mqtt5"
+            )
         }
 
-        @Test("Ack mode MQTT 5 with protocol MQTT 3.1.1 from defaults is reported once") func ackModeMQTT5WithProtocolMQTT311FromDefaultsIsReportedOnce() {
+        @Test("Ack mode MQTT 5 with protocol MQTT 3.1.1 from defaults is reported once")
+        func ackModeMQTT5WithProtocolMQTT311FromDefaultsIsReportedOnce() {
             let yaml = """
                 broker:
                   protocol: mqtt311
@@ -622,7 +848,8 @@ struct ConfigurationErrorTests {
             expectSingleError(yaml, "ack mode mqtt5 needs MQTT 5 request/response")
         }
 
-        @Test("Default ack mode with protocol MQTT 3.1.1 is reported at the protocol") func defaultAckModeWithProtocolMQTT311IsReportedAtTheProtocol() {
+        @Test("Default ack mode with protocol MQTT 3.1.1 is reported at the protocol")
+        func defaultAckModeWithProtocolMQTT311IsReportedAtTheProtocol() {
             let yaml = """
                 broker:
                   protocol: mqtt311 #!
@@ -632,20 +859,30 @@ struct ConfigurationErrorTests {
                       - { name: a, area: holding_register, address: 0, type: int16, command_topic: a/set }
                       - { name: b, area: holding_register, address: 1, type: int16, command_topic: b/set }
                 """
-            let error = expectSingleError(yaml, "broker.protocol is mqtt311, but 2 writable points (first: 'a' at line 6) use the default ack mode mqtt5")
+            let error = expectSingleError(
+                yaml,
+                "broker.protocol is mqtt311, but 2 writable points (first: 'a' at line 6) use the default ack mode mqtt5"
+            )
             #expect(error?.fix?.contains("defaults.ack.mode") == true)
         }
 
         @Test("Correlation ID needs a response topic") func correlationIDNeedsAResponseTopic() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, payload: { format: json, path: v }, ack: { mode: correlation_id } } #!\n"),
-                "ack mode correlation_id needs 'response_topic'")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, payload: { format: json, path: v }, ack: { mode: correlation_id } } #!\n"
+                ),
+                "ack mode correlation_id needs 'response_topic'"
+            )
         }
 
         @Test("Correlation ID needs the ID in the command") func correlationIDNeedsTheIDInTheCommand() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { mode: correlation_id, response_topic: a/ack } } #!\n"),
-                "ack mode correlation_id needs the id in the command, but a plain payload cannot carry it", fix: "use payload format json")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { mode: correlation_id, response_topic: a/ack } } #!\n"
+                ),
+                "ack mode correlation_id needs the id in the command, but a plain payload cannot carry it",
+                fix: "use payload format json"
+            )
             let template = singlePoint(
                 """
                       - name: a
@@ -656,7 +893,8 @@ struct ConfigurationErrorTests {
                         command_template: '{"v": {{value}}}' #!
                         payload: { format: json, path: v }
                         ack: { mode: correlation_id, response_topic: a/ack }
-                """)
+                """
+            )
             expectSingleError(template, "'command_template' has no {{correlation_id}}")
         }
 
@@ -664,25 +902,42 @@ struct ConfigurationErrorTests {
             expectSingleError(
                 singlePoint(
                     "      - { name: a, area: coil, address: 0, command_topic: a/set, payload: { format: json, path: id }, ack: { mode: correlation_id, response_topic: a/ack } } #!\n"
-                ), "the id field 'id' and the value path 'id' cannot share one command document")
+                ),
+                "the id field 'id' and the value path 'id' cannot share one command document"
+            )
         }
 
         @Test("State echo needs a state topic") func stateEchoNeedsAStateTopic() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { mode: state_echo } } #!\n"),
-                "ack mode state_echo needs a 'state_topic'")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { mode: state_echo } } #!\n"
+                ),
+                "ack mode state_echo needs a 'state_topic'"
+            )
         }
 
         @Test("State echo cannot listen to its own commands") func stateEchoCannotListenToItsOwnCommands() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a/#, command_topic: a/set, ack: { mode: state_echo } } #!\n"),
-                "would take the bridge's own command on 'a/set' for the device's confirmation")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a/#, command_topic: a/set, ack: { mode: state_echo } } #!\n"
+                ),
+                "would take the bridge's own command on 'a/set' for the device's confirmation"
+            )
         }
 
-        @Test("Own commands on the state topic warn for other modes") func ownCommandsOnTheStateTopicWarnForOtherModes() throws {
+        @Test("Own commands on the state topic warn for other modes") func ownCommandsOnTheStateTopicWarnForOtherModes()
+            throws
+        {
             let configuration = try #require(
-                validConfiguration(singlePoint("      - { name: a, area: coil, address: 0, state_topic: a/+, command_topic: a/set }\n")))
-            #expect(configuration.warnings.map(\.message) == ["state_topic 'a/+' receives the bridge's own commands on 'a/set': a command shows as the state before the device applies it"])
+                validConfiguration(
+                    singlePoint("      - { name: a, area: coil, address: 0, state_topic: a/+, command_topic: a/set }\n")
+                )
+            )
+            #expect(
+                configuration.warnings.map(\.message) == [
+                    "state_topic 'a/+' receives the bridge's own commands on 'a/set': a command shows as the state before the device applies it"
+                ]
+            )
         }
 
         @Test("Broker ack needs QoS 1") func brokerAckNeedsQoS1() {
@@ -695,7 +950,10 @@ struct ConfigurationErrorTests {
                             command_topic: a/set
                             qos: 0 #!
                             ack: { mode: broker }
-                    """), "ack mode broker needs QoS 1 or 2")
+                    """
+                ),
+                "ack mode broker needs QoS 1 or 2"
+            )
         }
 
         @Test("Ack key that the mode does not use") func ackKeyThatTheModeDoesNotUse() {
@@ -709,7 +967,10 @@ struct ConfigurationErrorTests {
                             command_topic: a/set
                             ack:
                               tolerance: 0.5 #!
-                    """), "ack 'tolerance' only applies to mode state_echo; this point uses ack mode mqtt5 (the default)")
+                    """
+                ),
+                "ack 'tolerance' only applies to mode state_echo; this point uses ack mode mqtt5 (the default)"
+            )
         }
 
         @Test("Command keys without a command topic") func commandKeysWithoutACommandTopic() {
@@ -721,13 +982,20 @@ struct ConfigurationErrorTests {
                             address: 0
                             state_topic: a
                             ack: { mode: broker } #!
-                    """), "'ack' needs a 'command_topic'")
+                    """
+                ),
+                "'ack' needs a 'command_topic'"
+            )
         }
 
         @Test("Unknown command template placeholder") func unknownCommandTemplatePlaceholder() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, command_template: 'x={{valeu}}' } #!\n"),
-                "unknown placeholder '{{valeu}}'", fix: "did you mean '{{value}}'?")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, command_template: 'x={{valeu}}' } #!\n"
+                ),
+                "unknown placeholder '{{valeu}}'",
+                fix: "did you mean '{{value}}'?"
+            )
         }
 
         @Test("Command template that is not JSON") func commandTemplateThatIsNotJSON() {
@@ -741,28 +1009,44 @@ struct ConfigurationErrorTests {
                             payload: { format: json, path: v }
                             command_topic: a/set
                             command_template: '{"v": {{value}}, "id": {{correlation_id}}}' #!
-                    """), "'command_template' does not give valid JSON for format json")
+                    """
+                ),
+                "'command_template' does not give valid JSON for format json"
+            )
         }
 
         @Test("Ack topic that receives the command") func ackTopicThatReceivesTheCommand() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { response_topic: a/set } } #!\n"),
-                "ack response_topic 'a/set' receives the command topic 'a/set': the bridge would take its own command for the acknowledgement")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { response_topic: a/set } } #!\n"
+                ),
+                "ack response_topic 'a/set' receives the command topic 'a/set': the bridge would take its own command for the acknowledgement"
+            )
             expectSingleError(
                 singlePoint(
                     "      - { name: a, area: coil, address: 0, command_topic: a/set, payload: { format: json, path: v }, ack: { mode: correlation_id, response_topic: a/# } } #!\n"
-                ), "ack response_topic 'a/#' receives the command topic 'a/set'")
+                ),
+                "ack response_topic 'a/#' receives the command topic 'a/set'"
+            )
         }
 
         @Test("Client ID that makes an invalid status topic") func clientIDThatMakesAnInvalidStatusTopic() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  client_id: bridge#1 #!"),
-                "the default status topic 'bridge#1/status' (client_id + '/status') is not a valid topic")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  client_id: bridge#1 #!"
+                ),
+                "the default status topic 'bridge#1/status' (client_id + '/status') is not a valid topic"
+            )
         }
 
         @Test("Ack timeout must be positive") func ackTimeoutMustBePositive() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { timeout: 0s } } #!\n"), "'timeout' must be longer than 0")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, command_topic: a/set, ack: { timeout: 0s } } #!\n"
+                ),
+                "'timeout' must be longer than 0"
+            )
         }
     }
 
@@ -772,29 +1056,42 @@ struct ConfigurationErrorTests {
         @Test("Password and password file") func passwordAndPasswordFile() {
             let yaml = singlePoint(
                 "      - { name: a, area: coil, address: 0, state_topic: a }\n",
-                broker: "  username: u\n  password: p\n  password_file: /run/secrets/p #!")
+                broker: "  username: u\n  password: p\n  password_file: /run/secrets/p #!"
+            )
             expectSingleError(yaml, "'password' and 'password_file' are both set", fix: "keep one")
         }
 
         @Test("Password without username") func passwordWithoutUsername() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  password: p #!"), "a password needs a 'username'")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  password: p #!"
+                ),
+                "a password needs a 'username'"
+            )
         }
 
         @Test("TLS certificate without key") func tlsCertificateWithoutKey() {
             let yaml = singlePoint(
                 "      - { name: a, area: coil, address: 0, state_topic: a }\n",
-                broker: "  tls:\n    ca_file: ca.pem\n    cert_file: c.pem #!")
+                broker: "  tls:\n    ca_file: ca.pem\n    cert_file: c.pem #!"
+            )
             expectSingleError(yaml, "a client certificate needs both 'cert_file' and 'key_file'; 'key_file' is missing")
         }
 
         @Test("TLS without a CA") func tlsWithoutCA() {
-            let yaml = singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  tls: #!\n    verify_server: true")
+            let yaml = singlePoint(
+                "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                broker: "  tls: #!\n    verify_server: true"
+            )
             expectSingleError(yaml, "broker.tls needs 'ca_file' or 'ca_path'")
         }
 
         @Test("TLS verification off is a warning") func tlsVerificationOffIsAWarning() throws {
-            let yaml = singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  tls:\n    ca_file: ca.pem\n    verify_server: false")
+            let yaml = singlePoint(
+                "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                broker: "  tls:\n    ca_file: ca.pem\n    verify_server: false"
+            )
             let configuration = try #require(validConfiguration(yaml))
             #expect(configuration.warnings.count == 1)
             #expect(configuration.warnings.first?.line == 4)
@@ -803,33 +1100,57 @@ struct ConfigurationErrorTests {
 
         @Test("Keep alive range") func keepAliveRange() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  keepalive: 2s #!"), "'keepalive' must be 0 (off) or whole seconds from 5s to 65535s")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  keepalive: 2s #!"
+                ),
+                "'keepalive' must be 0 (off) or whole seconds from 5s to 65535s"
+            )
         }
 
         @Test("Bad duration") func badDuration() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  keepalive: 5 sec #!"),
-                "'keepalive': '5 sec' is not a duration", fix: "250ms, 5s")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  keepalive: 5 sec #!"
+                ),
+                "'keepalive': '5 sec' is not a duration",
+                fix: "250ms, 5s"
+            )
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, max_age: 10 minutes } #!\n"), "'max_age': '10 minutes' is not a duration")
+                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a, max_age: 10 minutes } #!\n"),
+                "'max_age': '10 minutes' is not a duration"
+            )
         }
 
         @Test("Session expiry needs MQTT 5") func sessionExpiryNeedsMQTT5() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  protocol: mqtt311\n  session_expiry: 1h #!"),
-                "'session_expiry' is an MQTT 5 feature but protocol is mqtt311")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  protocol: mqtt311\n  session_expiry: 1h #!"
+                ),
+                "'session_expiry' is an MQTT 5 feature but protocol is mqtt311"
+            )
         }
 
         @Test("Reconnect delays in order") func reconnectDelaysInOrder() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  reconnect:\n    min_delay: 1m\n    max_delay: 10s #!"),
-                "reconnect min_delay (1m) is longer than max_delay (10s)")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  reconnect:\n    min_delay: 1m\n    max_delay: 10s #!"
+                ),
+                "reconnect min_delay (1m) is longer than max_delay (10s)"
+            )
         }
 
         @Test("Host with port") func hostWithPort() {
             expectSingleError(
-                singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  host: broker:1883 x #!"),
-                "'host' must be a host name or an IP address")
+                singlePoint(
+                    "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+                    broker: "  host: broker:1883 x #!"
+                ),
+                "'host' must be a host name or an IP address"
+            )
         }
     }
 
@@ -838,12 +1159,16 @@ struct ConfigurationErrorTests {
 
         @Test("Device identification too long") func deviceIdentificationTooLong() {
             let long = String(repeating: "x", count: 250)
-            let yaml = "modbus:\n  device_identification: #!\n    vendor_name: \(long)\n" + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
+            let yaml =
+                "modbus:\n  device_identification: #!\n    vendor_name: \(long)\n"
+                + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
             expectSingleError(yaml, "device identification: object 0x0 is 250 bytes")
         }
 
         @Test("Private object ID range") func privateObjectIDRange() {
-            let yaml = "modbus:\n  device_identification:\n    private_objects:\n      0x10: text #!\n" + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
+            let yaml =
+                "modbus:\n  device_identification:\n    private_objects:\n      0x10: text #!\n"
+                + singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n")
             expectSingleError(yaml, "'private object id' must be in 128...255, found 0x10")
         }
     }
@@ -973,7 +1298,11 @@ struct ConfigurationErrorTests {
             let lines = description.split(separator: "\n")
             #expect(lines.count == 4)
             #expect(lines[0] == "test.yaml:2:9: error: 'port' must be in 1...65535, found 99999")
-            #expect(lines[3].hasPrefix("test.yaml:8:17: error: point name 'a' is already used by the point at line 6 (fix: "))
+            #expect(
+                lines[3].hasPrefix(
+                    "test.yaml:8:17: error: point name 'a' is already used by the point at line 6 (fix: "
+                )
+            )
         }
 
         @Test("Error description format") func errorDescriptionFormat() {
@@ -990,7 +1319,9 @@ struct ConfigurationErrorTests {
             } catch {
                 #expect(error.errors.count == 1)
                 #expect(error.errors[0].line == 0)
-                #expect(error.description.hasPrefix("/nonexistent/bridge.yaml: error: cannot read the configuration file"))
+                #expect(
+                    error.description.hasPrefix("/nonexistent/bridge.yaml: error: cannot read the configuration file")
+                )
             }
         }
     }

@@ -79,14 +79,29 @@ struct ConfigurationLoadingTests {
         #expect(configuration.warnings.isEmpty)
 
         var broker = BrokerSettings(
-            host: "mqtt.local", clientID: "bridge-1", keepAlive: .seconds(60), username: "bridge", password: .literal("secret"),
+            host: "mqtt.local",
+            clientID: "bridge-1",
+            keepAlive: .seconds(60),
+            username: "bridge",
+            password: .literal("secret"),
             statusTopic: "site/bridge/status",
-            reconnect: ReconnectSettings(minDelay: .milliseconds(500), maxDelay: .seconds(60), multiplier: 1.5, retryInitialConnect: false))
+            reconnect: ReconnectSettings(
+                minDelay: .milliseconds(500),
+                maxDelay: .seconds(60),
+                multiplier: 1.5,
+                retryInitialConnect: false
+            )
+        )
         broker.port = 1883
         #expect(configuration.broker == broker)
 
         var modbus = ModbusListenerSettings(port: 5020, connectionLimitPolicy: .rejectNew, idleTimeout: nil)
-        modbus.deviceIdentification = ModbusDeviceIdentification(vendorName: "ACME", productCode: "B1", majorMinorRevision: "1.2", modelName: "M")
+        modbus.deviceIdentification = ModbusDeviceIdentification(
+            vendorName: "ACME",
+            productCode: "B1",
+            majorMinorRevision: "1.2",
+            modelName: "M"
+        )
         #expect(configuration.modbus == modbus)
 
         #expect(configuration.units.count == 1)
@@ -95,39 +110,106 @@ struct ConfigurationLoadingTests {
         #expect(unit.points.map(\.name) == ["temperature", "counter", "setpoint", "relay", "pump_1", "pump_2"])
         #expect(configuration.unitIDs == [7])
 
-        func location(_ line: Int, _ column: Int = 9) -> ConfigurationLocation { ConfigurationLocation(file: "full.yaml", line: line, column: column) }
+        func location(_ line: Int, _ column: Int = 9) -> ConfigurationLocation {
+            ConfigurationLocation(file: "full.yaml", line: line, column: column)
+        }
         let failure = MissingValuePolicy.exception(.serverDeviceFailure)
         let expected: [PointConfiguration] = [
             PointConfiguration(
-                name: "temperature", unitID: 7, area: .inputRegister, address: 0, type: .float32, byteOrder: .cdab,
-                stateTopic: "site/boiler/temperature", payload: .plain, qos: .atMostOnce, maxAge: .seconds(60), onMissing: failure,
-                location: location(26)),
+                name: "temperature",
+                unitID: 7,
+                area: .inputRegister,
+                address: 0,
+                type: .float32,
+                byteOrder: .cdab,
+                stateTopic: "site/boiler/temperature",
+                payload: .plain,
+                qos: .atMostOnce,
+                maxAge: .seconds(60),
+                onMissing: failure,
+                location: location(26)
+            ),
             PointConfiguration(
-                name: "counter", unitID: 7, area: .inputRegister, address: 2, type: .int64, byteOrder: .abcd, stateTopic: "site/boiler/data",
-                payload: PayloadFormat(encoding: .json(path: JSONPath([.key("counters"), .index(1), .key("value")]))), qos: .atMostOnce,
-                maxAge: nil, onMissing: .substitute(.integer(-1)), location: location(31)),
+                name: "counter",
+                unitID: 7,
+                area: .inputRegister,
+                address: 2,
+                type: .int64,
+                byteOrder: .abcd,
+                stateTopic: "site/boiler/data",
+                payload: PayloadFormat(encoding: .json(path: JSONPath([.key("counters"), .index(1), .key("value")]))),
+                qos: .atMostOnce,
+                maxAge: nil,
+                onMissing: .substitute(.integer(-1)),
+                location: location(31)
+            ),
             PointConfiguration(
-                name: "setpoint", unitID: 7, area: .holdingRegister, address: 0, type: .int16, byteOrder: .cdab, scale: 10, offset: -5,
-                stateTopic: "site/boiler/setpoint", payload: PayloadFormat(encoding: .json(path: JSONPath([.key("sp")]))), qos: .atLeastOnce,
-                maxAge: .seconds(60), onMissing: failure,
+                name: "setpoint",
+                unitID: 7,
+                area: .holdingRegister,
+                address: 0,
+                type: .int16,
+                byteOrder: .cdab,
+                scale: 10,
+                offset: -5,
+                stateTopic: "site/boiler/setpoint",
+                payload: PayloadFormat(encoding: .json(path: JSONPath([.key("sp")]))),
+                qos: .atLeastOnce,
+                maxAge: .seconds(60),
+                onMissing: failure,
                 command: CommandSettings(
-                    topic: "site/boiler/setpoint/set", qos: .atLeastOnce,
-                    ack: AckSettings(mode: .correlationID, timeout: .seconds(2), responseTopic: "site/acks")),
-                location: location(40)),
+                    topic: "site/boiler/setpoint/set",
+                    qos: .atLeastOnce,
+                    ack: AckSettings(mode: .correlationID, timeout: .seconds(2), responseTopic: "site/acks")
+                ),
+                location: location(40)
+            ),
             PointConfiguration(
-                name: "relay", unitID: 7, area: .coil, address: 3, type: .bool, byteOrder: .abcd, stateTopic: "site/boiler/relay",
-                payload: PayloadFormat(encoding: .boolean, trueWords: ["ON", "closed"], falseWords: ["OFF", "open"]), qos: .exactlyOnce,
-                maxAge: .seconds(60), onMissing: failure,
+                name: "relay",
+                unitID: 7,
+                area: .coil,
+                address: 3,
+                type: .bool,
+                byteOrder: .abcd,
+                stateTopic: "site/boiler/relay",
+                payload: PayloadFormat(encoding: .boolean, trueWords: ["ON", "closed"], falseWords: ["OFF", "open"]),
+                qos: .exactlyOnce,
+                maxAge: .seconds(60),
+                onMissing: failure,
                 command: CommandSettings(
-                    topic: "site/boiler/relay/set", template: try CommandTemplate(parsing: "relay {{value}} {{correlation_id}}"), qos: .exactlyOnce,
-                    ack: AckSettings(mode: .broker, timeout: .seconds(1))),
-                location: location(50)),
+                    topic: "site/boiler/relay/set",
+                    template: try CommandTemplate(parsing: "relay {{value}} {{correlation_id}}"),
+                    qos: .exactlyOnce,
+                    ack: AckSettings(mode: .broker, timeout: .seconds(1))
+                ),
+                location: location(50)
+            ),
             PointConfiguration(
-                name: "pump_1", unitID: 7, area: .discreteInput, address: 11, type: .bool, byteOrder: .abcd, stateTopic: "site/pump/1",
-                qos: .atMostOnce, maxAge: .seconds(60), onMissing: failure, location: location(60)),
+                name: "pump_1",
+                unitID: 7,
+                area: .discreteInput,
+                address: 11,
+                type: .bool,
+                byteOrder: .abcd,
+                stateTopic: "site/pump/1",
+                qos: .atMostOnce,
+                maxAge: .seconds(60),
+                onMissing: failure,
+                location: location(60)
+            ),
             PointConfiguration(
-                name: "pump_2", unitID: 7, area: .discreteInput, address: 12, type: .bool, byteOrder: .abcd, stateTopic: "site/pump/2",
-                qos: .atMostOnce, maxAge: .seconds(60), onMissing: failure, location: location(60)),
+                name: "pump_2",
+                unitID: 7,
+                area: .discreteInput,
+                address: 12,
+                type: .bool,
+                byteOrder: .abcd,
+                stateTopic: "site/pump/2",
+                qos: .atMostOnce,
+                maxAge: .seconds(60),
+                onMissing: failure,
+                location: location(60)
+            ),
         ]
         for (actual, wanted) in zip(unit.points, expected) {
             #expect(actual == wanted, "\(actual.name)")
@@ -160,7 +242,11 @@ struct ConfigurationLoadingTests {
     }
 
     @Test func defaultsWhenNothingIsSaid() throws {
-        let configuration = try #require(validConfiguration("units:\n  - id: 1\n    points:\n      - { name: a, area: holding_register, address: 0, type: uint16, state_topic: a, command_topic: a/set }\n"))
+        let configuration = try #require(
+            validConfiguration(
+                "units:\n  - id: 1\n    points:\n      - { name: a, area: holding_register, address: 0, type: uint16, state_topic: a, command_topic: a/set }\n"
+            )
+        )
         #expect(configuration.broker == BrokerSettings())
         #expect(configuration.broker.host == "127.0.0.1" && configuration.broker.port == 1883)
         #expect(configuration.broker.statusTopic == "mqtt-modbus-bridge/status")
@@ -195,19 +281,27 @@ struct ConfigurationLoadingTests {
     }
 
     @Test func brokerPortDefaultsTo8883WithTLS() throws {
-        let yaml = singlePoint("      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  tls: { ca_file: /etc/ca.pem }")
+        let yaml = singlePoint(
+            "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+            broker: "  tls: { ca_file: /etc/ca.pem }"
+        )
         let configuration = try #require(validConfiguration(yaml))
         #expect(configuration.broker.port == 8883)
         #expect(configuration.broker.tls == TLSSettings(caFile: "/etc/ca.pem"))
     }
 
     @Test func relativePathsResolveAgainstTheFileDirectory() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bridge-config-\(UInt32.random(in: 0...UInt32.max))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bridge-config-\(UInt32.random(in: 0...UInt32.max))"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("bridge.yaml")
         let yaml = singlePoint(
-            "      - { name: a, area: coil, address: 0, state_topic: a }\n", broker: "  username: u\n  password_file: secrets/pw\n  tls: { ca_file: /abs/ca.pem, cert_file: c.pem, key_file: k.pem }")
+            "      - { name: a, area: coil, address: 0, state_topic: a }\n",
+            broker:
+                "  username: u\n  password_file: secrets/pw\n  tls: { ca_file: /abs/ca.pem, cert_file: c.pem, key_file: k.pem }"
+        )
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         let configuration = try BridgeConfiguration.load(path: file.path)
         #expect(configuration.broker.password == .file(path: directory.path + "/secrets/pw"))
@@ -234,11 +328,18 @@ struct ConfigurationLoadingTests {
         let errors = configurationErrors(yaml)
         #expect(errors.count == 1)  // input registers are read-only: reported once for all six instances
         let writable = yaml.replacingOccurrences(of: "input_register", with: "holding_register")
-            .replacingOccurrences(of: "command_topic", with: "command_template: '{\"v\": {{value}}, \"p\": \"{{point}}\"}'\n        command_topic")
+            .replacingOccurrences(
+                of: "command_topic",
+                with: "command_template: '{\"v\": {{value}}, \"p\": \"{{point}}\"}'\n        command_topic"
+            )
         let points = try #require(validConfiguration(writable)).points
         #expect(points.map(\.name) == ["p1_in", "p1_out", "p2_in", "p2_out", "p3_in", "p3_out"])
         #expect(points.map(\.address) == [0, 1, 2, 3, 4, 5])
-        #expect(points.map(\.stateTopic) == ["pumps/1/in", "pumps/1/out", "pumps/2/in", "pumps/2/out", "pumps/3/in", "pumps/3/out"])
+        #expect(
+            points.map(\.stateTopic) == [
+                "pumps/1/in", "pumps/1/out", "pumps/2/in", "pumps/2/out", "pumps/3/in", "pumps/3/out",
+            ]
+        )
         // Command placeholders survive template expansion.
         #expect(points[0].command?.template?.text == "{\"v\": {{value}}, \"p\": \"{{point}}\"}")
         #expect(points.allSatisfy { $0.location.line == 4 })
@@ -287,13 +388,17 @@ struct ConfigurationLoadingTests {
     }
 
     @Test func numbersInOtherNotations() throws {
-        let yaml = singlePoint("      - { name: a, area: holding_register, address: 0x10, type: int32, scale: 1e2, offset: -0.5, state_topic: a }\n")
+        let yaml = singlePoint(
+            "      - { name: a, area: holding_register, address: 0x10, type: int32, scale: 1e2, offset: -0.5, state_topic: a }\n"
+        )
         let point = try #require(validConfiguration(yaml)?.points.first)
         #expect(point.address == 16 && point.scale == 100 && point.offset == -0.5)
     }
 
     @Test func everyExampleConfigurationValidates() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: exampleConfigsDirectory).filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: exampleConfigsDirectory).filter {
+            $0.hasSuffix(".yaml") || $0.hasSuffix(".yml")
+        }
         #expect(files.contains("demo.yaml") && files.contains("complete-reference.yaml"))
         for file in files.sorted() {
             do {
@@ -330,7 +435,8 @@ struct ConfigurationSizeTests {
     @Test func tenThousandPoints() throws {
         var yaml = "units:\n  - id: 1\n    points:\n"
         for index in 0..<10_000 {
-            yaml += "      - { name: p\(index), area: holding_register, address: \(index * 2), type: float32, state_topic: plant/\(index)/value }\n"
+            yaml +=
+                "      - { name: p\(index), area: holding_register, address: \(index * 2), type: float32, state_topic: plant/\(index)/value }\n"
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -353,7 +459,10 @@ struct ConfigurationSizeTests {
         let expanded = try BridgeConfiguration.parse(yaml: template)
         let fromTemplate = clock.now - templateStart
         #expect(expanded.points.map(\.address) == configuration.points.map(\.address))
-        #expect(written < .seconds(20) && fromTemplate < .seconds(20), "written out: \(written), template: \(fromTemplate)")
+        #expect(
+            written < .seconds(20) && fromTemplate < .seconds(20),
+            "written out: \(written), template: \(fromTemplate)"
+        )
         print("10,000 points: written out \(written), from a template \(fromTemplate)")
     }
 }
@@ -362,9 +471,13 @@ struct ConfigurationSizeTests {
 struct DocumentationTests {
     /// Every complete YAML example in examples/CONFIGURATION.md (a block with `units:`) loads.
     @Test func referenceExamplesValidate() throws {
-        let path = URL(fileURLWithPath: exampleConfigsDirectory).deletingLastPathComponent().appendingPathComponent("CONFIGURATION.md").path
+        let path = URL(fileURLWithPath: exampleConfigsDirectory).deletingLastPathComponent().appendingPathComponent(
+            "CONFIGURATION.md"
+        ).path
         let text = try String(contentsOfFile: path, encoding: .utf8)
-        let blocks = text.components(separatedBy: "```yaml\n").dropFirst().map { $0.components(separatedBy: "```").first ?? "" }
+        let blocks = text.components(separatedBy: "```yaml\n").dropFirst().map {
+            $0.components(separatedBy: "```").first ?? ""
+        }
         let complete = blocks.filter { $0.contains("units:") }
         #expect(!complete.isEmpty)
         for block in complete {

@@ -35,10 +35,20 @@ struct MessageHandlingTests {
         let bridge = try Self.bridge()
         let index = try #require(bridge.map.index(of: "level"))
         let point = bridge.map.points[index]
-        let (_, promise) = bridge.tracker.registerEcho(point: index, of: point, value: .integer(42), settings: try #require(point.command).ack)
+        let (_, promise) = bridge.tracker.registerEcho(
+            point: index,
+            of: point,
+            value: .integer(42),
+            settings: try #require(point.command).ack
+        )
         bridge.handle(Self.message("t/level", "42", retain: true))
         #expect(await promise.outcome(timeout: .milliseconds(100)) == .timedOut, "a retained 42 is old news")
-        let (_, live) = bridge.tracker.registerEcho(point: index, of: point, value: .integer(42), settings: try #require(point.command).ack)
+        let (_, live) = bridge.tracker.registerEcho(
+            point: index,
+            of: point,
+            value: .integer(42),
+            settings: try #require(point.command).ack
+        )
         bridge.handle(Self.message("t/level", "42"))
         #expect(await live.outcome(timeout: .seconds(5)) == .acknowledged)
     }

@@ -6,7 +6,11 @@ import Testing
 
 @Suite("Payload decoder")
 struct PayloadDecoderTests {
-    func decode(_ payload: String, _ type: PointType, _ format: PayloadFormat = .plain) throws(PayloadDecodingError) -> PointValue {
+    func decode(
+        _ payload: String,
+        _ type: PointType,
+        _ format: PayloadFormat = .plain
+    ) throws(PayloadDecodingError) -> PointValue {
         try PayloadDecoder(format: format, type: type).decode(Array(payload.utf8))
     }
 
@@ -14,7 +18,13 @@ struct PayloadDecoderTests {
         PayloadFormat(encoding: .json(path: try! JSONPath(parsing: path)))
     }
 
-    func expectError(_ kind: PayloadDecodingError.Kind, _ payload: [UInt8], _ type: PointType, _ format: PayloadFormat = .plain, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ kind: PayloadDecodingError.Kind,
+        _ payload: [UInt8],
+        _ type: PointType,
+        _ format: PayloadFormat = .plain,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         do {
             let value = try PayloadDecoder(format: format, type: type).decode(payload)
             Issue.record("expected \(kind), got \(value)", sourceLocation: sourceLocation)
@@ -23,7 +33,13 @@ struct PayloadDecoderTests {
         }
     }
 
-    func expectError(_ kind: PayloadDecodingError.Kind, _ payload: String, _ type: PointType, _ format: PayloadFormat = .plain, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectError(
+        _ kind: PayloadDecodingError.Kind,
+        _ payload: String,
+        _ type: PointType,
+        _ format: PayloadFormat = .plain,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         expectError(kind, Array(payload.utf8), type, format, sourceLocation: sourceLocation)
     }
 
@@ -45,13 +61,15 @@ struct PayloadDecoderTests {
         #expect(try decode("9223372036854775807", .int64) == .integer(Int64.max))
         #expect(try decode("-9223372036854775808", .int64) == .integer(Int64.min))
         #expect(try decode("18446744073709551615", .uint64) == .unsigned(UInt64.max))
-        #expect(try decode("9007199254740993", .int64) == .integer(9_007_199_254_740_993))  // 2^53 + 1: not representable as Double
+        // 2^53 + 1: not representable as Double
+        #expect(try decode("9007199254740993", .int64) == .integer(9_007_199_254_740_993))
         #expect(try decode("{\"v\": 18446744073709551615}", .uint64, json("v")) == .unsigned(UInt64.max))
         #expect(try decode("{\"v\": -9223372036854775807}", .int64, json("v")) == .integer(-Int64.max))
     }
 
     @Test func hugeNumbers() throws {
-        #expect(try decode("99999999999999999999", .uint64) == .number(1e20))  // beyond 64 bits: the encoder refuses it for integer types
+        // beyond 64 bits: the encoder refuses it for integer types
+        #expect(try decode("99999999999999999999", .uint64) == .number(1e20))
         #expect(try decode("1e308", .float64) == .number(1e308))
         expectError(.outOfRange, "1e400", .float64)
         expectError(.outOfRange, "-1e400", .float64)
@@ -60,7 +78,10 @@ struct PayloadDecoderTests {
     }
 
     @Test func notNumbers() {
-        for text in ["", " ", "abc", "1.2.3", "--1", "0x", "0xZZ", "1e", "1e+", "nan", "NaN", "inf", "-inf", "Infinity", "1,5", "12abc", "+", "."] {
+        for text in [
+            "", " ", "abc", "1.2.3", "--1", "0x", "0xZZ", "1e", "1e+", "nan", "NaN", "inf", "-inf", "Infinity", "1,5",
+            "12abc", "+", ".",
+        ] {
             expectError(.notANumber, text, .float64)
         }
     }
@@ -123,7 +144,9 @@ struct PayloadDecoderTests {
         #expect(try decode("{\"v\": 0}", .bool, json("v")) == .bool(false))
         #expect(try decode("{\"v\": 1}", .bit(position: 0), json("v")) == .bool(true))
         #expect(try decode("{\"v\": \"ON\"}", .bool, json("v")) == .bool(true))
-        #expect(try decode("{\"v\": \"caf\\u00e9 \\ud83d\\ude00\\n\"}", .string(length: 8), json("v")) == .text("café 😀\n"))
+        #expect(
+            try decode("{\"v\": \"caf\\u00e9 \\ud83d\\ude00\\n\"}", .string(length: 8), json("v")) == .text("café 😀\n")
+        )
         expectError(.wrongType, "{\"v\": 2}", .bool, json("v"))
         expectError(.wrongType, "{\"v\": 0.5}", .bool, json("v"))
         expectError(.wrongType, "{\"v\": null}", .int16, json("v"))
@@ -147,12 +170,17 @@ struct PayloadDecoderTests {
         do {
             _ = try decode("{\"data\": 5}", .int16, json("data.value"))
         } catch {
-            #expect(error.message == "JSON path 'data.value': expected an object with key 'value' at 'data', found a number")
+            #expect(
+                error.message == "JSON path 'data.value': expected an object with key 'value' at 'data', found a number"
+            )
         }
     }
 
     @Test func invalidJSON() {
-        for text in ["", "{", "{\"a\": }", "{\"a\" 1}", "{'a': 1}", "[1,]", "{\"a\": 01}", "{\"a\": 1} x", "tru", "{\"a\": \"\u{01}\"}", "\"\\x\"", "\"\\ud800\"", "{\"a\": -}", "NaN", "{\"a\": .5}"] {
+        for text in [
+            "", "{", "{\"a\": }", "{\"a\" 1}", "{'a': 1}", "[1,]", "{\"a\": 01}", "{\"a\": 1} x", "tru",
+            "{\"a\": \"\u{01}\"}", "\"\\x\"", "\"\\ud800\"", "{\"a\": -}", "NaN", "{\"a\": .5}",
+        ] {
             expectError(.invalidJSON, text, .int16, json("a"))
         }
     }
@@ -163,7 +191,9 @@ struct PayloadDecoderTests {
         let objects = String(repeating: "{\"a\":", count: 65) + "1" + String(repeating: "}", count: 65)
         expectError(.invalidJSON, objects, .int16, json("a"))
         let fine = String(repeating: "{\"a\":", count: 64) + "1" + String(repeating: "}", count: 64)
-        #expect(throws: Never.self) { try decode(fine, .int16, json(Array(repeating: "a", count: 64).joined(separator: "."))) }
+        #expect(throws: Never.self) {
+            try decode(fine, .int16, json(Array(repeating: "a", count: 64).joined(separator: ".")))
+        }
     }
 
     @Test func invalidUTF8() {
@@ -180,15 +210,24 @@ struct PayloadDecoderTests {
     /// input gives a value or an error.
     @Test func garbageNeverCrashes() {
         var generator = SplitMix64(seed: 0xFEED)
-        let types: [PointType] = [.int16, .uint64, .int64, .float32, .float64, .bool, .bit(position: 4), .string(length: 4)]
-        let formats: [PayloadFormat] = [.plain, PayloadFormat(encoding: .boolean), json("a.b[1]"), json("$"), json("x")]
-        let seeds = ["{\"a\": {\"b\": [1, 2.5e10, \"3\"]}}", "[true, false, null]", "\"text\"", "-12.5e-3", "{\"x\": \"\\u00e9\"}"].map { Array($0.utf8) }
+        let types: [PointType] = [
+            .int16, .uint64, .int64, .float32, .float64, .bool, .bit(position: 4), .string(length: 4),
+        ]
+        let formats: [PayloadFormat] = [
+            .plain, PayloadFormat(encoding: .boolean), json("a.b[1]"), json("$"), json("x"),
+        ]
+        let seeds = [
+            "{\"a\": {\"b\": [1, 2.5e10, \"3\"]}}", "[true, false, null]", "\"text\"", "-12.5e-3",
+            "{\"x\": \"\\u00e9\"}",
+        ].map { Array($0.utf8) }
         var values = 0
         var errors = 0
         for iteration in 0..<4000 {
             var bytes: [UInt8]
             if iteration % 2 == 0 {
-                bytes = (0..<Int.random(in: 0...48, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                bytes = (0..<Int.random(in: 0...48, using: &generator)).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
             } else {
                 bytes = seeds[iteration / 2 % seeds.count]
                 for _ in 0..<Int.random(in: 1...4, using: &generator) where !bytes.isEmpty {
@@ -217,7 +256,14 @@ struct PayloadDecoderTests {
 
     @Test func decoderForAConfiguredPoint() throws {
         let point = PointConfiguration(
-            name: "p", unitID: 1, area: .inputRegister, address: 0, type: .int16, scale: 10, payload: json("pressure"))
+            name: "p",
+            unitID: 1,
+            area: .inputRegister,
+            address: 0,
+            type: .int16,
+            scale: 10,
+            payload: json("pressure")
+        )
         #expect(try PayloadDecoder(point: point).decode(Array("{\"pressure\": 1.25}".utf8)) == .number(1.25))
     }
 }

@@ -9,13 +9,25 @@ struct RegisterCodecTests {
     static let integerTypes: [PointType] = [.int16, .uint16, .int32, .uint32, .int64, .uint64]
     static let numericTypes: [PointType] = integerTypes + [.float32, .float64]
 
-    func words(_ value: PointValue, _ type: PointType, _ order: ByteOrder = .abcd, scale: Double = 1, offset: Double = 0) throws -> [UInt16] {
+    func words(
+        _ value: PointValue,
+        _ type: PointType,
+        _ order: ByteOrder = .abcd,
+        scale: Double = 1,
+        offset: Double = 0
+    ) throws -> [UInt16] {
         let image = try RegisterEncoder(type: type, byteOrder: order, scale: scale, offset: offset).encode(value)
         guard case .words(let words) = image else { throw RegisterEncodingError(.wrongType, "not words") }
         return words
     }
 
-    func decode(_ words: [UInt16], _ type: PointType, _ order: ByteOrder = .abcd, scale: Double = 1, offset: Double = 0) throws -> PointValue {
+    func decode(
+        _ words: [UInt16],
+        _ type: PointType,
+        _ order: ByteOrder = .abcd,
+        scale: Double = 1,
+        offset: Double = 0
+    ) throws -> PointValue {
         try RegisterDecoder(type: type, byteOrder: order, scale: scale, offset: offset).decode(words)
     }
 
@@ -152,18 +164,27 @@ struct RegisterCodecTests {
             }
         }
         #expect(try words(.unsigned(UInt64.max), .uint64) == [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF])
-        #expect(try words(.integer(Int64.max - 1), .int64) == [0x7FFF, 0xFFFF, 0xFFFF, 0xFFFE])  // not rounded through Double
+        // not rounded through Double
+        #expect(try words(.integer(Int64.max - 1), .int64) == [0x7FFF, 0xFFFF, 0xFFFF, 0xFFFE])
         #expect(try decode([0x7FFF, 0xFFFF, 0xFFFF, 0xFFFF], .int64) == .integer(Int64.max))
         #expect(try decode([0x8000, 0, 0, 1], .uint64) == .unsigned(0x8000_0000_0000_0001))
         // Exact with an integral scale too.
-        #expect(try words(.integer(922_337_203_685_477_580), .int64, scale: 10) == (try words(.integer(9_223_372_036_854_775_800), .int64)))
+        #expect(
+            try words(.integer(922_337_203_685_477_580), .int64, scale: 10)
+                == (try words(.integer(9_223_372_036_854_775_800), .int64))
+        )
     }
 
     @Test func floatExtremes() throws {
-        for value in [Double(Float.greatestFiniteMagnitude), -Double(Float.greatestFiniteMagnitude), Double(Float.leastNonzeroMagnitude), -0.0, 0] {
+        for value in [
+            Double(Float.greatestFiniteMagnitude), -Double(Float.greatestFiniteMagnitude),
+            Double(Float.leastNonzeroMagnitude), -0.0, 0,
+        ] {
             #expect(try decode(words(.number(value), .float32), .float32) == .number(value))
         }
-        for value in [Double.greatestFiniteMagnitude, -Double.greatestFiniteMagnitude, Double.leastNonzeroMagnitude, Double.pi] {
+        for value in [
+            Double.greatestFiniteMagnitude, -Double.greatestFiniteMagnitude, Double.leastNonzeroMagnitude, Double.pi,
+        ] {
             #expect(try decode(words(.number(value), .float64), .float64) == .number(value))
         }
         #expect(try words(.number(-0.0), .float32) == [0x8000, 0])
@@ -174,12 +195,16 @@ struct RegisterCodecTests {
     @Test func outOfRangeIsAnErrorNotAWrap() {
         let cases: [(PointType, PointValue)] = [
             (.int16, .integer(32768)), (.int16, .integer(-32769)), (.uint16, .integer(-1)), (.uint16, .integer(65536)),
-            (.int32, .integer(Int64(Int32.max) + 1)), (.uint32, .integer(-1)), (.uint32, .integer(Int64(UInt32.max) + 1)),
-            (.int64, .unsigned(UInt64(Int64.max) + 1)), (.uint64, .integer(-1)), (.uint64, .number(1.9e19)), (.int64, .number(9.3e18)),
+            (.int32, .integer(Int64(Int32.max) + 1)), (.uint32, .integer(-1)),
+            (.uint32, .integer(Int64(UInt32.max) + 1)),
+            (.int64, .unsigned(UInt64(Int64.max) + 1)), (.uint64, .integer(-1)), (.uint64, .number(1.9e19)),
+            (.int64, .number(9.3e18)),
             (.int64, .number(-9.3e18)), (.int16, .number(1e300)), (.uint16, .number(65535.5)),
         ]
         for (type, value) in cases {
-            #expect(throws: RegisterEncodingError.self, "\(type) \(value)") { try RegisterEncoder(type: type).encode(value) }
+            #expect(throws: RegisterEncodingError.self, "\(type) \(value)") {
+                try RegisterEncoder(type: type).encode(value)
+            }
             do {
                 _ = try RegisterEncoder(type: type).encode(value)
             } catch {
@@ -190,12 +215,17 @@ struct RegisterCodecTests {
             _ = try RegisterEncoder(type: .int16, scale: 10).encode(.number(3300))
             Issue.record("expected an error")
         } catch {
-            #expect(error.message == "3300 (register value 33000 after scale 10 and offset 0) is outside the range of int16, -32768...32767")
+            #expect(
+                error.message
+                    == "3300 (register value 33000 after scale 10 and offset 0) is outside the range of int16, -32768...32767"
+            )
         }
     }
 
     @Test func floatOverflowAndNonFiniteValues() {
-        #expect(throws: RegisterEncodingError(.outOfRange, "1e+39 is beyond the range of float32 (±3.4e38)")) { try RegisterEncoder(type: .float32).encode(.number(1e39)) }
+        #expect(throws: RegisterEncodingError(.outOfRange, "1e+39 is beyond the range of float32 (±3.4e38)")) {
+            try RegisterEncoder(type: .float32).encode(.number(1e39))
+        }
         for value in [Double.nan, .infinity, -.infinity] {
             for type in Self.numericTypes {
                 do {
@@ -235,10 +265,12 @@ struct RegisterCodecTests {
             #expect(error.kind == .textTooLong)
             #expect(error.message == "the text is 5 bytes of UTF-8; 2 registers hold at most 4")
         }
-        #expect(throws: RegisterEncodingError(.textTooLong, "the text is 4 bytes of UTF-8; 1 registers hold at most 2")) {
+        #expect(throws: RegisterEncodingError(.textTooLong, "the text is 4 bytes of UTF-8; 1 registers hold at most 2"))
+        {
             try RegisterEncoder(type: .string(length: 1)).encode(.text("éé"))
         }
-        #expect(throws: RegisterEncodingError(.invalidText, "the text contains NUL, which ends a string in registers")) {
+        #expect(throws: RegisterEncodingError(.invalidText, "the text contains NUL, which ends a string in registers"))
+        {
             try RegisterEncoder(type: .string(length: 4)).encode(.text("a\0b"))
         }
         #expect(throws: RegisterDecodingError(.invalidUTF8, "the registers do not hold valid UTF-8 text")) {
@@ -247,16 +279,21 @@ struct RegisterCodecTests {
     }
 
     @Test func decodingErrors() {
-        #expect(throws: RegisterDecodingError(.wrongCount, "a float32 point spans 2 registers, got 1")) { try RegisterDecoder(type: .float32).decode([1]) }
+        #expect(throws: RegisterDecodingError(.wrongCount, "a float32 point spans 2 registers, got 1")) {
+            try RegisterDecoder(type: .float32).decode([1])
+        }
         #expect(throws: RegisterDecodingError.self) { try RegisterDecoder(type: .int16).decode([UInt16]()) }
         #expect(throws: RegisterDecodingError.self) { try RegisterDecoder(type: .float32).decode([0x7FC0, 0]) }  // NaN
         #expect(throws: RegisterDecodingError.self) { try RegisterDecoder(type: .float32).decode([0x7F80, 0]) }  // +inf
-        #expect(throws: RegisterDecodingError.self) { try RegisterDecoder(type: .float64).decode([0xFFF0, 0, 0, 0]) }  // -inf
+        // -inf
+        #expect(throws: RegisterDecodingError.self) { try RegisterDecoder(type: .float64).decode([0xFFF0, 0, 0, 0]) }
     }
 
     // MARK: Round trips
 
-    static let scalings: [(scale: Double, offset: Double)] = [(1, 0), (10, 0), (0.1, 0), (100, -40), (3, 0.5), (-2, 0), (1, 7)]
+    static let scalings: [(scale: Double, offset: Double)] = [
+        (1, 0), (10, 0), (0.1, 0), (100, -40), (3, 0.5), (-2, 0), (1, 7),
+    ]
 
     /// Registers → value → registers gives the same registers, for every type, byte order and
     /// scaling, over random register contents.
@@ -269,7 +306,8 @@ struct RegisterCodecTests {
                 let decoder = RegisterDecoder(type: type, byteOrder: order, scale: scale, offset: offset)
                 var checked = 0
                 for _ in 0..<300 {
-                    let words = (0..<type.registerCount).map { _ in UInt16.random(in: 0...UInt16.max, using: &generator) }
+                    let words = (0..<type.registerCount).map { _ in UInt16.random(in: 0...UInt16.max, using: &generator)
+                    }
                     guard let value = try? decoder.decode(words) else { continue }  // NaN and infinities
                     let image: RegisterImage
                     do {
@@ -288,10 +326,17 @@ struct RegisterCodecTests {
                         // Scaled floats round trip to within one unit in the last place.
                         let back = try decoder.decode(words)
                         let again = try decoder.decode(image.words)
-                        #expect(((back.doubleValue ?? 0) - (again.doubleValue ?? 0)).magnitude <= (back.doubleValue ?? 0).magnitude.ulp * 4 + 1e-300, "\(type) \(order) \(words)")
+                        #expect(
+                            ((back.doubleValue ?? 0) - (again.doubleValue ?? 0)).magnitude <= (back.doubleValue ?? 0)
+                                .magnitude.ulp * 4 + 1e-300,
+                            "\(type) \(order) \(words)"
+                        )
                         continue
                     }
-                    #expect(image == .words(words), "\(type) \(order) scale \(scale) offset \(offset): \(words) → \(value)")
+                    #expect(
+                        image == .words(words),
+                        "\(type) \(order) scale \(scale) offset \(offset): \(words) → \(value)"
+                    )
                 }
                 #expect(checked > 100)
             }
@@ -340,11 +385,17 @@ struct RegisterCodecTests {
                 let decoder = RegisterDecoder(type: type, scale: scale, offset: offset)
                 let range = type.integerRange!
                 for _ in 0..<300 {
-                    let raw = Double(Int64.random(in: Int64(range.lowerBound)...Int64(range.upperBound), using: &generator))
-                    let value = (raw - offset) / scale + Double.random(in: -0.4...0.4, using: &generator) / scale.magnitude
+                    let raw = Double(
+                        Int64.random(in: Int64(range.lowerBound)...Int64(range.upperBound), using: &generator)
+                    )
+                    let value =
+                        (raw - offset) / scale + Double.random(in: -0.4...0.4, using: &generator) / scale.magnitude
                     guard let image = try? encoder.encode(.number(value)) else { continue }
                     let back = try decoder.decode(image.words).doubleValue!
-                    #expect((back - value).magnitude <= 0.5 / scale.magnitude + 1e-9, "\(type) scale \(scale): \(value) → \(back)")
+                    #expect(
+                        (back - value).magnitude <= 0.5 / scale.magnitude + 1e-9,
+                        "\(type) scale \(scale): \(value) → \(back)"
+                    )
                 }
             }
         }
@@ -355,10 +406,15 @@ struct RegisterCodecTests {
         let alphabet = Array("abcXYZ 019-_é€😀")
         for order in ByteOrder.allCases {
             for length in [1, 2, 8, 123] {
-                let codec = (RegisterEncoder(type: .string(length: length), byteOrder: order), RegisterDecoder(type: .string(length: length), byteOrder: order))
+                let codec = (
+                    RegisterEncoder(type: .string(length: length), byteOrder: order),
+                    RegisterDecoder(type: .string(length: length), byteOrder: order)
+                )
                 for _ in 0..<100 {
                     var text = ""
-                    for _ in 0..<Int.random(in: 0...(length * 2), using: &generator) { text.append(alphabet.randomElement(using: &generator)!) }
+                    for _ in 0..<Int.random(in: 0...(length * 2), using: &generator) {
+                        text.append(alphabet.randomElement(using: &generator)!)
+                    }
                     while text.utf8.count > length * 2 { text.removeLast() }
                     let image = try codec.0.encode(.text(text))
                     #expect(try codec.1.decode(image.words) == .text(text))
@@ -370,7 +426,14 @@ struct RegisterCodecTests {
     // MARK: State echo
 
     @Test func stateEchoComparesRegisterImages() throws {
-        var point = PointConfiguration(name: "sp", unitID: 1, area: .holdingRegister, address: 0, type: .int16, scale: 10)
+        var point = PointConfiguration(
+            name: "sp",
+            unitID: 1,
+            area: .holdingRegister,
+            address: 0,
+            type: .int16,
+            scale: 10
+        )
         point.command = CommandSettings(topic: "sp/set", ack: AckSettings(mode: .stateEcho))
         #expect(point.stateEchoConfirms(reported: .number(21.5), written: .number(21.5)))
         #expect(point.stateEchoConfirms(reported: .number(21.52), written: .number(21.5)))  // same register 215
@@ -379,7 +442,13 @@ struct RegisterCodecTests {
         #expect(point.stateEchoConfirms(reported: .number(21.6), written: .number(21.5)))
         let float = PointConfiguration(name: "f", unitID: 1, area: .holdingRegister, address: 0, type: .float32)
         #expect(float.stateEchoConfirms(reported: .number(21.3), written: .number(Double(Float(21.3)))))
-        let text = PointConfiguration(name: "t", unitID: 1, area: .holdingRegister, address: 0, type: .string(length: 4))
+        let text = PointConfiguration(
+            name: "t",
+            unitID: 1,
+            area: .holdingRegister,
+            address: 0,
+            type: .string(length: 4)
+        )
         #expect(text.stateEchoConfirms(reported: .text("abc"), written: .text("abc")))
         #expect(!text.stateEchoConfirms(reported: .text("abd"), written: .text("abc")))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import ModbusCore
+import NIOCore
 import Testing
 
 @testable import MQTTModbusBridge
@@ -34,7 +35,8 @@ struct RuntimeLogicTests {
         return (map, PointCache(map: map))
     }
 
-    func read(_ cache: PointCache, unit: UInt8, _ area: ModbusArea, _ address: UInt16, _ count: Int) throws -> [UInt16] {
+    func read(_ cache: PointCache, unit: UInt8, _ area: ModbusArea, _ address: UInt16, _ count: Int) throws -> [UInt16]
+    {
         var bytes = ByteBuffer()
         var values = ModbusReadValues(buffer: bytes, isBits: false, expected: count)
         bytes = ByteBuffer()
@@ -71,11 +73,17 @@ struct RuntimeLogicTests {
     func gaps() throws {
         let (map, cache) = try fixture()
         cache.update(point: try #require(map.index(of: "temp")), image: .words([1, 2]))
-        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 3) } == .illegalDataAddress, "address 2 is unmapped")
+        #expect(
+            exception { _ = try read(cache, unit: 1, .inputRegister, 0, 3) } == .illegalDataAddress,
+            "address 2 is unmapped"
+        )
         #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 100, 1) } == .illegalDataAddress)
         cache.update(point: try #require(map.index(of: "c1")), image: .words([1]))
         #expect(try read(cache, unit: 2, .coil, 0, 6) == [0, 0, 0, 1, 0, 0], "fill_gaps reads unmapped coils as 0")
-        #expect(exception { _ = try read(cache, unit: 9, .coil, 0, 1) } == .gatewayTargetDeviceFailedToRespond, "unknown unit")
+        #expect(
+            exception { _ = try read(cache, unit: 9, .coil, 0, 1) } == .gatewayTargetDeviceFailedToRespond,
+            "unknown unit"
+        )
     }
 
     @Test("max_age makes an old value stale; invalidation (broker lost) makes every value stale")
@@ -90,7 +98,10 @@ struct RuntimeLogicTests {
         cache.update(point: temp, image: .words([1, 2]))
         cache.invalidateAll()
         #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 2) } == .gatewayTargetDeviceFailedToRespond)
-        #expect(try read(cache, unit: 1, .inputRegister, 5, 1) == [7], "stale with a substitute policy reads the substitute")
+        #expect(
+            try read(cache, unit: 1, .inputRegister, 5, 1) == [7],
+            "stale with a substitute policy reads the substitute"
+        )
     }
 
     @Test("A value stored after a reader took the clock (a read racing an update) is fresh, not stale")
@@ -121,12 +132,21 @@ struct RuntimeLogicTests {
         let planned = try planner.plan(unit: 1, area: .holdingRegister, address: 0, values: [0, 215])
         #expect(planned == [PlannedPointWrite(point: sp, value: .integer(215), image: .words([0, 215]))])
         func code(_ body: () throws -> Void) -> ModbusExceptionCode? { exception(body) }
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 1, values: [5]) } == .illegalDataAddress,
-                "half of an int32: 02")
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 0, values: [0, 1, 2]) } == .illegalDataAddress,
-                "address 2 is unmapped: 02")
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 11, values: [1]) } == .illegalDataAddress,
-                "a point without command topic is read-only: 02")
+        #expect(
+            code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 1, values: [5]) }
+                == .illegalDataAddress,
+            "half of an int32: 02"
+        )
+        #expect(
+            code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 0, values: [0, 1, 2]) }
+                == .illegalDataAddress,
+            "address 2 is unmapped: 02"
+        )
+        #expect(
+            code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 11, values: [1]) }
+                == .illegalDataAddress,
+            "a point without command topic is read-only: 02"
+        )
         // Bits: unknown current value → every bit is commanded; known → only the changed ones.
         #expect(try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000]).count == 2)
         cache.update(point: try #require(map.index(of: "b0")), image: .bit(position: 0, value: true))
@@ -134,16 +154,41 @@ struct RuntimeLogicTests {
         let bits = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1001])
         #expect(bits.map { map.points[$0.point].name } == ["b3"] && bits.first?.value == .bool(true))
         // A bit no point maps cannot be set (it would read back 0), known current value or not.
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1011]) } == .illegalDataAddress)
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0x8000]) } == .illegalDataAddress)
+        #expect(
+            code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1011]) }
+                == .illegalDataAddress
+        )
+        #expect(
+            code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0x8000]) }
+                == .illegalDataAddress
+        )
         // FC22 changing bit 3 only: bit 0 is not commanded even when its current value is
         // unknown (a substitute may have stood in for it in the read before the mask write).
         cache.invalidateAll()
-        let masked = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000], changedBits: 0b1000)
+        let masked = try planner.plan(
+            unit: 1,
+            area: .holdingRegister,
+            address: 10,
+            values: [0b1000],
+            changedBits: 0b1000
+        )
         #expect(masked.map { map.points[$0.point].name } == ["b3"])
         // An unmapped bit the mask write does not touch does not matter; one it sets does.
-        #expect(try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000], changedBits: 0b1000).count == 1)
-        #expect(code { _ = try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b0010], changedBits: 0b0010) } == .illegalDataAddress)
+        #expect(
+            try planner.plan(unit: 1, area: .holdingRegister, address: 10, values: [0b1000], changedBits: 0b1000).count
+                == 1
+        )
+        #expect(
+            code {
+                _ = try planner.plan(
+                    unit: 1,
+                    area: .holdingRegister,
+                    address: 10,
+                    values: [0b0010],
+                    changedBits: 0b0010
+                )
+            } == .illegalDataAddress
+        )
     }
 
     @Test("Ack payloads: empty, JSON success/error/code, text, user properties")
@@ -155,12 +200,25 @@ struct RuntimeLogicTests {
         #expect(evaluate("") == .acknowledged)
         #expect(evaluate(#"{"ok": true}"#) == .acknowledged)
         #expect(evaluate("OK") == .acknowledged)
-        #expect(evaluate(#"{"ok": false, "error": "locked"}"#) == .rejected(code: .serverDeviceFailure, reason: "locked"))
-        #expect(evaluate(#"{"error": "out of range", "code": 3}"#) == .rejected(code: .illegalDataValue, reason: "out of range"))
+        #expect(
+            evaluate(#"{"ok": false, "error": "locked"}"#) == .rejected(code: .serverDeviceFailure, reason: "locked")
+        )
+        #expect(
+            evaluate(#"{"error": "out of range", "code": 3}"#)
+                == .rejected(code: .illegalDataValue, reason: "out of range")
+        )
         #expect(evaluate(#"{"ok": false, "code": "0x06"}"#).exceptionCode == .serverDeviceBusy)
         #expect(evaluate("motor jammed") == .rejected(code: .serverDeviceFailure, reason: "motor jammed"))
-        #expect(evaluate("", [("error", "denied"), ("modbus_exception", "1")]) == .rejected(code: .illegalFunction, reason: "denied"))
-        #expect(AckPayloadEvaluator.correlationID(in: Array(#"{"id": "abc-7", "ok": true}"#.utf8), at: AckSettings.defaultIDField) == "abc-7")
+        #expect(
+            evaluate("", [("error", "denied"), ("modbus_exception", "1")])
+                == .rejected(code: .illegalFunction, reason: "denied")
+        )
+        #expect(
+            AckPayloadEvaluator.correlationID(
+                in: Array(#"{"id": "abc-7", "ok": true}"#.utf8),
+                at: AckSettings.defaultIDField
+            ) == "abc-7"
+        )
     }
 
     @Test("A multi-point write: broker unreachable beats a refusal, which beats a timeout")
@@ -169,7 +227,10 @@ struct RuntimeLogicTests {
         #expect(WriteOutcome.combined([.acknowledged, .acknowledged]) == .acknowledged)
         #expect(WriteOutcome.combined([.acknowledged, .timedOut]).exceptionCode == .gatewayTargetDeviceFailedToRespond)
         #expect(WriteOutcome.combined([.timedOut, refused]) == refused)
-        #expect(WriteOutcome.combined([refused, .brokerUnavailable(reason: "down")]).exceptionCode == .gatewayPathUnavailable)
+        #expect(
+            WriteOutcome.combined([refused, .brokerUnavailable(reason: "down")]).exceptionCode
+                == .gatewayPathUnavailable
+        )
     }
 
     @Test("An ack promise is fulfilled once: the first outcome wins, later ones change nothing")
@@ -185,5 +246,3 @@ struct RuntimeLogicTests {
         #expect(tracker.take(key) == nil, "taken once; a second (late) ack finds nothing")
     }
 }
-
-import NIOCore

@@ -24,14 +24,20 @@ struct SupportTests {
         for text in ["", "s", "-5s", "5 sec", "5x", "1h30", "1.s", "0.0000000001s", "5S", "876000h1s", "1e3s", "∞"] {
             #expect(throws: DurationSyntaxError.self, "\(text)") { try DurationSyntax.parse(text) }
         }
-        #expect(throws: DurationSyntaxError(text: "5 sec", reason: "unexpected ' sec'; write durations like 250ms, 5s, 2m, 1h or 1m30s")) {
+        #expect(
+            throws: DurationSyntaxError(
+                text: "5 sec",
+                reason: "unexpected ' sec'; write durations like 250ms, 5s, 2m, 1h or 1m30s"
+            )
+        ) {
             try DurationSyntax.parse("5 sec")
         }
     }
 
     @Test func durationFormattingRoundTrips() throws {
         let cases: [(Duration, String)] = [
-            (.zero, "0s"), (.milliseconds(250), "250ms"), (.seconds(5), "5s"), (.seconds(90), "1m30s"), (.seconds(7200), "2h"),
+            (.zero, "0s"), (.milliseconds(250), "250ms"), (.seconds(5), "5s"), (.seconds(90), "1m30s"),
+            (.seconds(7200), "2h"),
             (.milliseconds(3_723_004), "1h2m3s4ms"), (.nanoseconds(1_500), "0.0015ms"),
         ]
         for (duration, text) in cases {
@@ -118,7 +124,13 @@ struct SupportTests {
         for bad in ["n +", "side + 1", "m", "n / 0", "9223372036854775807 + n", "(n", "n n", "value"] {
             #expect(throws: TemplateError.self, "\(bad)") { try ConfigurationLoader.evaluate(bad, scope: scope) }
         }
-        #expect(try ConfigurationLoader.fill("p_{{n}}_{{ side }}", scope: scope, keepCommandPlaceholders: false) == "p_3_left")
-        #expect(try ConfigurationLoader.fill("{{value}}/{{n}}", scope: scope, keepCommandPlaceholders: true) == "{{value}}/3")
+        #expect(
+            try ConfigurationLoader.fill("p_{{n}}_{{ side }}", scope: scope, keepCommandPlaceholders: false)
+                == "p_3_left"
+        )
+        #expect(
+            try ConfigurationLoader.fill("{{value}}/{{n}}", scope: scope, keepCommandPlaceholders: true)
+                == "{{value}}/3"
+        )
     }
 }

@@ -9,7 +9,10 @@ import Testing
 func configurationErrors(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocation) -> [ConfigurationError] {
     do {
         let configuration = try BridgeConfiguration.parse(yaml: yaml, file: "test.yaml")
-        Issue.record("expected errors, but the configuration loaded with \(configuration.points.count) points", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected errors, but the configuration loaded with \(configuration.points.count) points",
+            sourceLocation: sourceLocation
+        )
         return []
     } catch {
         return error.errors
@@ -27,17 +30,25 @@ func markedLine(_ marker: String = "#!", in yaml: String) -> Int {
 /// whose fix contains `fix`).
 @discardableResult
 func expectSingleError(
-    _ yaml: String, _ message: String, fix: String? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    _ yaml: String,
+    _ message: String,
+    fix: String? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation
 ) -> ConfigurationError? {
     let errors = configurationErrors(yaml, sourceLocation: sourceLocation)
     guard errors.count == 1, let error = errors.first else {
-        Issue.record("expected one error containing \"\(message)\", got \(errors.count):\n\(ConfigurationErrors(errors))", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected one error containing \"\(message)\", got \(errors.count):\n\(ConfigurationErrors(errors))",
+            sourceLocation: sourceLocation
+        )
         return nil
     }
     #expect(error.message.contains(message), "message: \(error.message)", sourceLocation: sourceLocation)
     #expect(error.line == markedLine(in: yaml), "\(error)", sourceLocation: sourceLocation)
     #expect(error.file == "test.yaml", sourceLocation: sourceLocation)
-    if let fix { #expect(error.fix?.contains(fix) == true, "fix: \(error.fix ?? "none")", sourceLocation: sourceLocation) }
+    if let fix {
+        #expect(error.fix?.contains(fix) == true, "fix: \(error.fix ?? "none")", sourceLocation: sourceLocation)
+    }
     return error
 }
 

@@ -39,14 +39,22 @@ public func withTimeout<T: Sendable>(
 extension Task where Failure == any Error {
     /// The task's result; cancelling the caller (a timeout) cancels the task.
     public func valueCancellingOnExit() async throws -> Success {
-        try await withTaskCancellationHandler { try await self.value } onCancel: { self.cancel() }
+        try await withTaskCancellationHandler {
+            try await self.value
+        } onCancel: {
+            self.cancel()
+        }
     }
 }
 
 extension Task where Failure == Never {
     /// The task's result; cancelling the caller (a timeout) cancels the task.
     public func valueCancellingOnExit() async -> Success {
-        await withTaskCancellationHandler { await self.value } onCancel: { self.cancel() }
+        await withTaskCancellationHandler {
+            await self.value
+        } onCancel: {
+            self.cancel()
+        }
     }
 }
 
@@ -116,7 +124,8 @@ public final class AsyncRecorder<Element: Sendable>: Sendable {
     /// Waits until what was recorded so far satisfies `predicate`; returns it.
     @discardableResult
     public func waitUntil(
-        _ what: String, timeout: Duration = .seconds(10),
+        _ what: String,
+        timeout: Duration = .seconds(10),
         _ predicate: @escaping @Sendable ([Element]) -> Bool
     ) async throws -> [Element] {
         let id = self.state.withLock { state -> UInt64 in
@@ -167,7 +176,9 @@ extension AsyncRecorder where Element == MQTTMessage {
     /// on `topic` that satisfies `predicate`, and returns it.
     @discardableResult
     public func waitForMessage(
-        on topic: String, after: Int = 0, timeout: Duration = .seconds(10),
+        on topic: String,
+        after: Int = 0,
+        timeout: Duration = .seconds(10),
         where predicate: @escaping @Sendable (MQTTMessage) -> Bool = { _ in true }
     ) async throws -> MQTTMessage {
         let matches: @Sendable (MQTTMessage) -> Bool = { $0.topic == topic && predicate($0) }
@@ -238,9 +249,9 @@ public func runCommand(_ executable: String, _ arguments: [String], in directory
     let status: Int32 = try await withTimeout(.seconds(30), "\(executable) \(arguments.joined(separator: " "))") {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-            box.process.terminationHandler = { process in
-                continuation.resume(returning: process.terminationStatus)
-            }
+                box.process.terminationHandler = { process in
+                    continuation.resume(returning: process.terminationStatus)
+                }
                 do {
                     try runWithDefaultSignalMask(box.process)
                 } catch {
@@ -256,7 +267,8 @@ public func runCommand(_ executable: String, _ arguments: [String], in directory
     let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
     guard status == 0 else {
         throw TestBroker.BrokerError(
-            description: "\(executable) \(arguments.joined(separator: " ")) failed (\(status)):\n\(text)")
+            description: "\(executable) \(arguments.joined(separator: " ")) failed (\(status)):\n\(text)"
+        )
     }
     return text
 }

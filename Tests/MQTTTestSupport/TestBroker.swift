@@ -22,7 +22,12 @@ public struct TestBrokerOptions: Sendable {
         public var requireClientCertificate = false
 
         /// TLS listener settings.
-        public init(caFile: String, certificateFile: String, privateKeyFile: String, requireClientCertificate: Bool = false) {
+        public init(
+            caFile: String,
+            certificateFile: String,
+            privateKeyFile: String,
+            requireClientCertificate: Bool = false
+        ) {
             self.caFile = caFile
             self.certificateFile = certificateFile
             self.privateKeyFile = privateKeyFile
@@ -40,7 +45,8 @@ public struct TestBrokerOptions: Sendable {
     public var extraLines: [String] = []
 
     /// Broker options; every parameter defaults to a plain anonymous listener.
-    public init(passwordFile: String? = nil, tls: TLS? = nil, maxQueuedMessages: Int? = nil, extraLines: [String] = []) {
+    public init(passwordFile: String? = nil, tls: TLS? = nil, maxQueuedMessages: Int? = nil, extraLines: [String] = [])
+    {
         self.passwordFile = passwordFile
         self.tls = tls
         self.maxQueuedMessages = maxQueuedMessages
@@ -104,7 +110,10 @@ public final class TestBroker: Sendable {
     ///
     /// - Parameter port: a fixed port (for a client that already waits on it);
     ///   by default a free one is chosen.
-    public static func start(_ options: TestBrokerOptions = TestBrokerOptions(), port: Int? = nil) async throws -> TestBroker {
+    public static func start(
+        _ options: TestBrokerOptions = TestBrokerOptions(),
+        port: Int? = nil
+    ) async throws -> TestBroker {
         var lastError: (any Error)?
         for _ in 0..<(port == nil ? 3 : 1) {
             let directory = FileManager.default.temporaryDirectory
@@ -125,7 +134,7 @@ public final class TestBroker: Sendable {
     /// The generated `mosquitto.conf`.
     public var configurationText: String {
         var lines = [
-            "listener \(self.port) 127.0.0.1",
+            "listener \(self.port) 127.0.0.1"
         ]
         if let tls = self.options.tls {
             lines += [
@@ -262,8 +271,12 @@ public final class TestBroker: Sendable {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                     let outcome = self.state.withLock { state -> Result<Bool, BrokerError> in
                         if Task.isCancelled { return .failure(BrokerError(description: "cancelled")) }
-                        if state.log.dropFirst(fromLine).contains(where: { $0.contains(text) }) { return .success(true) }
-                        guard state.running else { return .failure(BrokerError(description: "mosquitto is not running")) }
+                        if state.log.dropFirst(fromLine).contains(where: { $0.contains(text) }) {
+                            return .success(true)
+                        }
+                        guard state.running else {
+                            return .failure(BrokerError(description: "mosquitto is not running"))
+                        }
                         state.logWaiters[id] = LogWaiter(text: text, fromLine: fromLine, continuation: continuation)
                         return .success(false)
                     }

@@ -7,7 +7,8 @@ import Mosquitto
 /// `MQTT_TEST_LOG_LEVEL=debug` (or `trace` for libmosquitto's own log).
 public let testLogger: Logger = {
     var logger = Logger(label: "mqtt-test")
-    logger.logLevel = ProcessInfo.processInfo.environment["MQTT_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["MQTT_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .error
     return logger
 }()
 
@@ -54,12 +55,20 @@ extension MQTTClient {
 
     /// `publish` bounded by a test timeout.
     public func publishForTest(
-        _ topic: String, _ text: String, qos: MQTTQoS = .atLeastOnce, retain: Bool = false,
+        _ topic: String,
+        _ text: String,
+        qos: MQTTQoS = .atLeastOnce,
+        retain: Bool = false,
         properties: MQTTProperties = MQTTProperties()
     ) async throws {
         try await withTimeout(.seconds(10), "publish to \(topic)") {
             try await self.publish(
-                topic: topic, payload: Array(text.utf8), qos: qos, retain: retain, properties: properties)
+                topic: topic,
+                payload: Array(text.utf8),
+                qos: qos,
+                retain: retain,
+                properties: properties
+            )
         }
     }
 

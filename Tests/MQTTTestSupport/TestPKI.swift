@@ -37,7 +37,9 @@ public struct TestPKI: Sendable {
     }
 
     private static func generate() async throws -> TestPKI {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mqtt-test-pki-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "mqtt-test-pki-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let pki = TestPKI(directory: directory)
         let openssl = "/usr/bin/openssl"
@@ -51,11 +53,16 @@ public struct TestPKI: Sendable {
                     "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2", "-subj", subject,
                     "-addext", "basicConstraints=critical,CA:TRUE",
                     "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                ], in: directory)
+                ],
+                in: directory
+            )
         }
 
         let leaves = [
-            ("server", "ca", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
+            (
+                "server", "ca", "/CN=localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+            ),
             ("client", "ca", "/CN=gateway-client", "extendedKeyUsage=clientAuth\n"),
             (
                 "untrusted-server", "untrusted-ca", "/CN=localhost",
@@ -67,14 +74,18 @@ public struct TestPKI: Sendable {
             try ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" + extensions)
                 .write(to: extensionFile, atomically: true, encoding: .utf8)
             try await runCommand(
-                openssl, ["req", "-new"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject],
-                in: directory)
+                openssl,
+                ["req", "-new"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject],
+                in: directory
+            )
             try await runCommand(
                 openssl,
                 [
                     "x509", "-req", "-in", "\(name).csr", "-CA", "\(issuer).crt", "-CAkey", "\(issuer).key",
                     "-CAcreateserial", "-out", "\(name).crt", "-days", "2", "-extfile", "\(name).ext",
-                ], in: directory)
+                ],
+                in: directory
+            )
         }
 
         let caDirectory = directory.appendingPathComponent("ca-dir")

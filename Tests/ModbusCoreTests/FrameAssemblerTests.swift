@@ -11,7 +11,9 @@ struct FrameAssemblerTests {
         var bytes: [UInt8] = []
         var frames: [ModbusTCPFrame] = []
         for index in 0..<count {
-            let pdu = (0..<Int.random(in: 1...253, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let pdu = (0..<Int.random(in: 1...253, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
             let transaction = UInt16(truncatingIfNeeded: index)
             bytes += frameBytes(transactionID: transaction, unitID: UInt8(index % 256), pdu: pdu)
             frames.append(frame(transactionID: transaction, unitID: UInt8(index % 256), pdu: pdu))
@@ -21,7 +23,9 @@ struct FrameAssemblerTests {
 
     /// Feeds `bytes` in reads cut by `cut` (the length of the next read) and returns the frames.
     static func assemble(
-        _ bytes: [UInt8], cut: (Int) -> Int, check: (ModbusTCPFrameAssembler) -> Void = { _ in }
+        _ bytes: [UInt8],
+        cut: (Int) -> Int,
+        check: (ModbusTCPFrameAssembler) -> Void = { _ in }
     ) throws -> [ModbusTCPFrame] {
         var assembler = ModbusTCPFrameAssembler()
         var frames: [ModbusTCPFrame] = []
@@ -52,9 +56,11 @@ struct FrameAssemblerTests {
         let (bytes, frames) = Self.stream(2_000, generator: &generator)
         var cuts = SplitMix64(seed: 42)
         var largestKept = 0
-        let assembled = try Self.assemble(bytes, cut: { _ in Int.random(in: 1...700, using: &cuts) }) { assembler in
-            largestKept = max(largestKept, assembler.bufferedCapacity)
-        }
+        let assembled = try Self.assemble(
+            bytes,
+            cut: { _ in Int.random(in: 1...700, using: &cuts) },
+            check: { assembler in largestKept = max(largestKept, assembler.bufferedCapacity) }
+        )
         #expect(assembled == frames)
         #expect(largestKept <= 512, "kept storage \(largestKept) bytes")
     }

@@ -23,7 +23,10 @@ struct FrameDecoderTests {
     @Test("ByteToMessageDecoderVerifier: frames decode identically byte-by-byte, one by one and all at once")
     func verifier() throws {
         let pairs = Self.sampleFrames.map { (buffer($0.bytes), [$0.frame]) }
-        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs, decoderFactory: { ModbusTCPFrameDecoder() })
+        try ByteToMessageDecoderVerifier.verifyDecoder(
+            inputOutputPairs: pairs,
+            decoderFactory: { ModbusTCPFrameDecoder() }
+        )
     }
 
     @Test("ByteToMessageDecoderVerifier: one input holding two frames yields both, in order")
@@ -35,7 +38,10 @@ struct FrameDecoderTests {
             (buffer(first.bytes + second.bytes), [first.frame, second.frame]),
             (buffer(third.bytes), [third.frame]),
         ]
-        try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: pairs, decoderFactory: { ModbusTCPFrameDecoder() })
+        try ByteToMessageDecoderVerifier.verifyDecoder(
+            inputOutputPairs: pairs,
+            decoderFactory: { ModbusTCPFrameDecoder() }
+        )
     }
 
     @Test("Many pipelined frames in one buffer all come out, in order, through ByteToMessageHandler")
@@ -96,13 +102,18 @@ struct FrameDecoderTests {
         let decoded = try ModbusTCPFrameDecoder.decodeFrame(from: &input)
         #expect(decoded == frame(transactionID: 1, unitID: 2, pdu: [0x01, 0x00, 0x00, 0x00, 0x08]))
         #expect(input.readableBytes == second.count)
-        #expect(try ModbusTCPFrameDecoder.decodeFrame(from: &input) == frame(transactionID: 2, unitID: 2, pdu: [0x05, 0x00, 0x01, 0xFF, 0x00]))
+        #expect(
+            try ModbusTCPFrameDecoder.decodeFrame(from: &input)
+                == frame(transactionID: 2, unitID: 2, pdu: [0x05, 0x00, 0x01, 0xFF, 0x00])
+        )
         #expect(input.readableBytes == 0)
     }
 
     @Test("decodeFrame works when the buffer's reader index is not 0")
     func decodesAtNonZeroReaderIndex() throws {
-        var input = buffer([0xEE, 0xEE, 0xEE] + frameBytes(transactionID: 0x0102, unitID: 9, pdu: [0x04, 0x00, 0x00, 0x00, 0x02]))
+        var input = buffer(
+            [0xEE, 0xEE, 0xEE] + frameBytes(transactionID: 0x0102, unitID: 9, pdu: [0x04, 0x00, 0x00, 0x00, 0x02])
+        )
         input.moveReaderIndex(forwardBy: 3)
         let decoded = try ModbusTCPFrameDecoder.decodeFrame(from: &input)
         #expect(decoded == frame(transactionID: 0x0102, unitID: 9, pdu: [0x04, 0x00, 0x00, 0x00, 0x02]))
@@ -131,7 +142,9 @@ struct FrameDecoderTests {
 
     @Test("Protocol id ≠ 0 throws ModbusFramingError", arguments: [UInt16(1), 0x0100, 0xFFFF])
     func protocolIDNotZero(protocolID: UInt16) throws {
-        var input = buffer(mbapHeader(transactionID: 0x0A0B, protocolID: protocolID, length: 6, unitID: 1) + [0x03, 0, 0, 0, 1])
+        var input = buffer(
+            mbapHeader(transactionID: 0x0A0B, protocolID: protocolID, length: 6, unitID: 1) + [0x03, 0, 0, 0, 1]
+        )
         #expect(throws: ModbusFramingError(reason: .protocolIdentifier(protocolID), transactionID: 0x0A0B)) {
             try ModbusTCPFrameDecoder.decodeFrame(from: &input)
         }
@@ -141,14 +154,20 @@ struct FrameDecoderTests {
     func protocolIDCheckedEarly() throws {
         let header = mbapHeader(transactionID: 5, protocolID: 2, length: 6, unitID: 1)
         var five = buffer(Array(header[..<5]))
-        #expect(try ModbusTCPFrameDecoder.decodeFrame(from: &five) == nil, "5 bytes: protocol id and length not both known yet")
+        #expect(
+            try ModbusTCPFrameDecoder.decodeFrame(from: &five) == nil,
+            "5 bytes: protocol id and length not both known yet"
+        )
         var six = buffer(Array(header[..<6]))
         #expect(throws: ModbusFramingError.self, "6 bytes are enough to reject the header") {
             try ModbusTCPFrameDecoder.decodeFrame(from: &six)
         }
     }
 
-    @Test("MBAP length outside 2...254 throws ModbusFramingError with only 6 header bytes", arguments: [UInt16(0), 1, 255, 0xFFFF])
+    @Test(
+        "MBAP length outside 2...254 throws ModbusFramingError with only 6 header bytes",
+        arguments: [UInt16(0), 1, 255, 0xFFFF]
+    )
     func badLength(length: UInt16) throws {
         var input = buffer(Array(mbapHeader(transactionID: 0x4321, length: length, unitID: 1)[..<6]))
         #expect(throws: ModbusFramingError(reason: .length(length), transactionID: 0x4321)) {
@@ -173,7 +192,10 @@ struct FrameDecoderTests {
         #expect(throws: ModbusFramingError.self) {
             try channel.writeInbound(buffer(good + bad))
         }
-        #expect(try channel.readInbound(as: ModbusTCPFrame.self) == frame(transactionID: 1, unitID: 1, pdu: [0x03, 0x00, 0x00, 0x00, 0x01]))
+        #expect(
+            try channel.readInbound(as: ModbusTCPFrame.self)
+                == frame(transactionID: 1, unitID: 1, pdu: [0x03, 0x00, 0x00, 0x00, 0x01])
+        )
         _ = try? channel.finish()
     }
 
@@ -194,8 +216,10 @@ struct FrameEncoderTests {
     func headerLayout() {
         var out = ByteBuffer()
         out.writeModbusTCPFrame(frame(transactionID: 0xBEEF, unitID: 0x11, pdu: [0x83, 0x02]))
-        #expect(Array(out.readableBytesView) == [0xBE, 0xEF, 0x00, 0x00, 0x00, 0x03, 0x11, 0x83, 0x02],
-                "exception reply: MBAP length 3 (unit id + 2-byte PDU)")
+        #expect(
+            Array(out.readableBytesView) == [0xBE, 0xEF, 0x00, 0x00, 0x00, 0x03, 0x11, 0x83, 0x02],
+            "exception reply: MBAP length 3 (unit id + 2-byte PDU)"
+        )
     }
 
     @Test("writeMBAPHeader writes PDU length + 1")
@@ -247,6 +271,8 @@ struct FrameEncoderTests {
         pdu.moveReaderIndex(forwardBy: 2)
         var out = ByteBuffer()
         out.writeModbusTCPFrame(ModbusTCPFrame(transactionID: 1, unitID: 1, pdu: pdu))
-        #expect(Array(out.readableBytesView) == [0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x01, 0x06, 0x00, 0x01, 0x00, 0x02])
+        #expect(
+            Array(out.readableBytesView) == [0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x01, 0x06, 0x00, 0x01, 0x00, 0x02]
+        )
     }
 }

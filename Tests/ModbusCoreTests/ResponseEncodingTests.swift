@@ -15,7 +15,11 @@ struct ResponseEncodingTests {
         #expect(bytes { $0.writeModbusExceptionPDU(function: 0x03, code: .illegalDataAddress) } == [0x83, 0x02])
         #expect(bytes { $0.writeModbusExceptionPDU(function: 0x2B, code: .illegalDataValue) } == [0xAB, 0x03])
         #expect(bytes { $0.writeModbusExceptionPDU(function: 0x07, code: .illegalFunction) } == [0x87, 0x01])
-        #expect(bytes { $0.writeModbusExceptionPDU(function: 0x10, code: .gatewayTargetDeviceFailedToRespond) } == [0x90, 0x0B])
+        #expect(
+            bytes { $0.writeModbusExceptionPDU(function: 0x10, code: .gatewayTargetDeviceFailedToRespond) } == [
+                0x90, 0x0B,
+            ]
+        )
     }
 
     @Test("exceptionReplyByte sets the high bit")
@@ -41,20 +45,44 @@ struct ResponseEncodingTests {
 
     @Test("Read bits: 8 bits fill exactly one byte, first bit in bit 0")
     func eightBits() {
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 0, 0, 0, 0, 0, 0, 0]) } == [0x01, 0x01, 0x01])
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [0, 0, 0, 0, 0, 0, 0, 1]) } == [0x01, 0x01, 0x80])
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 1, 1, 1, 1, 1, 1, 1]) } == [0x01, 0x01, 0xFF])
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 0, 0, 0, 0, 0, 0, 0]) } == [
+                0x01, 0x01, 0x01,
+            ]
+        )
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [0, 0, 0, 0, 0, 0, 0, 1]) } == [
+                0x01, 0x01, 0x80,
+            ]
+        )
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 1, 1, 1, 1, 1, 1, 1]) } == [
+                0x01, 0x01, 0xFF,
+            ]
+        )
     }
 
     @Test("Read bits: 9 bits take two bytes, the second zero padded")
     func nineBits() {
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 1, 1, 1, 1, 1, 1, 1, 1]) } == [0x01, 0x02, 0xFF, 0x01])
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [0, 0, 0, 0, 0, 0, 0, 0, 1]) } == [0x01, 0x02, 0x00, 0x01])
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 1, 1, 1, 1, 1, 1, 1, 1]) } == [
+                0x01, 0x02, 0xFF, 0x01,
+            ]
+        )
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [0, 0, 0, 0, 0, 0, 0, 0, 1]) } == [
+                0x01, 0x02, 0x00, 0x01,
+            ]
+        )
     }
 
     @Test("Read bits: spec example 1,0,1,1,0,0,1,1,1,0 packs as 0xCD 0x01")
     func specExample() {
-        #expect(bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 0, 1, 1, 0, 0, 1, 1, 1, 0]) } == [0x01, 0x02, 0xCD, 0x01])
+        #expect(
+            bytes { $0.writeModbusReadBitsPDU(function: .readCoils, bits: [1, 0, 1, 1, 0, 0, 1, 1, 1, 0]) } == [
+                0x01, 0x02, 0xCD, 0x01,
+            ]
+        )
     }
 
     @Test("Read bits: 2000 bits take 250 bytes (byte count 250, PDU 252)")
@@ -81,41 +109,61 @@ struct ResponseEncodingTests {
 
     @Test("Read registers: big-endian registers after byte count 2N")
     func registers() {
-        #expect(bytes { $0.writeModbusReadRegistersPDU(function: .readHoldingRegisters, registers: [0x022B, 0x0000, 0x0064]) }
-                == [0x03, 0x06, 0x02, 0x2B, 0x00, 0x00, 0x00, 0x64])
-        #expect(bytes { $0.writeModbusReadRegistersPDU(function: .readInputRegisters, registers: [0xABCD]) } == [0x04, 0x02, 0xAB, 0xCD])
+        #expect(
+            bytes {
+                $0.writeModbusReadRegistersPDU(function: .readHoldingRegisters, registers: [0x022B, 0x0000, 0x0064])
+            }
+                == [0x03, 0x06, 0x02, 0x2B, 0x00, 0x00, 0x00, 0x64]
+        )
+        #expect(
+            bytes { $0.writeModbusReadRegistersPDU(function: .readInputRegisters, registers: [0xABCD]) } == [
+                0x04, 0x02, 0xAB, 0xCD,
+            ]
+        )
     }
 
     @Test("Read registers: 125 registers give byte count 250")
     func maxRegisters() {
-        let out = bytes { $0.writeModbusReadRegistersPDU(function: .readWriteMultipleRegisters, registers: [UInt16](repeating: 0x0102, count: 125)) }
+        let out = bytes {
+            $0.writeModbusReadRegistersPDU(
+                function: .readWriteMultipleRegisters,
+                registers: [UInt16](repeating: 0x0102, count: 125)
+            )
+        }
         #expect(out.count == 252)
         #expect(Array(out[0..<4]) == [0x17, 250, 0x01, 0x02])
     }
 
     @Test("Write multiple reply: function, start address, quantity (big-endian)")
     func writeMultiple() {
-        #expect(bytes { $0.writeModbusWriteMultiplePDU(function: .writeMultipleCoils, address: 0x0013, count: 10) }
-                == [0x0F, 0x00, 0x13, 0x00, 0x0A])
-        #expect(bytes { $0.writeModbusWriteMultiplePDU(function: .writeMultipleRegisters, address: 0xFF85, count: 123) }
-                == [0x10, 0xFF, 0x85, 0x00, 0x7B])
+        #expect(
+            bytes { $0.writeModbusWriteMultiplePDU(function: .writeMultipleCoils, address: 0x0013, count: 10) }
+                == [0x0F, 0x00, 0x13, 0x00, 0x0A]
+        )
+        #expect(
+            bytes { $0.writeModbusWriteMultiplePDU(function: .writeMultipleRegisters, address: 0xFF85, count: 123) }
+                == [0x10, 0xFF, 0x85, 0x00, 0x7B]
+        )
     }
 }
 
 @Suite("Exception and function codes")
 struct CodeTests {
-    @Test("Exception code descriptions contain the name and the hex code", arguments: [
-        (ModbusExceptionCode.illegalFunction, "0x01"),
-        (.illegalDataAddress, "0x02"),
-        (.illegalDataValue, "0x03"),
-        (.serverDeviceFailure, "0x04"),
-        (.acknowledge, "0x05"),
-        (.serverDeviceBusy, "0x06"),
-        (.memoryParityError, "0x08"),
-        (.gatewayPathUnavailable, "0x0A"),
-        (.gatewayTargetDeviceFailedToRespond, "0x0B"),
-        (ModbusExceptionCode(rawValue: 0x42), "0x42"),
-    ])
+    @Test(
+        "Exception code descriptions contain the name and the hex code",
+        arguments: [
+            (ModbusExceptionCode.illegalFunction, "0x01"),
+            (.illegalDataAddress, "0x02"),
+            (.illegalDataValue, "0x03"),
+            (.serverDeviceFailure, "0x04"),
+            (.acknowledge, "0x05"),
+            (.serverDeviceBusy, "0x06"),
+            (.memoryParityError, "0x08"),
+            (.gatewayPathUnavailable, "0x0A"),
+            (.gatewayTargetDeviceFailedToRespond, "0x0B"),
+            (ModbusExceptionCode(rawValue: 0x42), "0x42"),
+        ]
+    )
     func exceptionDescription(code: ModbusExceptionCode, hex: String) {
         #expect(code.description.contains(hex), "\(code.description) should name \(hex)")
     }

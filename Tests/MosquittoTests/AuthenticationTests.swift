@@ -59,7 +59,10 @@ struct AuthenticationTests {
         }
     }
 
-    private func tlsBroker(untrusted: Bool = false, requireClientCertificate: Bool = false) async throws
+    private func tlsBroker(
+        untrusted: Bool = false,
+        requireClientCertificate: Bool = false
+    ) async throws
         -> TestBrokerOptions
     {
         let pki = try await TestPKI.shared.value
@@ -68,7 +71,9 @@ struct AuthenticationTests {
                 caFile: pki.caFile,
                 certificateFile: untrusted ? pki.untrustedServerCertificate : pki.serverCertificate,
                 privateKeyFile: untrusted ? pki.untrustedServerKey : pki.serverKey,
-                requireClientCertificate: requireClientCertificate))
+                requireClientCertificate: requireClientCertificate
+            )
+        )
     }
 
     @Test("TLS with a trusted CA file and a client certificate carries messages")
@@ -76,7 +81,10 @@ struct AuthenticationTests {
         let pki = try await TestPKI.shared.value
         try await withTestBroker(try await self.tlsBroker(requireClientCertificate: true)) { broker in
             let tls = MQTTTLSConfiguration(
-                caFile: pki.caFile, certificateFile: pki.clientCertificate, privateKeyFile: pki.clientKey)
+                caFile: pki.caFile,
+                certificateFile: pki.clientCertificate,
+                privateKeyFile: pki.clientKey
+            )
             let client = try await connectedClient(broker) { $0.tls = tls }
             let received = MessageCollector(client)
             try await client.subscribeForTest("tls/echo")
@@ -111,7 +119,10 @@ struct AuthenticationTests {
             }
             // Depending on timing the refusal surfaces during the handshake
             // (tls) or as the connection being closed right after it.
-            #expect([MQTTError.Code.tls, .connectionLost, .networkError].contains(error?.code), "\(String(describing: error))")
+            #expect(
+                [MQTTError.Code.tls, .connectionLost, .networkError].contains(error?.code),
+                "\(String(describing: error))"
+            )
         }
     }
 

@@ -36,10 +36,14 @@ struct BurstTests {
                 try await publisher.publish(topic: "burst/data", payload: bytes + padding, qos: .atMostOnce)
             }
             let published = ContinuousClock.now - start
-            let result = try await withTimeout(.seconds(60), "\(count) messages") { await consumer.valueCancellingOnExit() }
+            let result = try await withTimeout(.seconds(60), "\(count) messages") {
+                await consumer.valueCancellingOnExit()
+            }
             let elapsed = ContinuousClock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("burst: published \(count) in \(published), received all in \(elapsed) (\(Int(Double(count) / seconds)) msg/s)")
+            print(
+                "burst: published \(count) in \(published), received all in \(elapsed) (\(Int(Double(count) / seconds)) msg/s)"
+            )
 
             #expect(result.received == count)
             #expect(result.outOfOrder == 0)
@@ -78,4 +82,3 @@ struct BurstTests {
         }
     }
 }
-

@@ -17,11 +17,17 @@ private func at(_ milliseconds: Int) -> ContinuousClock.Instant {
 /// Connect timeout 5 s, operation timeout 10 s, backoff from 100 ms doubling up to 1 s.
 private func configuration(retryInitialConnect: Bool = false) -> MQTTConfiguration {
     MQTTConfiguration(
-        host: "broker.test", port: 1883,
+        host: "broker.test",
+        port: 1883,
         reconnect: MQTTReconnectPolicy(
-            initialDelay: .milliseconds(100), maximumDelay: .seconds(1), multiplier: 2,
-            retryInitialConnect: retryInitialConnect),
-        connectTimeout: .seconds(5), operationTimeout: .seconds(10))
+            initialDelay: .milliseconds(100),
+            maximumDelay: .seconds(1),
+            multiplier: 2,
+            retryInitialConnect: retryInitialConnect
+        ),
+        connectTimeout: .seconds(5),
+        operationTimeout: .seconds(10)
+    )
 }
 
 private let refused = MQTTError(code: .networkError, reason: "Connection refused")
@@ -30,8 +36,10 @@ private let brokerGone = MQTTError(code: .connectionLost, reason: "Connection lo
 /// The error a pending operation gets when the connection drops because of `cause`.
 private func lost(_ cause: MQTTError) -> MQTTError {
     MQTTError(
-        code: .connectionLost, reason: "the connection to the broker was lost before the operation completed",
-        detail: cause.description)
+        code: .connectionLost,
+        reason: "the connection to the broker was lost before the operation completed",
+        detail: cause.description
+    )
 }
 
 private func noAcknowledgement(_ what: String) -> MQTTError {
@@ -64,7 +72,9 @@ extension ClientStateMachine where Waiter == String {
     /// The loop thread's turn at `now` starts connection attempt `attempt`, whose connect call
     /// then returns `result`.
     fileprivate mutating func attempt(
-        _ attempt: Int, at now: ContinuousClock.Instant, result: Result<Void, MQTTError> = .success(()),
+        _ attempt: Int,
+        at now: ContinuousClock.Instant,
+        result: Result<Void, MQTTError> = .success(()),
         sessionID: UInt64 = 1
     ) -> [Action] {
         let turn = self.nextLoopStep(sessionID: sessionID, now: now)
@@ -90,22 +100,35 @@ extension ClientStateMachine where Waiter == String {
 
     /// `waiter`'s `request` queued as `messageID`; its token is the message id unless given.
     fileprivate mutating func sent(
-        _ request: Request, _ messageID: Int32, by waiter: String, token: UInt64? = nil,
+        _ request: Request,
+        _ messageID: Int32,
+        by waiter: String,
+        token: UInt64? = nil,
         deadline: ContinuousClock.Instant = at(10_000)
     ) {
         self.requestSent(
-            request, messageID: messageID, token: token ?? UInt64(messageID), waiter: waiter, deadline: deadline)
+            request,
+            messageID: messageID,
+            token: token ?? UInt64(messageID),
+            waiter: waiter,
+            deadline: deadline
+        )
     }
 
     /// `subscribe()` acknowledged: the filter is remembered.
     fileprivate mutating func subscribed(_ filter: String, messageID: Int32) {
         self.requestSent(
-            .subscribe(subscription(filter)), messageID: messageID, token: UInt64(messageID), waiter: "subscribe",
-            deadline: at(60_000))
+            .subscribe(subscription(filter)),
+            messageID: messageID,
+            token: UInt64(messageID),
+            waiter: "subscribe",
+            deadline: at(60_000)
+        )
         #expect(
             self.subscribeAcknowledged(messageID: messageID, .granted(.atLeastOnce)) == [
                 .resume("subscribe", .granted(.atLeastOnce))
-            ])
+            ]
+        )
     }
 }
 
@@ -142,11 +165,13 @@ struct ClientSessionStateMachineTests {
             machine.attempt(1, at: start, result: .failure(refused)) == [
                 .stopConnecting(refused), .resume("connect", .failure(refused)),
                 .publishState(.disconnected(reason: refused)),
-            ])
+            ]
+        )
         #expect(machine.session == nil)
         #expect(machine.nextLoopStep(sessionID: 1, now: at(10)).step == .finish)
         #expect(
-            machine.operationRefusal(isCancelled: false) == .failure(notConnected(detail: "last error: \(refused)")))
+            machine.operationRefusal(isCancelled: false) == .failure(notConnected(detail: "last error: \(refused)"))
+        )
 
         // Once the loop thread is gone a new session can start.
         #expect(machine.loopExited().isEmpty)
@@ -165,7 +190,8 @@ struct ClientSessionStateMachineTests {
             machine.connectionEnded(error: refusedSocket, now: at(10)) == [
                 .stopConnecting(notAuthorized), .resume("connect", .failure(notAuthorized)),
                 .publishState(.disconnected(reason: notAuthorized)), .sendDisconnect(reasonCode: 0),
-            ])
+            ]
+        )
         #expect(machine.disconnectOnLoopExit == nil, "DISCONNECT was queued already")
         // The network loop's own report of the same end comes second and changes nothing.
         #expect(machine.connectionEnded(sessionID: 1, error: refusedSocket, now: at(10)).isEmpty)
@@ -181,12 +207,15 @@ struct ClientSessionStateMachineTests {
         #expect(otherAttempt.isEmpty, "another attempt's timer")
 
         let timeout = MQTTError(
-            code: .timeout, reason: "could not reach broker.test:1883 within \(Duration.seconds(5))")
+            code: .timeout,
+            reason: "could not reach broker.test:1883 within \(Duration.seconds(5))"
+        )
         #expect(
             machine.connectCallTimedOut(sessionID: 1, attempt: 1, now: at(5_000)) == [
                 .stopConnecting(timeout), .resume("connect", .failure(timeout)),
                 .publishState(.disconnected(reason: timeout)),
-            ])
+            ]
+        )
         #expect(!machine.shouldAwaitLoopExit, "nothing is gained by waiting for a thread blocked in connect")
         #expect(machine.connectCallReturned(sessionID: 1, attempt: 1, result: .success(()), now: at(9_000)).isEmpty)
         #expect(machine.shouldAwaitLoopExit)
@@ -207,13 +236,16 @@ struct ClientSessionStateMachineTests {
         #expect(linesRead == 0, "the error lines are only taken when they are reported")
 
         let timeout = MQTTError(
-            code: .timeout, reason: "no CONNACK from broker.test:1883 within \(Duration.seconds(5))",
-            detail: "OpenSSL: something")
+            code: .timeout,
+            reason: "no CONNACK from broker.test:1883 within \(Duration.seconds(5))",
+            detail: "OpenSSL: something"
+        )
         #expect(
             machine.deadlinesPassed(sessionID: 1, now: at(5_000), libraryErrors: { "OpenSSL: something" }) == [
                 .stopConnecting(timeout), .resume("connect", .failure(timeout)),
                 .publishState(.disconnected(reason: timeout)), .sendDisconnect(reasonCode: 0),
-            ])
+            ]
+        )
     }
 
     @Test("retryInitialConnect: failed first attempts back off from initialDelay, doubling up to maximumDelay")
@@ -229,7 +261,8 @@ struct ClientSessionStateMachineTests {
                 machine.attempt(index + 1, at: now, result: .failure(refused)) == [
                     .startBackoff(delay, cause: .attemptFailed(refused, attempt: index + 1)),
                     .publishState(.disconnected(reason: refused)),
-                ])
+                ]
+            )
             // The loop thread sleeps out the delay; a turn in between sleeps again.
             #expect(machine.nextLoopStep(sessionID: 1, now: now + delay / 2).step == .sleep(until: now + delay))
             now += delay
@@ -256,16 +289,19 @@ struct ClientSessionStateMachineTests {
             resumed(actions) == [
                 "publish": .failure(lost(brokerGone)), "subscribe": .failure(lost(brokerGone)),
                 "unsubscribe": .failure(lost(brokerGone)),
-            ])
+            ]
+        )
         #expect(
             actions.suffix(2) == [
                 .startBackoff(.milliseconds(100), cause: .connectionLost(brokerGone)),
                 .publishState(.disconnected(reason: brokerGone)),
-            ])
+            ]
+        )
         #expect(machine.pendingOperationCount == 0)
         #expect(machine.connectionEnded(error: brokerGone, now: at(1_000)).isEmpty, "the second report of the loss")
         #expect(
-            machine.operationRefusal(isCancelled: false) == .failure(notConnected(detail: "last error: \(brokerGone)")))
+            machine.operationRefusal(isCancelled: false) == .failure(notConnected(detail: "last error: \(brokerGone)"))
+        )
 
         // Reconnection attempts back off: 100 ms before the first, then 200 ms, 400 ms.
         #expect(machine.nextLoopStep(sessionID: 1, now: at(1_050)).step == .sleep(until: at(1_100)))
@@ -273,12 +309,14 @@ struct ClientSessionStateMachineTests {
             machine.attempt(1, at: at(1_100), result: .failure(refused)) == [
                 .startBackoff(.milliseconds(200), cause: .attemptFailed(refused, attempt: 1)),
                 .publishState(.disconnected(reason: refused)),
-            ])
+            ]
+        )
         #expect(
             machine.attempt(2, at: at(1_300), result: .failure(refused)) == [
                 .startBackoff(.milliseconds(400), cause: .attemptFailed(refused, attempt: 2)),
                 .publishState(.disconnected(reason: refused)),
-            ])
+            ]
+        )
         #expect(machine.attempt(3, at: at(1_700)).isEmpty)
 
         // Every remembered subscription is restored, in order, before the client reports connected;
@@ -291,7 +329,8 @@ struct ClientSessionStateMachineTests {
         #expect(machine.connectionState == .connecting)
         #expect(
             machine.operationRefusal(isCancelled: false)
-                == .failure(notConnected(detail: "a connection attempt is in progress")))
+                == .failure(notConnected(detail: "a connection attempt is in progress"))
+        )
         #expect(machine.pendingOperationCount == 0, "restored subscriptions are nobody's call")
         #expect(machine.subscribeAcknowledged(messageID: 7, .granted(.atLeastOnce)).isEmpty)
         #expect(machine.subscribeAcknowledged(messageID: 8, .granted(.atLeastOnce)) == [.publishState(.connected)])
@@ -303,7 +342,8 @@ struct ClientSessionStateMachineTests {
             again == [
                 .startBackoff(.milliseconds(100), cause: .connectionLost(brokerGone)),
                 .publishState(.disconnected(reason: brokerGone)),
-            ])
+            ]
+        )
     }
 
     @Test("restored subscriptions that are refused or never confirmed are reported; the connection carries on")
@@ -320,16 +360,22 @@ struct ClientSessionStateMachineTests {
         #expect(machine.subscriptionRestoresSent().isEmpty)
 
         let rejection = MQTTError(
-            code: .subscriptionRejected, reason: "Not authorized", mqttReasonCode: 0x87, detail: "filter refused/#")
+            code: .subscriptionRejected,
+            reason: "Not authorized",
+            mqttReasonCode: 0x87,
+            detail: "filter refused/#"
+        )
         #expect(
             machine.subscribeAcknowledged(messageID: 3, .refused(reasonCode: 0x87, reason: "Not authorized")) == [
                 .reportRestoreFailure(subscription("refused/#"), .refused(rejection))
-            ])
+            ]
+        )
         #expect(machine.nextLoopStep(sessionID: 1, now: at(10_050)).step == .runNetwork(timeout: .milliseconds(50)))
         #expect(
             machine.deadlinesPassed(sessionID: 1, now: at(10_100), libraryErrors: { nil }) == [
                 .reportRestoreFailure(subscription("silent/#"), .timedOut), .publishState(.connected),
-            ])
+            ]
+        )
         #expect(machine.subscriptions.map(\.filter) == ["refused/#", "silent/#"], "still restored next time")
     }
 
@@ -347,11 +393,13 @@ struct ClientSessionStateMachineTests {
         #expect(
             resumed(actions) == [
                 "publish": .failure(error), "subscribe": .failure(error), "unsubscribe": .failure(error),
-            ])
+            ]
+        )
         #expect(
             actions.suffix(3) == [
                 .publishState(.disconnected(reason: nil)), .sendDisconnect(reasonCode: 4), .wakeLoopThread,
-            ])
+            ]
+        )
         #expect(machine.pendingOperationCount == 0)
         #expect(machine.nextLoopStep(sessionID: 1, now: at(10)).step == .finish)
         #expect(machine.shouldAwaitLoopExit)
@@ -360,10 +408,13 @@ struct ClientSessionStateMachineTests {
 
         // While the loop thread closes, connect() waits for it; then the subscriptions come back.
         let alreadyConnected = MQTTError(
-            code: .alreadyConnected, reason: "connect() was called while a connection is active or still closing")
+            code: .alreadyConnected,
+            reason: "connect() was called while a connection is active or still closing"
+        )
         #expect(
             machine.connect(sessionID: 2, waiter: "early", isCancelled: false)
-                == .resume("early", .failure(alreadyConnected)))
+                == .resume("early", .failure(alreadyConnected))
+        )
         #expect(machine.waitForLoopExit(token: 10, waiter: "exit") == nil)
         #expect(machine.loopExited() == [.resume("exit", .success)])
         #expect(machine.waitForLoopExit(token: 11, waiter: "exit") == resumption("exit", .success))
@@ -384,9 +435,13 @@ struct ClientSessionStateMachineTests {
                     .failure(
                         MQTTError(
                             code: .disconnected,
-                            reason: "disconnect() was called before the connection was established"))),
+                            reason: "disconnect() was called before the connection was established"
+                        )
+                    )
+                ),
                 .publishState(.disconnected(reason: nil)), .wakeLoopThread,
-            ])
+            ]
+        )
         #expect(machine.disconnectOnLoopExit == 0, "no socket yet: the exiting thread sends DISCONNECT if it has one")
     }
 
@@ -400,7 +455,8 @@ struct ClientSessionStateMachineTests {
         #expect(machine.waitForLoopExit(token: 7, waiter: "next connect") == nil)
         let timeout = MQTTError(
             code: .timeout,
-            reason: "the previous connection attempt is still in progress (blocked in DNS or TCP connect)")
+            reason: "the previous connection attempt is still in progress (blocked in DNS or TCP connect)"
+        )
         #expect(machine.loopExitWaitTimedOut(token: 7) == resumption("next connect", .failure(timeout)))
         #expect(machine.loopExitWaitTimedOut(token: 7) == nil)
         #expect(machine.loopExited().isEmpty)
@@ -418,7 +474,8 @@ struct ClientSessionStateMachineTests {
         #expect(
             machine.cancelConnect(sessionID: 2) == [
                 .resume("connect", .cancelled), .publishState(.disconnected(reason: nil)), .wakeLoopThread,
-            ])
+            ]
+        )
         #expect(machine.nextLoopStep(sessionID: 2, now: at(10)).step == .finish)
 
         // Waiting for CONNACK, there is a socket to close.
@@ -430,7 +487,8 @@ struct ClientSessionStateMachineTests {
                 .resume("connect", .cancelled), .publishState(.disconnected(reason: nil)),
                 .sendDisconnect(reasonCode: 0),
                 .wakeLoopThread,
-            ])
+            ]
+        )
     }
 
     @Test("releasing the client fails every waiter and refuses connect() from then on")
@@ -443,12 +501,14 @@ struct ClientSessionStateMachineTests {
             machine.shutdown() == [
                 .resume("publish", .failure(released)), .publishState(.disconnected(reason: nil)),
                 .sendDisconnect(reasonCode: 0), .wakeLoopThread,
-            ])
+            ]
+        )
         #expect(machine.isClosed)
         _ = machine.loopExited()
         #expect(
             machine.connect(sessionID: 2, waiter: "connect", isCancelled: false)
-                == .resume("connect", .failure(released)))
+                == .resume("connect", .failure(released))
+        )
         #expect(machine.shutdown().isEmpty)
     }
 }
@@ -472,29 +532,37 @@ struct ClientOperationStateMachineTests {
         machine.sent(.publish, 1, by: "publish")
         // 0x10, "no matching subscribers", is a success.
         #expect(
-            machine.publishAcknowledged(messageID: 1, .accepted(reasonCode: 0x10)) == resumption("publish", .success))
+            machine.publishAcknowledged(messageID: 1, .accepted(reasonCode: 0x10)) == resumption("publish", .success)
+        )
         #expect(machine.publishAcknowledged(messageID: 1, .accepted(reasonCode: 0)) == nil, "nothing waits any more")
 
         let rejected = MQTTError(code: .publishRejected, reason: "Not authorized", mqttReasonCode: 0x87)
         machine.sent(.publish, 2, by: "rejected")
         #expect(
             machine.publishAcknowledged(messageID: 2, .rejected(rejected))
-                == resumption("rejected", .failure(rejected)))
+                == resumption("rejected", .failure(rejected))
+        )
 
         machine.sent(.subscribe(subscription("a", .exactlyOnce)), 3, by: "subscribe")
         #expect(
             machine.subscribeAcknowledged(messageID: 3, .granted(.atLeastOnce))
-                == [.resume("subscribe", .granted(.atLeastOnce))])
+                == [.resume("subscribe", .granted(.atLeastOnce))]
+        )
         machine.sent(.subscribe(subscription("a", .atMostOnce)), 4, by: "again")
         _ = machine.subscribeAcknowledged(messageID: 4, .granted(.atMostOnce))
         #expect(machine.subscriptions == [subscription("a", .atMostOnce)], "subscribing again replaces the entry")
 
         machine.sent(.subscribe(subscription("b")), 5, by: "refused")
         let rejection = MQTTError(
-            code: .subscriptionRejected, reason: "the broker refused the subscription", mqttReasonCode: 0x80,
-            detail: "filter b")
+            code: .subscriptionRejected,
+            reason: "the broker refused the subscription",
+            mqttReasonCode: 0x80,
+            detail: "filter b"
+        )
         let refusal = machine.subscribeAcknowledged(
-            messageID: 5, .refused(reasonCode: 0x80, reason: "the broker refused the subscription"))
+            messageID: 5,
+            .refused(reasonCode: 0x80, reason: "the broker refused the subscription")
+        )
         #expect(refusal == [.resume("refused", .failure(rejection))])
         #expect(machine.subscriptions.map(\.filter) == ["a"])
 
@@ -532,16 +600,19 @@ struct ClientOperationStateMachineTests {
         #expect(
             machine.deadlinesPassed(sessionID: 1, now: at(1_000), libraryErrors: { nil }) == [
                 .resume("publish", .failure(noAcknowledgement("acknowledgement (PUBACK/PUBCOMP)")))
-            ])
+            ]
+        )
         #expect(machine.earliestDeadline == at(3_000))
         #expect(
             machine.deadlinesPassed(sessionID: 1, now: at(3_000), libraryErrors: { nil }) == [
                 .resume("unsubscribe", .failure(noAcknowledgement("UNSUBACK")))
-            ])
+            ]
+        )
         #expect(
             machine.deadlinesPassed(sessionID: 1, now: at(10_000), libraryErrors: { nil }) == [
                 .resume("subscribe", .failure(noAcknowledgement("SUBACK")))
-            ])
+            ]
+        )
         #expect(machine.earliestDeadline == nil)
         #expect(machine.pendingOperationCount == 0)
         #expect(machine.publishAcknowledged(messageID: 1, .accepted(reasonCode: 0)) == nil, "a late PUBACK")

@@ -76,7 +76,9 @@ struct PublishSubscribeTests {
                 try await publisher.publishForTest(topic, topic, qos: .atLeastOnce)
             }
             let messages = try await received.waitForCount(5)
-            #expect(messages.map(\.topic) == ["site/a/temp", "alarms", "alarms/boiler/high", "site/b/temp", "alarms/end"])
+            #expect(
+                messages.map(\.topic) == ["site/a/temp", "alarms", "alarms/boiler/high", "site/b/temp", "alarms/end"]
+            )
         }
     }
 
@@ -103,7 +105,11 @@ struct PublishSubscribeTests {
 
     /// Median and minimum of `count` QoS 1 request/response round trips
     /// between two clients (each waits for its PUBACK and for the answer).
-    private func requestResponseRoundTrips(_ broker: TestBroker, noDelay: Bool, count: Int) async throws
+    private func requestResponseRoundTrips(
+        _ broker: TestBroker,
+        noDelay: Bool,
+        count: Int
+    ) async throws
         -> (minimum: Duration, median: Duration)
     {
         let requester = try await connectedClient(broker) { $0.tcpNoDelay = noDelay }
@@ -157,7 +163,10 @@ struct PublishSubscribeTests {
 
             let error = await #expect(throws: MQTTError.self) {
                 try await publisher.publish(
-                    topic: "v311/x", payload: [1], properties: MQTTProperties(responseTopic: "reply"))
+                    topic: "v311/x",
+                    payload: [1],
+                    properties: MQTTProperties(responseTopic: "reply")
+                )
             }
             #expect(error?.code == .notSupported)
         }

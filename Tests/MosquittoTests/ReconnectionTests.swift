@@ -44,7 +44,9 @@ struct ReconnectionTests {
             try await broker.restart()
             let history = try await subscriberStates.waitUntil("subscriber reconnected", timeout: .seconds(15)) {
                 $0.containsSubsequence(
-                    from: mark, [{ $0.isDisconnectedWithError }, { $0.isConnecting }, { $0.isConnected }])
+                    from: mark,
+                    [{ $0.isDisconnectedWithError }, { $0.isConnecting }, { $0.isConnected }]
+                )
             }
             #expect(history.last == .connected)
             try await publisherStates.waitUntil("publisher reconnected", timeout: .seconds(15)) {
@@ -97,7 +99,11 @@ struct ReconnectionTests {
                 await #expect(throws: MQTTError.self) {
                     try await withTimeout(.seconds(10), "publish") {
                         try await client.publish(
-                            topic: "timeout/x", payload: [1], qos: .atLeastOnce, timeout: .milliseconds(300))
+                            topic: "timeout/x",
+                            payload: [1],
+                            qos: .atLeastOnce,
+                            timeout: .milliseconds(300)
+                        )
                     }
                 }
             }
@@ -139,7 +145,9 @@ struct ReconnectionTests {
     @Test("operations on a client that never connected fail at once with notConnected")
     func notConnected() async throws {
         let client = try MQTTClient(
-            configuration: MQTTConfiguration(host: "127.0.0.1", port: try freeLoopbackPort()), logger: testLogger)
+            configuration: MQTTConfiguration(host: "127.0.0.1", port: try freeLoopbackPort()),
+            logger: testLogger
+        )
         #expect(client.state == .disconnected(reason: nil))
         for qos in MQTTQoS.allCases {
             let error = await #expect(throws: MQTTError.self) {
@@ -194,7 +202,10 @@ struct ReconnectionTests {
         let port = try freeLoopbackPort()
         var configuration = MQTTConfiguration(host: "127.0.0.1", port: port, clientID: "late-broker")
         configuration.reconnect = MQTTReconnectPolicy(
-            initialDelay: .milliseconds(50), maximumDelay: .milliseconds(200), retryInitialConnect: true)
+            initialDelay: .milliseconds(50),
+            maximumDelay: .milliseconds(200),
+            retryInitialConnect: true
+        )
         let client = try MQTTClient(configuration: configuration, logger: testLogger)
         let states = StateRecorder(client)
         let connecting = Task { try await client.connect() }
@@ -242,7 +253,11 @@ struct ReconnectionTests {
             #expect(alreadyConnected?.code == .alreadyConnected)
             try await client.disconnectForTest()
             let history = try await states.waitUntil("disconnected") { $0.count >= 4 }
-            #expect(Array(history.prefix(4)) == [.disconnected(reason: nil), .connecting, .connected, .disconnected(reason: nil)])
+            #expect(
+                Array(history.prefix(4)) == [
+                    .disconnected(reason: nil), .connecting, .connected, .disconnected(reason: nil),
+                ]
+            )
 
             // The subscription is remembered and restored by the next connect().
             try await withTimeout(.seconds(10), "connect again") { try await client.connect() }

@@ -22,35 +22,53 @@ struct RequestResponseTests {
                 let request = try await requests.waitForCount(1)[0]
                 let replyTo = try #require(request.properties.responseTopic)
                 try await responder.publish(
-                    topic: replyTo, payload: Array("ok:\(request.payloadString)".utf8), qos: .atLeastOnce,
+                    topic: replyTo,
+                    payload: Array("ok:\(request.payloadString)".utf8),
+                    qos: .atLeastOnce,
                     properties: MQTTProperties(
                         correlationData: request.properties.correlationData,
                         userProperties: [MQTTUserProperty("status", "accepted")],
-                        contentType: "text/plain"))
+                        contentType: "text/plain"
+                    )
+                )
                 return request
             }
 
             // Another requester's answer on the same topic must not match.
             let correlation: [UInt8] = [0xDE, 0xAD, 0x00, 0x01]
             try await requester.publishForTest(
-                "devices/boiler/command", "setpoint=21.5", qos: .atLeastOnce,
+                "devices/boiler/command",
+                "setpoint=21.5",
+                qos: .atLeastOnce,
                 properties: MQTTProperties(
-                    responseTopic: replyTopic, correlationData: correlation,
+                    responseTopic: replyTopic,
+                    correlationData: correlation,
                     userProperties: [MQTTUserProperty("unit", "1"), MQTTUserProperty("unit", "2")],
-                    contentType: "text/plain", payloadFormat: .utf8, messageExpiryInterval: 30))
+                    contentType: "text/plain",
+                    payloadFormat: .utf8,
+                    messageExpiryInterval: 30
+                )
+            )
 
-            let request = try await withTimeout(.seconds(10), "responder") { try await answering.valueCancellingOnExit() }
+            let request = try await withTimeout(.seconds(10), "responder") {
+                try await answering.valueCancellingOnExit()
+            }
             #expect(request.topic == "devices/boiler/command")
             #expect(request.properties.responseTopic == replyTopic)
             #expect(request.properties.correlationData == correlation)
-            #expect(request.properties.userProperties == [MQTTUserProperty("unit", "1"), MQTTUserProperty("unit", "2")])
+            #expect(
+                request.properties.userProperties == [MQTTUserProperty("unit", "1"), MQTTUserProperty("unit", "2")]
+            )
             #expect(request.properties.contentType == "text/plain")
             #expect(request.properties.payloadFormat == .utf8)
             #expect(request.properties.messageExpiryInterval.map { $0 <= 30 && $0 > 0 } == true)
 
             let reply = try await responses.waitForCount(1)[0]
             #expect(reply.topic == replyTopic)
-            #expect(reply.properties.correlationData == correlation, "the answer carries the request's correlation data")
+            #expect(
+                reply.properties.correlationData == correlation,
+                "the answer carries the request's correlation data"
+            )
             #expect(reply.properties.userProperty("status") == "accepted")
             #expect(reply.payloadString == "ok:setpoint=21.5")
         }
@@ -64,8 +82,12 @@ struct RequestResponseTests {
             try await watcher.subscribeForTest("gateway/status/#")
 
             let will = MQTTWill(
-                topic: "gateway/status/a", payload: Array("offline".utf8), qos: .atLeastOnce, retain: false,
-                properties: MQTTProperties(userProperties: [MQTTUserProperty("reason", "will")]))
+                topic: "gateway/status/a",
+                payload: Array("offline".utf8),
+                qos: .atLeastOnce,
+                retain: false,
+                properties: MQTTProperties(userProperties: [MQTTUserProperty("reason", "will")])
+            )
             let normal = try await connectedClient(broker) { $0.will = will }
             try await normal.disconnectForTest()
             let withWill = try await connectedClient(broker) {

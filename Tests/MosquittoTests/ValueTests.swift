@@ -44,7 +44,11 @@ struct ValueTests {
     @Test("errors describe themselves on one line with code, reason, detail and reason code")
     func errorDescription() {
         let error = MQTTError(
-            code: .notAuthorized, reason: "Not authorized", mqttReasonCode: 0x87, detail: "user gateway")
+            code: .notAuthorized,
+            reason: "Not authorized",
+            mqttReasonCode: 0x87,
+            detail: "user gateway"
+        )
         #expect(error.description == "MQTTError.notAuthorized: Not authorized — user gateway (reason code 0x87)")
         #expect(MQTTError.Code.tls.description == "tls")
     }

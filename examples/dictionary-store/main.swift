@@ -58,7 +58,8 @@ let store = DictionaryStore()
 let server = ModbusServer(
     configuration: ModbusServerConfiguration(host: "0.0.0.0", port: port),
     readHandler: .sync { try store.read($0) },
-    writeHandler: .sync { try store.write($0) })
+    writeHandler: .sync { try store.write($0) }
+)
 
 let logger = Logger(label: "example")
 let services = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

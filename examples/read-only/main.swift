@@ -34,7 +34,8 @@ let server = ModbusServer(
                 throw ModbusException.illegalDataAddress
             }
         }
-    })
+    }
+)
 // No writeHandler: FC5, FC6, FC15, FC16, FC22 and FC23 all answer 01.
 
 try server.startBlocking()

@@ -1,5 +1,5 @@
-import ModbusCore
 import MQTTModbusBridgeConfiguration
+import ModbusCore
 import Synchronization
 
 /// A write's outcome, fulfilled once by whichever comes first: the ack, the timeout, or the
@@ -88,12 +88,18 @@ final class AckTracker: Sendable {
         state.withLock { $0.byKey.removeValue(forKey: key) }
     }
 
-    func registerEcho(point index: Int, of point: PointConfiguration, value: PointValue, settings: AckSettings) -> (id: Int, promise: AckPromise) {
+    func registerEcho(
+        point index: Int,
+        of point: PointConfiguration,
+        value: PointValue,
+        settings: AckSettings
+    ) -> (id: Int, promise: AckPromise) {
         let promise = AckPromise(settings: settings)
         let id = state.withLock { state in
             state.nextEchoID += 1
             state.echoes[index, default: []].append(
-                EchoExpectation(id: state.nextEchoID, value: value, point: point, promise: promise))
+                EchoExpectation(id: state.nextEchoID, value: value, point: point, promise: promise)
+            )
             return state.nextEchoID
         }
         return (id, promise)

@@ -1,6 +1,6 @@
+import MQTTModbusBridgeConfiguration
 import Metrics
 import ModbusCore
-import MQTTModbusBridgeConfiguration
 import Synchronization
 
 /// The bridge's counters, reported through swift-metrics (a no-op unless the program
@@ -22,9 +22,19 @@ final class BridgeMetrics: Sendable {
     private let writesOK = Counter(label: "bridge_modbus_writes_total", dimensions: [("outcome", "ok")])
     private let writeFailures: [UInt8: Counter] = Dictionary(
         uniqueKeysWithValues: [UInt8(0x02), 0x03, 0x04, 0x06, 0x0A, 0x0B].map {
-            ($0, Counter(label: "bridge_modbus_writes_total", dimensions: [("outcome", "exception_\(BridgeMetrics.hex($0))")]))
-        })
-    private let otherFailures = Counter(label: "bridge_modbus_writes_total", dimensions: [("outcome", "exception_other")])
+            (
+                $0,
+                Counter(
+                    label: "bridge_modbus_writes_total",
+                    dimensions: [("outcome", "exception_\(BridgeMetrics.hex($0))")]
+                )
+            )
+        }
+    )
+    private let otherFailures = Counter(
+        label: "bridge_modbus_writes_total",
+        dimensions: [("outcome", "exception_other")]
+    )
 
     init() {
         // Reported from the start, not only after the first change.

@@ -1,10 +1,10 @@
 import Foundation
 import Logging
+import MQTTModbusBridgeBroker
+import MQTTModbusBridgeConfiguration
 import Metrics
 import ModbusTCPServer
-import MQTTModbusBridgeBroker
 import Mosquitto
-import MQTTModbusBridgeConfiguration
 import ServiceLifecycle
 import Synchronization
 
@@ -51,10 +51,18 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         self.routes = MessageRoutes(map: map)
         self.metrics = BridgeMetrics()
         self.client = try MQTTClient(
-            configuration: try MQTTConfiguration(bridgeBroker: configuration.broker), logger: logger.component("mqtt"))
+            configuration: try MQTTConfiguration(bridgeBroker: configuration.broker),
+            logger: logger.component("mqtt")
+        )
         let writes = BridgeWritePath(
-            map: map, cache: cache, routes: routes, client: client,
-            maxWritesInFlight: configuration.modbus.maxWritesInFlight, metrics: metrics, logger: logger)
+            map: map,
+            cache: cache,
+            routes: routes,
+            client: client,
+            maxWritesInFlight: configuration.modbus.maxWritesInFlight,
+            metrics: metrics,
+            logger: logger
+        )
         self.writes = writes
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
@@ -71,11 +79,16 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             configuration: listener,
             readHandler: .syncInPlace { request, values in
                 try cache.read(
-                    unit: request.unitID, area: request.area, address: request.address, count: request.count,
-                    into: &values)
+                    unit: request.unitID,
+                    area: request.area,
+                    address: request.address,
+                    count: request.count,
+                    into: &values
+                )
             },
             writeHandler: .async { request in try await writes.write(request) },
-            logger: logger.component("modbus"))
+            logger: logger.component("modbus")
+        )
     }
 
     /// The Modbus port the bridge listens on (useful with port 0), once running.
@@ -96,8 +109,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         case .disconnected: mqtt = "disconnected"
         }
         return BridgeHealth(
-            mqtt: mqtt, modbusListening: server.isRunning, modbusConnections: server.activeConnections,
-            writesInFlight: writes.writesInFlight, payloadDecodeFailures: payloadDecodeFailures)
+            mqtt: mqtt,
+            modbusListening: server.isRunning,
+            modbusConnections: server.activeConnections,
+            writesInFlight: writes.writesInFlight,
+            payloadDecodeFailures: payloadDecodeFailures
+        )
     }
 
     /// Starts the Modbus listener and the MQTT connection, serves until graceful shutdown or
@@ -109,7 +126,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metadata: [
                 "modbus": "\(configuration.modbus.host):\(server.port ?? configuration.modbus.port)",
                 "broker": "\(configuration.broker.host):\(configuration.broker.port)", "points": "\(map.points.count)",
-            ])
+            ]
+        )
         let startFailure = await withTaskGroup(of: RunEvent.self) { group in
             group.addTask {
                 await self.consumeMessages()
@@ -153,8 +171,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             let topic = configuration.broker.statusTopic
             await Task {
                 try? await client.publish(
-                    topic: topic, payload: Array(BrokerSettings.offlinePayload.utf8), qos: .atLeastOnce, retain: true,
-                    timeout: .seconds(2))
+                    topic: topic,
+                    payload: Array(BrokerSettings.offlinePayload.utf8),
+                    qos: .atLeastOnce,
+                    retain: true,
+                    timeout: .seconds(2)
+                )
             }.value
         }
         await client.disconnect()
@@ -202,8 +224,11 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private func announceOnline() async {
         do {
             try await client.publish(
-                topic: configuration.broker.statusTopic, payload: Array(BrokerSettings.onlinePayload.utf8), qos: .atLeastOnce,
-                retain: true)
+                topic: configuration.broker.statusTopic,
+                payload: Array(BrokerSettings.onlinePayload.utf8),
+                qos: .atLeastOnce,
+                retain: true
+            )
         } catch {
             logger.warning("cannot publish the bridge status: \(error)")
         }
@@ -223,7 +248,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             case .disconnected(let reason):
                 metrics.mqttConnected.record(0)
                 if wasConnected {
-                    logger.warning("lost the MQTT broker; values are stale until it is back", metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"])
+                    logger.warning(
+                        "lost the MQTT broker; values are stale until it is back",
+                        metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"]
+                    )
                     // The values no longer follow the plant: reads answer each point's policy.
                     cache.invalidateAll()
                     writes.failAll(.brokerUnavailable(reason: "the broker connection was lost"))
@@ -270,8 +298,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             guard failures % 100 == 1 else { return }
             logger.warning(
                 "payload not usable; keeping the last good value",
-                metadata: ["topic": "\(message.topic)", "point": "\(point.name)", "error": "\(error)", "failures": "\(failures)",
-                           "payload": "\(String(decoding: message.payload.prefix(200), as: UTF8.self))"])
+                metadata: [
+                    "topic": "\(message.topic)", "point": "\(point.name)", "error": "\(error)",
+                    "failures": "\(failures)",
+                    "payload": "\(String(decoding: message.payload.prefix(200), as: UTF8.self))",
+                ]
+            )
         }
     }
 }

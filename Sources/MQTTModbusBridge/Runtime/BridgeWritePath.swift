@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import ModbusTCPServer
 import MQTTModbusBridgeConfiguration
+import ModbusTCPServer
 import Mosquitto
 import Synchronization
 
@@ -35,8 +35,13 @@ final class BridgeWritePath: Sendable {
     private let logger: Logger
 
     init(
-        map: RegisterMap, cache: PointCache, routes: MessageRoutes, client: MQTTClient, maxWritesInFlight: Int,
-        metrics: BridgeMetrics, logger: Logger
+        map: RegisterMap,
+        cache: PointCache,
+        routes: MessageRoutes,
+        client: MQTTClient,
+        maxWritesInFlight: Int,
+        metrics: BridgeMetrics,
+        logger: Logger
     ) {
         self.map = map
         self.cache = cache
@@ -72,7 +77,11 @@ final class BridgeWritePath: Sendable {
                 let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
                 promise.fulfil(
                     AckPayloadEvaluator.evaluate(
-                        payload: message.payload, userProperties: properties, settings: promise.settings))
+                        payload: message.payload,
+                        userProperties: properties,
+                        settings: promise.settings
+                    )
+                )
             } else if routes.correlationAckTopics[message.topic] == nil {
                 unmatchedAck(on: message.topic)
             }
@@ -106,8 +115,12 @@ final class BridgeWritePath: Sendable {
     /// when every point was acknowledged (docs/design.md §4).
     func write(_ request: ModbusWriteRequest) async throws {
         let planned = try planner.plan(
-            unit: request.unitID, area: request.area, address: request.address, values: request.values,
-            changedBits: request.mask?.changedBits)
+            unit: request.unitID,
+            area: request.area,
+            address: request.address,
+            values: request.values,
+            changedBits: request.mask?.changedBits
+        )
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
             metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
@@ -119,14 +132,19 @@ final class BridgeWritePath: Sendable {
         }
         guard let inFlight else {
             metrics.writes(.serverDeviceBusy).increment()
-            throw ModbusException(.serverDeviceBusy, "\(maxWritesInFlight) writes are already waiting for acknowledgements")
+            throw ModbusException(
+                .serverDeviceBusy,
+                "\(maxWritesInFlight) writes are already waiting for acknowledgements"
+            )
         }
         metrics.writesInFlight.record(inFlight)
         defer {
-            metrics.writesInFlight.record(state.withLock { state in
-                state.inFlight -= 1
-                return state.inFlight
-            })
+            metrics.writesInFlight.record(
+                state.withLock { state in
+                    state.inFlight -= 1
+                    return state.inFlight
+                }
+            )
         }
 
         let tokens = planned.map { cache.lastUpdate(of: $0.point) }
@@ -140,7 +158,12 @@ final class BridgeWritePath: Sendable {
         if let code = outcome.exceptionCode {
             metrics.writes(code).increment()
             logger.warning(
-                "write failed", metadata: ["unit": "\(request.unitID)", "area": "\(request.area)", "address": "\(request.address)", "outcome": "\(outcome)"])
+                "write failed",
+                metadata: [
+                    "unit": "\(request.unitID)", "area": "\(request.area)", "address": "\(request.address)",
+                    "outcome": "\(outcome)",
+                ]
+            )
             throw ModbusException(code, "\(outcome)")
         }
         metrics.writes(nil).increment()
@@ -161,7 +184,9 @@ final class BridgeWritePath: Sendable {
     /// Publishes one point's command and waits for its acknowledgement.
     private func command(_ write: PlannedPointWrite) async -> WriteOutcome {
         let point = map.points[write.point]
-        guard let command = point.command else { return .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only") }
+        guard let command = point.command else {
+            return .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only")
+        }
         let ack = command.ack
         let sequence = state.withLock { state in
             state.commandSequence += 1
@@ -175,12 +200,24 @@ final class BridgeWritePath: Sendable {
             return .rejected(code: .illegalDataValue, reason: "\(point.name): \(error)")
         }
         let qos = MQTTQoS(rawValue: UInt8(command.qos.rawValue)) ?? .atLeastOnce
-        logger.debug("command", metadata: ["point": "\(point.name)", "topic": "\(command.topic)", "value": "\(write.value)", "id": "\(correlationID)"])
+        logger.debug(
+            "command",
+            metadata: [
+                "point": "\(point.name)", "topic": "\(command.topic)", "value": "\(write.value)",
+                "id": "\(correlationID)",
+            ]
+        )
 
         switch ack.mode {
         case .broker:
             do {
-                try await client.publish(topic: command.topic, payload: payload, qos: max(qos, .atLeastOnce), retain: command.retain, timeout: ack.timeout)
+                try await client.publish(
+                    topic: command.topic,
+                    payload: payload,
+                    qos: max(qos, .atLeastOnce),
+                    retain: command.retain,
+                    timeout: ack.timeout
+                )
                 return .acknowledged
             } catch {
                 return Self.outcome(ofPublishError: error)
@@ -188,12 +225,17 @@ final class BridgeWritePath: Sendable {
         case .mqtt5:
             let key = AckTracker.Key.correlationData(Array(correlationID.utf8))
             let promise = tracker.register(key, settings: ack)
-            let properties = MQTTProperties(responseTopic: routes.responseTopic(for: point), correlationData: Array(correlationID.utf8))
+            let properties = MQTTProperties(
+                responseTopic: routes.responseTopic(for: point),
+                correlationData: Array(correlationID.utf8)
+            )
             return await publishAndWait(command, payload, qos, properties, promise, ack) { self.tracker.remove(key) }
         case .correlationID:
             let key = AckTracker.Key.correlationID(correlationID)
             let promise = tracker.register(key, settings: ack)
-            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) { self.tracker.remove(key) }
+            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
+                self.tracker.remove(key)
+            }
         case .stateEcho:
             let (id, promise) = tracker.registerEcho(point: write.point, of: point, value: write.value, settings: ack)
             return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
@@ -203,15 +245,27 @@ final class BridgeWritePath: Sendable {
     }
 
     private func publishAndWait(
-        _ command: CommandSettings, _ payload: [UInt8], _ qos: MQTTQoS, _ properties: MQTTProperties,
-        _ promise: AckPromise, _ ack: AckSettings, cleanup: @Sendable () -> Void
+        _ command: CommandSettings,
+        _ payload: [UInt8],
+        _ qos: MQTTQoS,
+        _ properties: MQTTProperties,
+        _ promise: AckPromise,
+        _ ack: AckSettings,
+        cleanup: @Sendable () -> Void
     ) async -> WriteOutcome {
         defer { cleanup() }
         // One deadline for the publish and the acknowledgement together: the Modbus reply never
         // waits longer than the point's ack timeout.
         let deadline = ContinuousClock.now + ack.timeout
         do {
-            try await client.publish(topic: command.topic, payload: payload, qos: qos, retain: command.retain, properties: properties, timeout: ack.timeout)
+            try await client.publish(
+                topic: command.topic,
+                payload: payload,
+                qos: qos,
+                retain: command.retain,
+                properties: properties,
+                timeout: ack.timeout
+            )
         } catch {
             promise.fulfil(Self.outcome(ofPublishError: error))
         }

@@ -1,5 +1,5 @@
-import Mosquitto
 import MQTTModbusBridgeConfiguration
+import Mosquitto
 
 /// Which topics the bridge subscribes to, and what each incoming topic means: a point's state,
 /// an MQTT 5 response, or a correlation-id acknowledgement.
@@ -71,7 +71,9 @@ struct MessageRoutes: Sendable {
         if correlationAckTopics.isEmpty { return [] }
         var fields = correlationAckTopics[topic] ?? []
         for (filter, filterFields) in correlationAckTopics
-        where filter != topic && MQTTTopicRules.isWildcardFilter(filter) && MQTTTopicRules.filter(filter, matches: topic) {
+        where filter != topic && MQTTTopicRules.isWildcardFilter(filter)
+            && MQTTTopicRules.filter(filter, matches: topic)
+        {
             fields += filterFields.filter { !fields.contains($0) }
         }
         return fields

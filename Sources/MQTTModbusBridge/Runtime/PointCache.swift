@@ -1,7 +1,7 @@
 import Dispatch
+import MQTTModbusBridgeConfiguration
 import ModbusCore
 import ModbusTCPServer
-import MQTTModbusBridgeConfiguration
 import Synchronization
 
 /// The register image of every point, decoded once when its message arrives, so that a Modbus
@@ -37,9 +37,16 @@ final class PointCache: Sendable {
             return try? RegisterEncoder(point: point).encode(value)
         }
         self.maxAges = map.points.map { point in
-            point.maxAge.map { UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000) }
+            point.maxAge.map {
+                UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000)
+            }
         }
-        self.state = Mutex(Storage(words: [UInt16](repeating: 0, count: total), updated: [UInt64](repeating: 0, count: map.points.count)))
+        self.state = Mutex(
+            Storage(
+                words: [UInt16](repeating: 0, count: total),
+                updated: [UInt64](repeating: 0, count: map.points.count)
+            )
+        )
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
@@ -160,7 +167,11 @@ final class PointCache: Sendable {
     }
 
     /// The register of bit points: each bit from its point (or substitute); other bits 0.
-    private func composedRegister(_ entry: RegisterMap.Entry, _ storage: borrowing Storage, _ time: UInt64) throws -> UInt16 {
+    private func composedRegister(
+        _ entry: RegisterMap.Entry,
+        _ storage: borrowing Storage,
+        _ time: UInt64
+    ) throws -> UInt16 {
         var register: UInt16 = 0
         for index in entry.points {
             let point = map.points[index]

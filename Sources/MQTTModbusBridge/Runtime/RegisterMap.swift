@@ -1,5 +1,5 @@
-import ModbusCore
 import MQTTModbusBridgeConfiguration
+import ModbusCore
 
 /// Where every point of a configuration sits: for each unit and area, the register ranges in
 /// address order, so that a Modbus request finds its points by binary search.

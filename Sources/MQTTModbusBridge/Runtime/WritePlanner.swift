@@ -1,5 +1,5 @@
-import ModbusCore
 import MQTTModbusBridgeConfiguration
+import ModbusCore
 
 /// One point's share of a Modbus write: the value to command.
 struct PlannedPointWrite: Sendable, Hashable {
@@ -25,7 +25,13 @@ struct WritePlanner: Sendable {
 
     /// - Parameter changedBits: for an FC22 mask write, the bits the master changes; the other
     ///   bits of a register of bit points are not commanded, whatever the cache holds for them.
-    func plan(unit: UInt8, area: ModbusArea, address: UInt16, values: [UInt16], changedBits: UInt16? = nil) throws -> [PlannedPointWrite] {
+    func plan(
+        unit: UInt8,
+        area: ModbusArea,
+        address: UInt16,
+        values: [UInt16],
+        changedBits: UInt16? = nil
+    ) throws -> [PlannedPointWrite] {
         guard let (entries, _) = map.layout(unit: unit, area: area) else {
             throw ModbusException(.gatewayTargetDeviceFailedToRespond, "unit \(unit) is not configured")
         }
@@ -43,7 +49,8 @@ struct WritePlanner: Sendable {
                 let point = map.points[entry.points[0]]
                 throw ModbusException(
                     .illegalDataAddress,
-                    "the write covers only part of \(point.name) (\(area) \(entry.start)...\(entry.end - 1))")
+                    "the write covers only part of \(point.name) (\(area) \(entry.start)...\(entry.end - 1))"
+                )
             }
             let words = Array(values[(entry.start - start)..<(entry.end - start)])
             let isBitRegister = map.points[entry.points[0]].bitPosition != nil
@@ -56,7 +63,8 @@ struct WritePlanner: Sendable {
                 guard unmapped == 0 else {
                     throw ModbusException(
                         .illegalDataAddress,
-                        "\(area) \(entry.start) of unit \(unit): no point maps bit mask 0x\(String(unmapped, radix: 16, uppercase: true))")
+                        "\(area) \(entry.start) of unit \(unit): no point maps bit mask 0x\(String(unmapped, radix: 16, uppercase: true))"
+                    )
                 }
             }
             // Only bit points share a register (validation), so only they have current bits to compare.

@@ -10,7 +10,11 @@ package enum AckPayloadEvaluator {
     /// - Text: "ok", "success", "true", "ack", "done" (any case) is success; other text is a
     ///   refusal carrying that text.
     /// - MQTT 5 user properties `error` (refusal) and `modbus_exception` (its code) are honoured too.
-    package static func evaluate(payload: [UInt8], userProperties: [(name: String, value: String)] = [], settings: AckSettings) -> WriteOutcome {
+    package static func evaluate(
+        payload: [UInt8],
+        userProperties: [(name: String, value: String)] = [],
+        settings: AckSettings
+    ) -> WriteOutcome {
         var namedCode: ModbusExceptionCode?
         var errorText: String?
         for property in userProperties {
@@ -25,7 +29,9 @@ package enum AckPayloadEvaluator {
         if payload.isEmpty {
             success = nil
         } else if let document = try? JSONParser.parse(payload), case .object = document {
-            if case .success(let codeValue) = document.value(at: settings.codeField), let code = Self.exceptionCode(from: codeValue) {
+            if case .success(let codeValue) = document.value(at: settings.codeField),
+                let code = Self.exceptionCode(from: codeValue)
+            {
                 namedCode = code
             }
             if case .success(let errorValue) = document.value(at: settings.errorField), errorValue != .null {
@@ -52,14 +58,19 @@ package enum AckPayloadEvaluator {
             return .rejected(code: namedCode, reason: errorText ?? "the device refused the command")
         }
         if success == false || (success == nil && errorText != nil) {
-            return .rejected(code: namedCode ?? .serverDeviceFailure, reason: errorText ?? "the device refused the command")
+            return .rejected(
+                code: namedCode ?? .serverDeviceFailure,
+                reason: errorText ?? "the device refused the command"
+            )
         }
         return .acknowledged
     }
 
     /// The correlation id an ack carries at `path`, as text.
     package static func correlationID(in payload: [UInt8], at path: JSONPath) -> String? {
-        guard let document = try? JSONParser.parse(payload), case .success(let value) = document.value(at: path) else { return nil }
+        guard let document = try? JSONParser.parse(payload), case .success(let value) = document.value(at: path) else {
+            return nil
+        }
         return text(of: value)
     }
 

@@ -36,7 +36,11 @@ public struct CommandEncoder: Sendable {
     ///   - correlationID: the id of this command; required by templates that use
     ///     `{{correlation_id}}` and by default JSON commands in the `correlation_id` ack mode.
     ///   - timestamp: the time for `{{timestamp}}`.
-    public func encode(_ value: PointValue, correlationID: String? = nil, timestamp: Date = Date()) throws(CommandEncodingError) -> [UInt8] {
+    public func encode(
+        _ value: PointValue,
+        correlationID: String? = nil,
+        timestamp: Date = Date()
+    ) throws(CommandEncodingError) -> [UInt8] {
         if let template = point.command?.template {
             return Array(try render(template, value: value, correlationID: correlationID, timestamp: timestamp).utf8)
         }
@@ -46,7 +50,9 @@ public struct CommandEncoder: Sendable {
         case .json(let path):
             var document = JSONValue.building(try jsonLiteral(value), at: path.components[...])
             if let ack = point.command?.ack, ack.mode == .correlationID {
-                guard let correlationID else { throw CommandEncodingError("the correlation_id ack mode needs a correlation id for the command") }
+                guard let correlationID else {
+                    throw CommandEncodingError("the correlation_id ack mode needs a correlation id for the command")
+                }
                 guard document.set(.string(correlationID), at: ack.idField.components[...]) else {
                     throw CommandEncodingError("the id field '\(ack.idField)' collides with the value path '\(path)'")
                 }
@@ -56,7 +62,12 @@ public struct CommandEncoder: Sendable {
     }
 
     /// The template with its placeholders filled in.
-    func render(_ template: CommandTemplate, value: PointValue, correlationID: String?, timestamp: Date) throws(CommandEncodingError) -> String {
+    func render(
+        _ template: CommandTemplate,
+        value: PointValue,
+        correlationID: String?,
+        timestamp: Date
+    ) throws(CommandEncodingError) -> String {
         let isJSON = point.payload.jsonPath != nil
         var out = ""
         for segment in template.segments {
@@ -70,7 +81,11 @@ public struct CommandEncoder: Sendable {
                     out += isJSON ? try jsonLiteral(value).serialized() : try plainText(value)
                     continue
                 case .correlationID:
-                    guard let correlationID else { throw CommandEncodingError("the template uses {{correlation_id}} but the command has no correlation id") }
+                    guard let correlationID else {
+                        throw CommandEncodingError(
+                            "the template uses {{correlation_id}} but the command has no correlation id"
+                        )
+                    }
                     text = correlationID
                 case .point: text = point.name
                 case .unit: text = String(point.unitID)
@@ -86,7 +101,8 @@ public struct CommandEncoder: Sendable {
     func plainText(_ value: PointValue) throws(CommandEncodingError) -> String {
         let kind = point.type
         if point.payload.encoding == .boolean || kind.isBoolean {
-            return try truth(value) ? point.payload.trueWords.first ?? "true" : point.payload.falseWords.first ?? "false"
+            return try truth(value)
+                ? point.payload.trueWords.first ?? "true" : point.payload.falseWords.first ?? "false"
         }
         if case .string = kind { return text(value) }
         return try number(value)
@@ -103,10 +119,14 @@ public struct CommandEncoder: Sendable {
         switch value {
         case .bool(let flag): return flag
         case .text(let text):
-            guard let truth = point.payload.truthValue(of: text) else { throw CommandEncodingError("'\(text)' is not a true or false word") }
+            guard let truth = point.payload.truthValue(of: text) else {
+                throw CommandEncodingError("'\(text)' is not a true or false word")
+            }
             return truth
         default:
-            guard let number = value.doubleValue, number.isFinite else { throw CommandEncodingError("\(value) is not a truth value") }
+            guard let number = value.doubleValue, number.isFinite else {
+                throw CommandEncodingError("\(value) is not a truth value")
+            }
             return number != 0
         }
     }
@@ -126,9 +146,12 @@ public struct CommandEncoder: Sendable {
         case .integer(let integer): return String(integer)
         case .unsigned(let integer): return String(integer)
         case .bool(let flag): return flag ? "1" : "0"
-        case .text(let text): throw CommandEncodingError("a \(point.type.name) point needs a number, not the text '\(text)'")
+        case .text(let text):
+            throw CommandEncodingError("a \(point.type.name) point needs a number, not the text '\(text)'")
         case .number(let number):
-            guard number.isFinite else { throw CommandEncodingError("\(number) cannot be sent: commands carry finite numbers only") }
+            guard number.isFinite else {
+                throw CommandEncodingError("\(number) cannot be sent: commands carry finite numbers only")
+            }
             if point.type == .float32, Float(number).isFinite { return NumberFormatting.shortest(Float(number)) }
             return NumberFormatting.shortest(number)
         }
@@ -161,7 +184,8 @@ public struct CommandEncoder: Sendable {
             let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(Int64(millisecond), 3))Z"
+        return
+            "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(Int64(millisecond), 3))Z"
     }
 }
 

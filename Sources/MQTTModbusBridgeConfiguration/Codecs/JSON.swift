@@ -21,18 +21,41 @@ package enum JSONValue: Sendable, Hashable {
             switch component {
             case .key(let key):
                 guard case .object = current else {
-                    return .failure(JSONPathLookupError(path: path, walked: JSONPath(walked), found: current.kindName, expected: "an object with key '\(key)'"))
+                    return .failure(
+                        JSONPathLookupError(
+                            path: path,
+                            walked: JSONPath(walked),
+                            found: current.kindName,
+                            expected: "an object with key '\(key)'"
+                        )
+                    )
                 }
                 guard let next = current.member(key) else {
-                    return .failure(JSONPathLookupError(path: path, walked: JSONPath(walked), found: nil, expected: "key '\(key)'"))
+                    return .failure(
+                        JSONPathLookupError(path: path, walked: JSONPath(walked), found: nil, expected: "key '\(key)'")
+                    )
                 }
                 current = next
             case .index(let index):
                 guard case .array(let elements) = current else {
-                    return .failure(JSONPathLookupError(path: path, walked: JSONPath(walked), found: current.kindName, expected: "an array"))
+                    return .failure(
+                        JSONPathLookupError(
+                            path: path,
+                            walked: JSONPath(walked),
+                            found: current.kindName,
+                            expected: "an array"
+                        )
+                    )
                 }
                 guard index < elements.count else {
-                    return .failure(JSONPathLookupError(path: path, walked: JSONPath(walked), found: nil, expected: "index \(index) (the array has \(elements.count) elements)"))
+                    return .failure(
+                        JSONPathLookupError(
+                            path: path,
+                            walked: JSONPath(walked),
+                            found: nil,
+                            expected: "index \(index) (the array has \(elements.count) elements)"
+                        )
+                    )
                 }
                 current = elements[index]
             }
@@ -171,7 +194,9 @@ package struct JSONParser {
     private func error(_ reason: String) -> SyntaxError { SyntaxError(offset: index, reason: reason) }
 
     private mutating func skipWhitespace() {
-        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D {
+        while index < bytes.count,
+            bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D
+        {
             index += 1
         }
     }
@@ -182,9 +207,15 @@ package struct JSONParser {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "t"): try expectWord("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expectWord("false"); return .bool(false)
-        case UInt8(ascii: "n"): try expectWord("null"); return .null
+        case UInt8(ascii: "t"):
+            try expectWord("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectWord("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectWord("null")
+            return .null
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw error("unexpected character")
         }
@@ -211,18 +242,28 @@ package struct JSONParser {
         }
         while true {
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key in quotes") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                throw error("expected a key in quotes")
+            }
             let key = try parseString()
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a key") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                throw error("expected ':' after a key")
+            }
             index += 1
             skipWhitespace()
             let value = try parseValue(depth: depth)
             members.append(JSONMember(key: key, value: value))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of the document") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
             throw error("expected ',' or '}'")
         }
     }
@@ -241,8 +282,14 @@ package struct JSONParser {
             elements.append(try parseValue(depth: depth))
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of the document") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
             throw error("expected ',' or ']'")
         }
     }
@@ -259,12 +306,16 @@ package struct JSONParser {
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
             index += 1
-            guard index < bytes.count, isDigit(bytes[index]) else { throw error("a decimal point must be followed by digits") }
+            guard index < bytes.count, isDigit(bytes[index]) else {
+                throw error("a decimal point must be followed by digits")
+            }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
         if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
             index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("an exponent needs digits") }
             while index < bytes.count, isDigit(bytes[index]) { index += 1 }
         }
@@ -301,7 +352,9 @@ package struct JSONParser {
                 case UInt8(ascii: "u"):
                     var code = try parseHex4()
                     if (0xD800...0xDBFF).contains(code) {
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                            bytes[index + 1] == UInt8(ascii: "u")
+                        else {
                             throw error("a high surrogate escape must be followed by a low surrogate")
                         }
                         index += 2

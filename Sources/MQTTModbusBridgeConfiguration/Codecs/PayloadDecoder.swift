@@ -42,7 +42,9 @@ public struct PayloadDecoder: Sendable {
             if type.isBoolean { return try word(text) }
             return try NumberText.parse(text.trimmingWhitespace())
         case .boolean:
-            if case .string = type { throw PayloadDecodingError(.wrongType, "the boolean payload format does not apply to string points") }
+            if case .string = type {
+                throw PayloadDecodingError(.wrongType, "the boolean payload format does not apply to string points")
+            }
             return try word(text)
         case .json(let path):
             let document: JSONValue
@@ -65,7 +67,8 @@ public struct PayloadDecoder: Sendable {
         let shown = text.count > 40 ? String(text.prefix(40)) + "…" : text
         throw PayloadDecodingError(
             .unknownWord,
-            "'\(shown)' is neither a true word (\(format.trueWords.joined(separator: ", "))) nor a false word (\(format.falseWords.joined(separator: ", ")))")
+            "'\(shown)' is neither a true word (\(format.trueWords.joined(separator: ", "))) nor a false word (\(format.falseWords.joined(separator: ", ")))"
+        )
     }
 
     private func convert(_ value: JSONValue, path: JSONPath) throws(PayloadDecodingError) -> PointValue {
@@ -84,7 +87,11 @@ public struct PayloadDecoder: Sendable {
                 switch number {
                 case .integer(0): return .bool(false)
                 case .integer(1): return .bool(true)
-                default: throw PayloadDecodingError(.wrongType, "the number \(literal) at '\(path)' is not a truth value; only 0 and 1 are")
+                default:
+                    throw PayloadDecodingError(
+                        .wrongType,
+                        "the number \(literal) at '\(path)' is not a truth value; only 0 and 1 are"
+                    )
                 }
             }
             return number
@@ -137,7 +144,10 @@ enum NumberText {
     /// Integer literals that fit become exact integers.
     static func parse(_ text: Substring) throws(PayloadDecodingError) -> PointValue {
         let shown = text.count > 40 ? String(text.prefix(40)) + "…" : String(text)
-        let notANumber = PayloadDecodingError(.notANumber, text.isEmpty ? "the payload is empty, not a number" : "'\(shown)' is not a number")
+        let notANumber = PayloadDecodingError(
+            .notANumber,
+            text.isEmpty ? "the payload is empty, not a number" : "'\(shown)' is not a number"
+        )
         let scalars = Array(text.utf8)
         var index = 0
         var negative = false
@@ -146,7 +156,9 @@ enum NumberText {
             index += 1
         }
         // Hexadecimal integers.
-        if index + 1 < scalars.count, scalars[index] == UInt8(ascii: "0"), scalars[index + 1] == UInt8(ascii: "x") || scalars[index + 1] == UInt8(ascii: "X") {
+        if index + 1 < scalars.count, scalars[index] == UInt8(ascii: "0"),
+            scalars[index + 1] == UInt8(ascii: "x") || scalars[index + 1] == UInt8(ascii: "X")
+        {
             let digits = String(decoding: scalars[(index + 2)...], as: UTF8.self)
             guard !digits.isEmpty, let magnitude = UInt64(digits, radix: 16) else {
                 if !digits.isEmpty, digits.utf8.allSatisfy({ isHexDigit($0) }) {
@@ -158,19 +170,30 @@ enum NumberText {
         }
         var sawDigit = false
         var isInteger = true
-        while index < scalars.count, isDigit(scalars[index]) { index += 1; sawDigit = true }
+        while index < scalars.count, isDigit(scalars[index]) {
+            index += 1
+            sawDigit = true
+        }
         if index < scalars.count, scalars[index] == UInt8(ascii: ".") {
             isInteger = false
             index += 1
-            while index < scalars.count, isDigit(scalars[index]) { index += 1; sawDigit = true }
+            while index < scalars.count, isDigit(scalars[index]) {
+                index += 1
+                sawDigit = true
+            }
         }
         guard sawDigit else { throw notANumber }
         if index < scalars.count, scalars[index] == UInt8(ascii: "e") || scalars[index] == UInt8(ascii: "E") {
             isInteger = false
             index += 1
-            if index < scalars.count, scalars[index] == UInt8(ascii: "+") || scalars[index] == UInt8(ascii: "-") { index += 1 }
+            if index < scalars.count, scalars[index] == UInt8(ascii: "+") || scalars[index] == UInt8(ascii: "-") {
+                index += 1
+            }
             var exponentDigits = false
-            while index < scalars.count, isDigit(scalars[index]) { index += 1; exponentDigits = true }
+            while index < scalars.count, isDigit(scalars[index]) {
+                index += 1
+                exponentDigits = true
+            }
             guard exponentDigits else { throw notANumber }
         }
         guard index == scalars.count else { throw notANumber }
@@ -183,11 +206,17 @@ enum NumberText {
         }
         let literal = String(decoding: scalars, as: UTF8.self)
         guard let value = Double(literal) else { throw notANumber }
-        guard value.isFinite else { throw PayloadDecodingError(.outOfRange, "'\(shown)' is beyond the range of a 64-bit float") }
+        guard value.isFinite else {
+            throw PayloadDecodingError(.outOfRange, "'\(shown)' is beyond the range of a 64-bit float")
+        }
         return .number(value)
     }
 
-    private static func integer(magnitude: UInt64, negative: Bool, shown: String) throws(PayloadDecodingError) -> PointValue {
+    private static func integer(
+        magnitude: UInt64,
+        negative: Bool,
+        shown: String
+    ) throws(PayloadDecodingError) -> PointValue {
         if !negative { return .exact(magnitude) }
         if magnitude <= UInt64(Int64.max) { return .integer(-Int64(magnitude)) }
         if magnitude == UInt64(Int64.max) + 1 { return .integer(Int64.min) }
@@ -196,6 +225,7 @@ enum NumberText {
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
     private static func isHexDigit(_ byte: UInt8) -> Bool {
-        isDigit(byte) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "F"))
+        isDigit(byte) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "F"))
     }
 }

@@ -67,8 +67,12 @@ public struct RegisterEncoder: Sendable {
         case .float32:
             let raw = try scaledDouble(value)
             let single = Float(raw)
-            guard single.isFinite else { throw RegisterEncodingError(.outOfRange, "\(value) is beyond the range of float32 (±3.4e38)") }
-            return .words(RegisterLayout.words(fromBigEndian: UInt64(single.bitPattern), byteCount: 4, order: byteOrder))
+            guard single.isFinite else {
+                throw RegisterEncodingError(.outOfRange, "\(value) is beyond the range of float32 (±3.4e38)")
+            }
+            return .words(
+                RegisterLayout.words(fromBigEndian: UInt64(single.bitPattern), byteCount: 4, order: byteOrder)
+            )
         case .float64:
             let raw = try scaledDouble(value)
             return .words(RegisterLayout.words(fromBigEndian: raw.bitPattern, byteCount: 8, order: byteOrder))
@@ -86,7 +90,10 @@ public struct RegisterEncoder: Sendable {
     }
 
     private func outOfRangeMessage(_ value: PointValue, raw: Int128, range: ClosedRange<Int128>) -> String {
-        let scaling = scale == 1 && offset == 0 ? "" : " (register value \(raw) after scale \(NumberFormatting.shortest(scale)) and offset \(NumberFormatting.shortest(offset)))"
+        let scaling =
+            scale == 1 && offset == 0
+            ? ""
+            : " (register value \(raw) after scale \(NumberFormatting.shortest(scale)) and offset \(NumberFormatting.shortest(offset)))"
         return "\(value)\(scaling) is outside the range of \(type.name), \(range.lowerBound)...\(range.upperBound)"
     }
 
@@ -99,7 +106,10 @@ public struct RegisterEncoder: Sendable {
         case .text:
             throw RegisterEncodingError(.wrongType, "a \(type.name) point needs true or false, not text \(value)")
         default:
-            throw RegisterEncodingError(.outOfRange, "a \(type.name) point holds true or false; the number \(value) is neither 0 nor 1")
+            throw RegisterEncodingError(
+                .outOfRange,
+                "a \(type.name) point holds true or false; the number \(value) is neither 0 nor 1"
+            )
         }
     }
 
@@ -110,7 +120,9 @@ public struct RegisterEncoder: Sendable {
         }
         guard number.isFinite else { throw RegisterEncodingError(.notFinite, "\(value) is not a finite number") }
         let raw = scale == 1 && offset == 0 ? number : number * scale + offset
-        guard raw.isFinite else { throw RegisterEncodingError(.outOfRange, "\(value) × \(NumberFormatting.shortest(scale)) overflows") }
+        guard raw.isFinite else {
+            throw RegisterEncodingError(.outOfRange, "\(value) × \(NumberFormatting.shortest(scale)) overflows")
+        }
         return raw
     }
 
@@ -150,9 +162,14 @@ public struct RegisterEncoder: Sendable {
         case .bool(let flag): text = flag ? "true" : "false"
         }
         var bytes = Array(text.utf8)
-        if bytes.contains(0) { throw RegisterEncodingError(.invalidText, "the text contains NUL, which ends a string in registers") }
+        if bytes.contains(0) {
+            throw RegisterEncodingError(.invalidText, "the text contains NUL, which ends a string in registers")
+        }
         guard bytes.count <= length * 2 else {
-            throw RegisterEncodingError(.textTooLong, "the text is \(bytes.count) bytes of UTF-8; \(length) registers hold at most \(length * 2)")
+            throw RegisterEncodingError(
+                .textTooLong,
+                "the text is \(bytes.count) bytes of UTF-8; \(length) registers hold at most \(length * 2)"
+            )
         }
         bytes += Array(repeating: 0, count: length * 2 - bytes.count)
         return (0..<length).map { index in
@@ -200,7 +217,10 @@ public struct RegisterDecoder: Sendable {
     public func decode(_ words: some Collection<UInt16>) throws(RegisterDecodingError) -> PointValue {
         let words = Array(words)
         guard words.count == type.registerCount else {
-            throw RegisterDecodingError(.wrongCount, "a \(type) point spans \(type.registerCount) registers, got \(words.count)")
+            throw RegisterDecodingError(
+                .wrongCount,
+                "a \(type) point spans \(type.registerCount) registers, got \(words.count)"
+            )
         }
         switch type {
         case .bool:
@@ -223,11 +243,15 @@ public struct RegisterDecoder: Sendable {
         case .float32:
             let bits = RegisterLayout.bigEndian(fromWords: words, order: byteOrder)
             let single = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
-            guard single.isFinite else { throw RegisterDecodingError(.notFinite, "the registers hold \(single), not a finite float32") }
+            guard single.isFinite else {
+                throw RegisterDecodingError(.notFinite, "the registers hold \(single), not a finite float32")
+            }
             return .number(try unscaled(Double(single)))
         case .float64:
             let double = Double(bitPattern: RegisterLayout.bigEndian(fromWords: words, order: byteOrder))
-            guard double.isFinite else { throw RegisterDecodingError(.notFinite, "the registers hold \(double), not a finite float64") }
+            guard double.isFinite else {
+                throw RegisterDecodingError(.notFinite, "the registers hold \(double), not a finite float64")
+            }
             return .number(try unscaled(double))
         case .int16, .uint16, .int32, .uint32, .int64, .uint64:
             let bits = RegisterLayout.bigEndian(fromWords: words, order: byteOrder)
@@ -252,7 +276,12 @@ public struct RegisterDecoder: Sendable {
     private func unscaled(_ raw: Double) throws(RegisterDecodingError) -> Double {
         if scale == 1 && offset == 0 { return raw }
         let value = (raw - offset) / scale
-        guard value.isFinite else { throw RegisterDecodingError(.notFinite, "\(raw) divided by the scale \(NumberFormatting.shortest(scale)) is beyond the range of float64") }
+        guard value.isFinite else {
+            throw RegisterDecodingError(
+                .notFinite,
+                "\(raw) divided by the scale \(NumberFormatting.shortest(scale)) is beyond the range of float64"
+            )
+        }
         return value
     }
 
@@ -362,7 +391,9 @@ extension PointConfiguration {
     /// when they differ by at most the tolerance.
     public func stateEchoConfirms(reported: PointValue, written: PointValue) -> Bool {
         let encoder = RegisterEncoder(point: self)
-        if let reportedImage = try? encoder.encode(reported), let writtenImage = try? encoder.encode(written), reportedImage == writtenImage {
+        if let reportedImage = try? encoder.encode(reported), let writtenImage = try? encoder.encode(written),
+            reportedImage == writtenImage
+        {
             return true
         }
         let tolerance = command?.ack.tolerance ?? 0

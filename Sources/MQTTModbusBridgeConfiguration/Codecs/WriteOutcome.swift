@@ -25,7 +25,9 @@ package enum WriteOutcome: Sendable, Hashable {
     /// acknowledged; otherwise the most telling failure: broker unreachable, then a refusal
     /// (with its code), then a timeout.
     package static func combined(_ outcomes: [WriteOutcome]) -> WriteOutcome {
-        if let broker = outcomes.first(where: { if case .brokerUnavailable = $0 { true } else { false } }) { return broker }
+        if let broker = outcomes.first(where: { if case .brokerUnavailable = $0 { true } else { false } }) {
+            return broker
+        }
         if let refusal = outcomes.first(where: { if case .rejected = $0 { true } else { false } }) { return refusal }
         if outcomes.contains(.timedOut) { return .timedOut }
         return .acknowledged

@@ -17,7 +17,12 @@ public struct BridgeConfiguration: Sendable, Hashable {
     public var warnings: [ConfigurationError]
 
     /// Creates a configuration in code. It is not validated: prefer ``parse(yaml:file:)``.
-    public init(broker: BrokerSettings = BrokerSettings(), modbus: ModbusListenerSettings = ModbusListenerSettings(), units: [UnitConfiguration], warnings: [ConfigurationError] = []) {
+    public init(
+        broker: BrokerSettings = BrokerSettings(),
+        modbus: ModbusListenerSettings = ModbusListenerSettings(),
+        units: [UnitConfiguration],
+        warnings: [ConfigurationError] = []
+    ) {
         self.broker = broker
         self.modbus = modbus
         self.units = units

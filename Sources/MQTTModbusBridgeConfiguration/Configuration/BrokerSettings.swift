@@ -67,11 +67,22 @@ public struct BrokerSettings: Sendable, Hashable {
 
     /// Creates settings; every parameter has the default the configuration file uses.
     public init(
-        host: String = "127.0.0.1", port: Int? = nil, clientID: String = Self.defaultClientID,
-        protocolVersion: ProtocolVersion = .mqtt5, cleanSession: Bool = true, sessionExpiry: Duration? = nil,
-        keepAlive: Duration = .seconds(30), username: String? = nil, password: Password? = nil, tls: TLSSettings? = nil,
-        statusTopic: String? = nil, reconnect: ReconnectSettings = ReconnectSettings(), connectTimeout: Duration = .seconds(10),
-        operationTimeout: Duration = .seconds(10), messageBufferCapacity: Int = 100_000, maxInflightMessages: Int = 20,
+        host: String = "127.0.0.1",
+        port: Int? = nil,
+        clientID: String = Self.defaultClientID,
+        protocolVersion: ProtocolVersion = .mqtt5,
+        cleanSession: Bool = true,
+        sessionExpiry: Duration? = nil,
+        keepAlive: Duration = .seconds(30),
+        username: String? = nil,
+        password: Password? = nil,
+        tls: TLSSettings? = nil,
+        statusTopic: String? = nil,
+        reconnect: ReconnectSettings = ReconnectSettings(),
+        connectTimeout: Duration = .seconds(10),
+        operationTimeout: Duration = .seconds(10),
+        messageBufferCapacity: Int = 100_000,
+        maxInflightMessages: Int = 20,
         tcpNoDelay: Bool = true
     ) {
         self.host = host
@@ -121,8 +132,14 @@ public struct TLSSettings: Sendable, Hashable {
 
     /// Creates TLS settings.
     public init(
-        caFile: String? = nil, caPath: String? = nil, certFile: String? = nil, keyFile: String? = nil,
-        verifyServer: Bool = true, verifyHostname: Bool = true, version: String? = nil, ciphers: String? = nil
+        caFile: String? = nil,
+        caPath: String? = nil,
+        certFile: String? = nil,
+        keyFile: String? = nil,
+        verifyServer: Bool = true,
+        verifyHostname: Bool = true,
+        version: String? = nil,
+        ciphers: String? = nil
     ) {
         self.caFile = caFile
         self.caPath = caPath
@@ -152,7 +169,12 @@ public struct ReconnectSettings: Sendable, Hashable {
     public var retryInitialConnect: Bool
 
     /// Creates settings.
-    public init(minDelay: Duration = .seconds(1), maxDelay: Duration = .seconds(30), multiplier: Double = 2, retryInitialConnect: Bool = true) {
+    public init(
+        minDelay: Duration = .seconds(1),
+        maxDelay: Duration = .seconds(30),
+        multiplier: Double = 2,
+        retryInitialConnect: Bool = true
+    ) {
         self.minDelay = minDelay
         self.maxDelay = maxDelay
         self.multiplier = multiplier

@@ -48,7 +48,11 @@ public struct CommandTemplate: Sendable, Hashable, CustomStringConvertible {
             let name = rest[open.upperBound..<close.lowerBound].trimmingWhitespace()
             guard let placeholder = Placeholder(rawValue: String(name)) else {
                 let known = Placeholder.allCases.map { "{{\($0.rawValue)}}" }.joined(separator: ", ")
-                throw CommandTemplateSyntaxError(template: text, reason: "unknown placeholder '{{\(name)}}'; known: \(known)", unknownName: String(name))
+                throw CommandTemplateSyntaxError(
+                    template: text,
+                    reason: "unknown placeholder '{{\(name)}}'; known: \(known)",
+                    unknownName: String(name)
+                )
             }
             segments.append(.placeholder(placeholder))
             rest = rest[close.upperBound...]

@@ -30,7 +30,8 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
     public var severity: Severity
 
     /// Creates a diagnostic.
-    public init(file: String, line: Int, column: Int, message: String, fix: String? = nil, severity: Severity = .error) {
+    public init(file: String, line: Int, column: Int, message: String, fix: String? = nil, severity: Severity = .error)
+    {
         self.file = file
         self.line = line
         self.column = column

@@ -32,13 +32,21 @@ public struct ModbusListenerSettings: Sendable, Hashable {
 
     /// The identity reported when the configuration names none.
     public static let defaultDeviceIdentification = ModbusDeviceIdentification(
-        vendorName: "swift-mqtt-modbus", productCode: "mqtt-modbus-bridge", majorMinorRevision: "1.0")
+        vendorName: "swift-mqtt-modbus",
+        productCode: "mqtt-modbus-bridge",
+        majorMinorRevision: "1.0"
+    )
 
     /// Creates settings; every parameter has the default the configuration file uses.
     public init(
-        host: String = "0.0.0.0", port: Int = 502, maxConnections: Int = 32,
-        connectionLimitPolicy: ConnectionLimitPolicy = .closeOldestIdle, idleTimeout: Duration? = .seconds(300),
-        maxQueuedRequestsPerConnection: Int = 64, shutdownGracePeriod: Duration = .seconds(10), maxWritesInFlight: Int = 64,
+        host: String = "0.0.0.0",
+        port: Int = 502,
+        maxConnections: Int = 32,
+        connectionLimitPolicy: ConnectionLimitPolicy = .closeOldestIdle,
+        idleTimeout: Duration? = .seconds(300),
+        maxQueuedRequestsPerConnection: Int = 64,
+        shutdownGracePeriod: Duration = .seconds(10),
+        maxWritesInFlight: Int = 64,
         deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification
     ) {
         self.host = host

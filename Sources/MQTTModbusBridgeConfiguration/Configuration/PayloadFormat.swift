@@ -27,7 +27,11 @@ public struct PayloadFormat: Sendable, Hashable {
     public static let defaultFalseWords = ["false", "off", "0"]
 
     /// Creates a format.
-    public init(encoding: Encoding, trueWords: [String] = Self.defaultTrueWords, falseWords: [String] = Self.defaultFalseWords) {
+    public init(
+        encoding: Encoding,
+        trueWords: [String] = Self.defaultTrueWords,
+        falseWords: [String] = Self.defaultFalseWords
+    ) {
         self.encoding = encoding
         self.trueWords = trueWords
         self.falseWords = falseWords
@@ -90,9 +94,14 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
         if chars.first == "$" {
             chars = chars.dropFirst()
             if chars.first == "." { chars = chars.dropFirst() }
-            if chars.isEmpty { self.components = []; return }
+            if chars.isEmpty {
+                self.components = []
+                return
+            }
         }
-        if chars.isEmpty { throw JSONPathSyntaxError(path: text, reason: "the path is empty; use '$' for the whole document") }
+        if chars.isEmpty {
+            throw JSONPathSyntaxError(path: text, reason: "the path is empty; use '$' for the whole document")
+        }
         var expectKey = true  // at the start, or after a dot
         while let char = chars.first {
             if char == "[" {
@@ -104,21 +113,32 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
                     }
                     let key = String(String.UnicodeScalarView(chars[..<end]))
                     chars = chars[end...].dropFirst()
-                    guard chars.first == "]" else { throw JSONPathSyntaxError(path: text, reason: "expected ']' after a quoted key") }
+                    guard chars.first == "]" else {
+                        throw JSONPathSyntaxError(path: text, reason: "expected ']' after a quoted key")
+                    }
                     chars = chars.dropFirst()
                     components.append(.key(key))
                 } else {
-                    guard let end = chars.firstIndex(of: "]") else { throw JSONPathSyntaxError(path: text, reason: "missing ']'") }
+                    guard let end = chars.firstIndex(of: "]") else {
+                        throw JSONPathSyntaxError(path: text, reason: "missing ']'")
+                    }
                     let digits = String(String.UnicodeScalarView(chars[..<end]))
-                    guard !digits.isEmpty, digits.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }), let index = Int(digits) else {
-                        throw JSONPathSyntaxError(path: text, reason: "'[\(digits)]' is not an array index; indices are whole numbers from 0")
+                    guard !digits.isEmpty, digits.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }),
+                        let index = Int(digits)
+                    else {
+                        throw JSONPathSyntaxError(
+                            path: text,
+                            reason: "'[\(digits)]' is not an array index; indices are whole numbers from 0"
+                        )
                     }
                     chars = chars[end...].dropFirst()
                     components.append(.index(index))
                 }
                 expectKey = false
             } else if char == "." {
-                if expectKey { throw JSONPathSyntaxError(path: text, reason: "empty key (two dots, or a dot at the start)") }
+                if expectKey {
+                    throw JSONPathSyntaxError(path: text, reason: "empty key (two dots, or a dot at the start)")
+                }
                 chars = chars.dropFirst()
                 expectKey = true
                 if chars.isEmpty { throw JSONPathSyntaxError(path: text, reason: "the path ends with a dot") }

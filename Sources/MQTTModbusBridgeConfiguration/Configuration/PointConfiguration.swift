@@ -22,7 +22,9 @@ public struct UnitConfiguration: Sendable, Hashable {
 
     /// The unit's points in `area`, sorted by address.
     public func points(in area: ModbusArea) -> [PointConfiguration] {
-        points.filter { $0.area == area }.sorted { ($0.address, $0.bitPosition ?? -1) < ($1.address, $1.bitPosition ?? -1) }
+        points.filter { $0.area == area }.sorted {
+            ($0.address, $0.bitPosition ?? -1) < ($1.address, $1.bitPosition ?? -1)
+        }
     }
 }
 
@@ -89,10 +91,21 @@ public struct PointConfiguration: Sendable, Hashable {
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.
     public init(
-        name: String, descriptionText: String? = nil, unitID: UInt8, area: ModbusArea, address: UInt16, type: PointType,
-        byteOrder: ByteOrder = .abcd, scale: Double = 1, offset: Double = 0, stateTopic: String? = nil,
-        payload: PayloadFormat = .plain, qos: QoSLevel = .atLeastOnce, maxAge: Duration? = nil,
-        onMissing: MissingValuePolicy = .exception(.gatewayTargetDeviceFailedToRespond), command: CommandSettings? = nil,
+        name: String,
+        descriptionText: String? = nil,
+        unitID: UInt8,
+        area: ModbusArea,
+        address: UInt16,
+        type: PointType,
+        byteOrder: ByteOrder = .abcd,
+        scale: Double = 1,
+        offset: Double = 0,
+        stateTopic: String? = nil,
+        payload: PayloadFormat = .plain,
+        qos: QoSLevel = .atLeastOnce,
+        maxAge: Duration? = nil,
+        onMissing: MissingValuePolicy = .exception(.gatewayTargetDeviceFailedToRespond),
+        command: CommandSettings? = nil,
         location: ConfigurationLocation = ConfigurationLocation(file: "", line: 0, column: 0)
     ) {
         self.name = name
@@ -172,7 +185,13 @@ public struct CommandSettings: Sendable, Hashable {
     public var ack: AckSettings
 
     /// Creates command settings.
-    public init(topic: String, template: CommandTemplate? = nil, qos: QoSLevel = .atLeastOnce, retain: Bool = false, ack: AckSettings) {
+    public init(
+        topic: String,
+        template: CommandTemplate? = nil,
+        qos: QoSLevel = .atLeastOnce,
+        retain: Bool = false,
+        ack: AckSettings
+    ) {
         self.topic = topic
         self.template = template
         self.qos = qos
@@ -243,9 +262,14 @@ public struct AckSettings: Sendable, Hashable {
 
     /// Creates ack settings.
     public init(
-        mode: Mode, timeout: Duration = Self.defaultTimeout, responseTopic: String? = nil, idField: JSONPath = Self.defaultIDField,
-        successField: JSONPath = Self.defaultSuccessField, errorField: JSONPath = Self.defaultErrorField,
-        codeField: JSONPath = Self.defaultCodeField, tolerance: Double = 0
+        mode: Mode,
+        timeout: Duration = Self.defaultTimeout,
+        responseTopic: String? = nil,
+        idField: JSONPath = Self.defaultIDField,
+        successField: JSONPath = Self.defaultSuccessField,
+        errorField: JSONPath = Self.defaultErrorField,
+        codeField: JSONPath = Self.defaultCodeField,
+        tolerance: Double = 0
     ) {
         self.mode = mode
         self.timeout = timeout

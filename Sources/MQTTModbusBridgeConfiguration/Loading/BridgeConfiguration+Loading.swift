@@ -14,10 +14,26 @@ extension BridgeConfiguration {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
-            throw ConfigurationErrors([ConfigurationError(file: path, line: 0, column: 0, message: "cannot read the configuration file: \(reason)", fix: "check the path and the file's permissions")])
+            throw ConfigurationErrors([
+                ConfigurationError(
+                    file: path,
+                    line: 0,
+                    column: 0,
+                    message: "cannot read the configuration file: \(reason)",
+                    fix: "check the path and the file's permissions"
+                )
+            ])
         }
         guard let text = String(data: data, encoding: .utf8) else {
-            throw ConfigurationErrors([ConfigurationError(file: path, line: 0, column: 0, message: "the configuration file is not UTF-8 text", fix: "save it as UTF-8")])
+            throw ConfigurationErrors([
+                ConfigurationError(
+                    file: path,
+                    line: 0,
+                    column: 0,
+                    message: "the configuration file is not UTF-8 text",
+                    fix: "save it as UTF-8"
+                )
+            ])
         }
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         return try ConfigurationLoader(file: path, baseDirectory: directory).load(yaml: text)
@@ -30,7 +46,8 @@ extension BridgeConfiguration {
     ///   - file: the name used in error messages (`file:line:column: error: ...`).
     /// - Throws: every problem found, each with its line and column and, where there is one,
     ///   the fix.
-    public static func parse(yaml: String, file: String = "<config>") throws(ConfigurationErrors) -> BridgeConfiguration {
+    public static func parse(yaml: String, file: String = "<config>") throws(ConfigurationErrors) -> BridgeConfiguration
+    {
         try ConfigurationLoader(file: file, baseDirectory: nil).load(yaml: yaml)
     }
 }

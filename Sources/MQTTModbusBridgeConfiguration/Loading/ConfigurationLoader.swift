@@ -32,19 +32,33 @@ final class ConfigurationLoader {
             root = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
             let problem = Self.describe(error, yaml: yaml)
-            diagnostics.error(problem.message, line: problem.line, column: problem.column, fix: "check the YAML syntax here (indentation, quotes, ':' after keys)")
+            diagnostics.error(
+                problem.message,
+                line: problem.line,
+                column: problem.column,
+                fix: "check the YAML syntax here (indentation, quotes, ':' after keys)"
+            )
             throw finish()
         } catch {
             diagnostics.error("cannot read the YAML: \(error)", at: nil)
             throw finish()
         }
         guard let root, !root.isNullScalar else {
-            diagnostics.error("the configuration is empty", line: 1, column: 1, fix: "start from examples/configs/demo.yaml")
+            diagnostics.error(
+                "the configuration is empty",
+                line: 1,
+                column: 1,
+                fix: "start from examples/configs/demo.yaml"
+            )
             throw finish()
         }
-        guard let view = reader.mapping(root, context: "the configuration", allowed: Self.rootKeys) else { throw finish() }
+        guard let view = reader.mapping(root, context: "the configuration", allowed: Self.rootKeys) else {
+            throw finish()
+        }
 
-        if let entry = view["version"] { _ = reader.integer(entry, in: 1...1, fix: "this version of the bridge reads version 1") }
+        if let entry = view["version"] {
+            _ = reader.integer(entry, in: 1...1, fix: "this version of the bridge reads version 1")
+        }
         let broker = view["broker"].map { parseBroker($0) } ?? BrokerSettings()
         let modbus = view["modbus"].map { parseModbus($0) } ?? ModbusListenerSettings()
         let defaults = view["defaults"].map { parseDefaults($0) } ?? PointDefaults()
@@ -53,7 +67,12 @@ final class ConfigurationLoader {
             units = parseUnits(entry, defaults: defaults)
         }
         validateAcrossPoints(units: units)
-        let configuration = BridgeConfiguration(broker: broker, modbus: modbus, units: units, warnings: Diagnostics.sorted(diagnostics.warnings))
+        let configuration = BridgeConfiguration(
+            broker: broker,
+            modbus: modbus,
+            units: units,
+            warnings: Diagnostics.sorted(diagnostics.warnings)
+        )
         if diagnostics.errorCount > 0 { throw finish() }
         return configuration
     }
@@ -64,7 +83,8 @@ final class ConfigurationLoader {
 
     static func describe(_ error: YamlError, yaml: String) -> (message: String, line: Int, column: Int) {
         switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             var message = "invalid YAML: \(problem)"
             if let context { message += " (\(context.text) at line \(context.mark.line))" }
             return (message, mark.line, mark.column)
@@ -73,13 +93,20 @@ final class ConfigurationLoader {
             var column = 1
             if let offset {
                 for character in yaml.prefix(offset) {
-                    if character == "\n" { line += 1; column = 1 } else { column += 1 }
+                    if character == "\n" {
+                        line += 1
+                        column = 1
+                    } else {
+                        column += 1
+                    }
                 }
             }
             return ("invalid YAML input: \(problem)", line, column)
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.map { "'\($0)'" }.joined(separator: ", ")
-            return ("duplicate key \(keys) in one mapping; YAML keys must be unique", context.mark.line, context.mark.column)
+            return (
+                "duplicate key \(keys) in one mapping; YAML keys must be unique", context.mark.line, context.mark.column
+            )
         default:
             return ("invalid YAML: \(error)", 0, 0)
         }
@@ -102,7 +129,9 @@ final class ConfigurationLoader {
             diagnostics.error("'\(entry.key)': \(error.description)", at: entry.mark, fix: topicFix(error))
             return false
         }
-        if let warning = MQTTTopicRules.emptyLevelWarning(topic) { diagnostics.warning("'\(entry.key)': \(warning)", at: entry.mark) }
+        if let warning = MQTTTopicRules.emptyLevelWarning(topic) {
+            diagnostics.warning("'\(entry.key)': \(warning)", at: entry.mark)
+        }
         return true
     }
 
@@ -114,12 +143,16 @@ final class ConfigurationLoader {
             diagnostics.error("'\(entry.key)': \(error.description)", at: entry.mark, fix: topicFix(error))
             return false
         }
-        if let warning = MQTTTopicRules.emptyLevelWarning(topic) { diagnostics.warning("'\(entry.key)': \(warning)", at: entry.mark) }
+        if let warning = MQTTTopicRules.emptyLevelWarning(topic) {
+            diagnostics.warning("'\(entry.key)': \(warning)", at: entry.mark)
+        }
         return true
     }
 
     private func topicFix(_ error: MQTTTopicError) -> String? {
-        if error.reason.hasPrefix("wildcards") { return "publish to a concrete topic: replace '+' and '#' with level names" }
+        if error.reason.hasPrefix("wildcards") {
+            return "publish to a concrete topic: replace '+' and '#' with level names"
+        }
         if error.reason.contains("'#'") { return "use '#' alone as the last level, e.g. 'plant/#'" }
         if error.reason.contains("'+'") { return "use '+' alone in a level, e.g. 'plant/+/temperature'" }
         return nil
@@ -132,24 +165,34 @@ final class ConfigurationLoader {
         "password_file", "tls", "status_topic", "reconnect", "connect_timeout", "operation_timeout", "message_buffer",
         "max_inflight", "tcp_nodelay",
     ]
-    static let tlsKeys = ["ca_file", "ca_path", "cert_file", "key_file", "verify_server", "verify_hostname", "version", "ciphers"]
+    static let tlsKeys = [
+        "ca_file", "ca_path", "cert_file", "key_file", "verify_server", "verify_hostname", "version", "ciphers",
+    ]
     static let reconnectKeys = ["min_delay", "max_delay", "multiplier", "retry_initial_connect"]
 
     func parseBroker(_ entry: Entry) -> BrokerSettings {
         var settings = BrokerSettings()
-        guard let view = reader.mapping(entry.value, context: "broker", allowed: Self.brokerKeys, at: entry.mark) else { return settings }
+        guard let view = reader.mapping(entry.value, context: "broker", allowed: Self.brokerKeys, at: entry.mark) else {
+            return settings
+        }
         if let host = reader.string(view["host"]) {
             if checkHost(host, view["host"]!) { settings.host = host }
         }
         if let clientID = reader.string(view["client_id"]) {
             if clientID.utf8.count > 65535 || clientID.unicodeScalars.contains(where: { $0.value < 0x20 }) {
-                diagnostics.error("'client_id' must be at most 65535 bytes without control characters", at: view["client_id"]!.mark)
+                diagnostics.error(
+                    "'client_id' must be at most 65535 bytes without control characters",
+                    at: view["client_id"]!.mark
+                )
             } else {
                 settings.clientID = clientID
             }
         }
         settings.statusTopic = "\(settings.clientID)/status"
-        if let version = reader.choice(view["protocol"], [("mqtt5", BrokerSettings.ProtocolVersion.mqtt5), ("mqtt311", .mqtt311)]) {
+        if let version = reader.choice(
+            view["protocol"],
+            [("mqtt5", BrokerSettings.ProtocolVersion.mqtt5), ("mqtt311", .mqtt311)]
+        ) {
             settings.protocolVersion = version
             protocolMark = view["protocol"]?.mark
         }
@@ -157,7 +200,11 @@ final class ConfigurationLoader {
         if let clean = reader.bool(view["clean_session"]) { settings.cleanSession = clean }
         if let entry = view["session_expiry"], let expiry = reader.duration(entry) {
             if settings.protocolVersion != .mqtt5 {
-                diagnostics.error("'session_expiry' is an MQTT 5 feature but protocol is mqtt311", at: entry.mark, fix: "remove session_expiry or use protocol: mqtt5")
+                diagnostics.error(
+                    "'session_expiry' is an MQTT 5 feature but protocol is mqtt311",
+                    at: entry.mark,
+                    fix: "remove session_expiry or use protocol: mqtt5"
+                )
             } else if expiry.components.attoseconds != 0 || expiry > .seconds(4_294_967_295) {
                 diagnostics.error("'session_expiry' must be whole seconds up to 4294967295s", at: entry.mark)
             } else {
@@ -165,8 +212,13 @@ final class ConfigurationLoader {
             }
         }
         if let entry = view["keepalive"], let keepAlive = reader.duration(entry) {
-            if keepAlive.components.attoseconds != 0 || (keepAlive != .zero && (keepAlive < .seconds(5) || keepAlive > .seconds(65535))) {
-                diagnostics.error("'keepalive' must be 0 (off) or whole seconds from 5s to 65535s, found \(entry.value.scalarText ?? "")", at: entry.mark)
+            if keepAlive.components.attoseconds != 0
+                || (keepAlive != .zero && (keepAlive < .seconds(5) || keepAlive > .seconds(65535)))
+            {
+                diagnostics.error(
+                    "'keepalive' must be 0 (off) or whole seconds from 5s to 65535s, found \(entry.value.scalarText ?? "")",
+                    at: entry.mark
+                )
             } else {
                 settings.keepAlive = keepAlive
             }
@@ -176,8 +228,10 @@ final class ConfigurationLoader {
         let passwordFile = reader.string(view["password_file"])
         if password != nil && passwordFile != nil {
             diagnostics.error(
-                "'password' and 'password_file' are both set", at: view["password_file"]!.mark,
-                fix: "keep one: password_file (a secret mounted from outside) is the safer choice")
+                "'password' and 'password_file' are both set",
+                at: view["password_file"]!.mark,
+                fix: "keep one: password_file (a secret mounted from outside) is the safer choice"
+            )
         } else if let password {
             settings.password = .literal(password)
         } else if let passwordFile {
@@ -197,13 +251,19 @@ final class ConfigurationLoader {
             if checkTopicName(topic, entry) { settings.statusTopic = topic }
         } else if (try? MQTTTopicRules.validateName(settings.statusTopic)) == nil, let entry = view["client_id"] {
             diagnostics.error(
-                "the default status topic '\(settings.statusTopic)' (client_id + '/status') is not a valid topic", at: entry.mark,
-                fix: "set status_topic, or use a client_id without '+', '#' or a leading '$'")
+                "the default status topic '\(settings.statusTopic)' (client_id + '/status') is not a valid topic",
+                at: entry.mark,
+                fix: "set status_topic, or use a client_id without '+', '#' or a leading '$'"
+            )
         }
         if let entry = view["reconnect"] { settings.reconnect = parseReconnect(entry) }
         if let entry = view["connect_timeout"], let value = positiveDuration(entry) { settings.connectTimeout = value }
-        if let entry = view["operation_timeout"], let value = positiveDuration(entry) { settings.operationTimeout = value }
-        if let value = reader.integer(view["message_buffer"], in: 1...100_000_000) { settings.messageBufferCapacity = value }
+        if let entry = view["operation_timeout"], let value = positiveDuration(entry) {
+            settings.operationTimeout = value
+        }
+        if let value = reader.integer(view["message_buffer"], in: 1...100_000_000) {
+            settings.messageBufferCapacity = value
+        }
         if let value = reader.integer(view["max_inflight"], in: 0...65535) { settings.maxInflightMessages = value }
         if let value = reader.bool(view["tcp_nodelay"]) { settings.tcpNoDelay = value }
         return settings
@@ -211,7 +271,11 @@ final class ConfigurationLoader {
 
     func checkHost(_ host: String, _ entry: Entry) -> Bool {
         if host.contains(where: { $0.isWhitespace }) || host.contains("/") {
-            diagnostics.error("'\(entry.key)' must be a host name or an IP address, found '\(host)'", at: entry.mark, fix: "write the address alone; the port has its own key")
+            diagnostics.error(
+                "'\(entry.key)' must be a host name or an IP address, found '\(host)'",
+                at: entry.mark,
+                fix: "write the address alone; the port has its own key"
+            )
             return false
         }
         return true
@@ -227,50 +291,83 @@ final class ConfigurationLoader {
     }
 
     func parseTLS(_ entry: Entry) -> TLSSettings? {
-        guard let view = reader.mapping(entry.value, context: "broker.tls", allowed: Self.tlsKeys, at: entry.mark) else { return nil }
+        guard let view = reader.mapping(entry.value, context: "broker.tls", allowed: Self.tlsKeys, at: entry.mark)
+        else { return nil }
         var tls = TLSSettings()
         tls.caFile = reader.string(view["ca_file"]).map(resolvePath)
         tls.caPath = reader.string(view["ca_path"]).map(resolvePath)
         tls.certFile = reader.string(view["cert_file"]).map(resolvePath)
         tls.keyFile = reader.string(view["key_file"]).map(resolvePath)
         if !view.has("ca_file") && !view.has("ca_path") {
-            diagnostics.error("broker.tls needs 'ca_file' or 'ca_path' to verify the broker", at: entry.mark, fix: "add ca_file: /path/to/ca.pem")
+            diagnostics.error(
+                "broker.tls needs 'ca_file' or 'ca_path' to verify the broker",
+                at: entry.mark,
+                fix: "add ca_file: /path/to/ca.pem"
+            )
         }
         if view.has("cert_file") != view.has("key_file") {
             let present = view["cert_file"] ?? view["key_file"]!
             let missing = view.has("cert_file") ? "key_file" : "cert_file"
-            diagnostics.error("a client certificate needs both 'cert_file' and 'key_file'; '\(missing)' is missing", at: present.mark, fix: "add \(missing), or remove \(present.key)")
+            diagnostics.error(
+                "a client certificate needs both 'cert_file' and 'key_file'; '\(missing)' is missing",
+                at: present.mark,
+                fix: "add \(missing), or remove \(present.key)"
+            )
         }
         if let verify = reader.bool(view["verify_server"]) {
             tls.verifyServer = verify
             if !verify {
-                diagnostics.warning("'verify_server: false' accepts any broker certificate: anyone on the path can impersonate the broker", at: view["verify_server"]!.mark, fix: "use it for tests only")
+                diagnostics.warning(
+                    "'verify_server: false' accepts any broker certificate: anyone on the path can impersonate the broker",
+                    at: view["verify_server"]!.mark,
+                    fix: "use it for tests only"
+                )
             }
         }
         if let verify = reader.bool(view["verify_hostname"]) {
             tls.verifyHostname = verify
             if !verify {
-                diagnostics.warning("'verify_hostname: false' accepts a certificate issued for another host", at: view["verify_hostname"]!.mark, fix: "use it for tests only")
+                diagnostics.warning(
+                    "'verify_hostname: false' accepts a certificate issued for another host",
+                    at: view["verify_hostname"]!.mark,
+                    fix: "use it for tests only"
+                )
             }
         }
-        if let version = reader.choice(view["version"], TLSSettings.supportedVersions.map { ($0, $0) }) { tls.version = version }
+        if let version = reader.choice(view["version"], TLSSettings.supportedVersions.map { ($0, $0) }) {
+            tls.version = version
+        }
         tls.ciphers = reader.string(view["ciphers"])
         return tls
     }
 
     func parseReconnect(_ entry: Entry) -> ReconnectSettings {
         var settings = ReconnectSettings()
-        guard let view = reader.mapping(entry.value, context: "broker.reconnect", allowed: Self.reconnectKeys, at: entry.mark) else { return settings }
+        guard
+            let view = reader.mapping(
+                entry.value,
+                context: "broker.reconnect",
+                allowed: Self.reconnectKeys,
+                at: entry.mark
+            )
+        else { return settings }
         if let entry = view["min_delay"], let value = positiveDuration(entry) { settings.minDelay = value }
         if let entry = view["max_delay"], let value = positiveDuration(entry) { settings.maxDelay = value }
         if settings.minDelay > settings.maxDelay, let entry = view["max_delay"] ?? view["min_delay"] {
             diagnostics.error(
                 "reconnect min_delay (\(DurationSyntax.format(settings.minDelay))) is longer than max_delay (\(DurationSyntax.format(settings.maxDelay)))",
-                at: entry.mark, fix: "make max_delay at least min_delay")
+                at: entry.mark,
+                fix: "make max_delay at least min_delay"
+            )
         }
         if let entry = view["multiplier"], let value = reader.number(entry) {
-            if value.isFinite && value >= 1 && value <= 100 { settings.multiplier = value } else {
-                diagnostics.error("'multiplier' must be a number from 1 to 100, found \(entry.value.scalarText ?? "")", at: entry.mark)
+            if value.isFinite && value >= 1 && value <= 100 {
+                settings.multiplier = value
+            } else {
+                diagnostics.error(
+                    "'multiplier' must be a number from 1 to 100, found \(entry.value.scalarText ?? "")",
+                    at: entry.mark
+                )
             }
         }
         if let value = reader.bool(view["retry_initial_connect"]) { settings.retryInitialConnect = value }
@@ -284,16 +381,22 @@ final class ConfigurationLoader {
         "max_writes_in_flight", "shutdown_grace_period", "device_identification",
     ]
     static let identificationKeys = [
-        "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name", "private_objects",
+        "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name",
+        "private_objects",
     ]
 
     func parseModbus(_ entry: Entry) -> ModbusListenerSettings {
         var settings = ModbusListenerSettings()
-        guard let view = reader.mapping(entry.value, context: "modbus", allowed: Self.modbusKeys, at: entry.mark) else { return settings }
+        guard let view = reader.mapping(entry.value, context: "modbus", allowed: Self.modbusKeys, at: entry.mark) else {
+            return settings
+        }
         if let host = reader.string(view["host"]), checkHost(host, view["host"]!) { settings.host = host }
         if let port = reader.integer(view["port"], in: 0...65535) { settings.port = port }
         if let value = reader.integer(view["max_connections"], in: 1...100_000) { settings.maxConnections = value }
-        if let policy = reader.choice(view["connection_limit_policy"], ModbusListenerSettings.ConnectionLimitPolicy.allCases.map { ($0.rawValue, $0) }) {
+        if let policy = reader.choice(
+            view["connection_limit_policy"],
+            ModbusListenerSettings.ConnectionLimitPolicy.allCases.map { ($0.rawValue, $0) }
+        ) {
             settings.connectionLimitPolicy = policy
         }
         if let entry = view["idle_timeout"], let timeout = reader.optionalDuration(entry) {
@@ -303,16 +406,29 @@ final class ConfigurationLoader {
                 settings.idleTimeout = timeout.value
             }
         }
-        if let value = reader.integer(view["max_queued_requests"], in: 1...100_000) { settings.maxQueuedRequestsPerConnection = value }
-        if let value = reader.integer(view["max_writes_in_flight"], in: 1...100_000) { settings.maxWritesInFlight = value }
-        if let entry = view["shutdown_grace_period"], let value = reader.duration(entry) { settings.shutdownGracePeriod = value }
+        if let value = reader.integer(view["max_queued_requests"], in: 1...100_000) {
+            settings.maxQueuedRequestsPerConnection = value
+        }
+        if let value = reader.integer(view["max_writes_in_flight"], in: 1...100_000) {
+            settings.maxWritesInFlight = value
+        }
+        if let entry = view["shutdown_grace_period"], let value = reader.duration(entry) {
+            settings.shutdownGracePeriod = value
+        }
         if let entry = view["device_identification"] { settings.deviceIdentification = parseIdentification(entry) }
         return settings
     }
 
     func parseIdentification(_ entry: Entry) -> ModbusDeviceIdentification {
         var identity = ModbusListenerSettings.defaultDeviceIdentification
-        guard let view = reader.mapping(entry.value, context: "modbus.device_identification", allowed: Self.identificationKeys, at: entry.mark) else {
+        guard
+            let view = reader.mapping(
+                entry.value,
+                context: "modbus.device_identification",
+                allowed: Self.identificationKeys,
+                at: entry.mark
+            )
+        else {
             return identity
         }
         if let value = reader.string(view["vendor_name"]) { identity.vendorName = value }
@@ -326,12 +442,22 @@ final class ConfigurationLoader {
             if case .mapping(let mapping) = objectsEntry.value {
                 for (keyNode, valueNode) in mapping {
                     let idEntry = Entry(key: "private object id", keyNode: keyNode, value: keyNode)
-                    guard let id = reader.integer(idEntry, in: 0x80...0xFF, fix: "private object ids are 0x80...0xFF") else { continue }
-                    let valueEntry = Entry(key: "private object 0x\(String(id, radix: 16))", keyNode: keyNode, value: valueNode)
-                    if let text = reader.string(valueEntry, allowEmpty: true) { identity.privateObjects[UInt8(id)] = Array(text.utf8) }
+                    guard let id = reader.integer(idEntry, in: 0x80...0xFF, fix: "private object ids are 0x80...0xFF")
+                    else { continue }
+                    let valueEntry = Entry(
+                        key: "private object 0x\(String(id, radix: 16))",
+                        keyNode: keyNode,
+                        value: valueNode
+                    )
+                    if let text = reader.string(valueEntry, allowEmpty: true) {
+                        identity.privateObjects[UInt8(id)] = Array(text.utf8)
+                    }
                 }
             } else {
-                diagnostics.error("'private_objects' must be a mapping of id: text, found \(objectsEntry.value.shapeDescription)", at: objectsEntry.mark)
+                diagnostics.error(
+                    "'private_objects' must be a mapping of id: text, found \(objectsEntry.value.shapeDescription)",
+                    at: objectsEntry.mark
+                )
             }
         }
         do {

@@ -15,8 +15,10 @@ extension ConfigurationLoader {
         for (name, mark, line) in pointNames {
             if let earlier = firstLine[name] {
                 diagnostics.error(
-                    "point name '\(name)' is already used by the point at line \(earlier)", at: mark,
-                    fix: "names must be unique in the file (they name metrics and log lines); rename one")
+                    "point name '\(name)' is already used by the point at line \(earlier)",
+                    at: mark,
+                    fix: "names must be unique in the file (they name metrics and log lines); rename one"
+                )
             } else {
                 firstLine[name] = line
             }
@@ -39,7 +41,9 @@ extension ConfigurationLoader {
         }
         for key in groups.keys.sorted(by: { ($0.unit, $0.area.rawValue) < ($1.unit, $1.area.rawValue) }) {
             // "Later" means later in the file; template instances keep their expansion order.
-            let members = groups[key]!.enumerated().sorted { ($0.element.line(in: loadedPoints), $0.offset) < ($1.element.line(in: loadedPoints), $1.offset) }.map(\.element)
+            let members = groups[key]!.enumerated().sorted {
+                ($0.element.line(in: loadedPoints), $0.offset) < ($1.element.line(in: loadedPoints), $1.offset)
+            }.map(\.element)
             var occupied: [Int: Occupant] = [:]
             for index in members {
                 let point = loadedPoints[index].point
@@ -58,7 +62,8 @@ extension ConfigurationLoader {
                     diagnostics.error(
                         "point '\(point.name)' (\(Self.describeSpan(point))) overlaps point '\(other.name)' (\(Self.describeSpan(other))) defined at line \(other.location.line), in unit \(point.unitID)",
                         at: loadedPoints[index].addressMark,
-                        fix: "move one of them: each register (or bit of a register) belongs to one point")
+                        fix: "move one of them: each register (or bit of a register) belongs to one point"
+                    )
                     continue
                 }
                 for address in point.addressRange {
@@ -94,7 +99,9 @@ extension ConfigurationLoader {
         diagnostics.error(
             "broker.protocol is mqtt311, but \(affected.count) writable point\(affected.count == 1 ? "" : "s") (first: '\(first.point.name)' at line \(first.point.location.line)) \(affected.count == 1 ? "uses" : "use") the default ack mode mqtt5, which needs MQTT 5 request/response",
             at: protocolMark,
-            fix: "set defaults.ack.mode (correlation_id, state_echo or broker) or ack.mode on each point, or use protocol: mqtt5")
+            fix:
+                "set defaults.ack.mode (correlation_id, state_echo or broker) or ack.mode on each point, or use protocol: mqtt5"
+        )
     }
 }
 

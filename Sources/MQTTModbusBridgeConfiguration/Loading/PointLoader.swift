@@ -61,16 +61,20 @@ struct LoadedPoint {
 
 extension ConfigurationLoader {
     static let pointKeys = [
-        "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset", "state_topic",
+        "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset",
+        "state_topic",
         "payload", "qos", "max_age", "on_missing", "command_topic", "command_template", "command_retain", "ack",
     ]
     static let defaultsKeys = ["byte_order", "qos", "max_age", "on_missing", "payload", "ack"]
     static let payloadKeys = ["format", "path", "true_words", "false_words"]
-    static let ackKeys = ["mode", "timeout", "response_topic", "id_field", "success_field", "error_field", "code_field", "tolerance"]
+    static let ackKeys = [
+        "mode", "timeout", "response_topic", "id_field", "success_field", "error_field", "code_field", "tolerance",
+    ]
     static let unitKeys = ["id", "name", "fill_gaps", "points", "templates"]
 
     static let areaChoices: [(String, ModbusArea)] = [
-        ("coil", .coil), ("discrete_input", .discreteInput), ("holding_register", .holdingRegister), ("input_register", .inputRegister),
+        ("coil", .coil), ("discrete_input", .discreteInput), ("holding_register", .holdingRegister),
+        ("input_register", .inputRegister),
     ]
     /// The `type:` words, from the one list in ``PointType/Kind``.
     static let typeChoices = PointType.Kind.allCases.map { ($0.rawValue, $0) }
@@ -89,15 +93,23 @@ extension ConfigurationLoader {
 
     static let typeParameters = [
         TypeParameter(
-            kind: .string, key: "length", range: 1...PointType.maxStringLength,
+            kind: .string,
+            key: "length",
+            range: 1...PointType.maxStringLength,
             missingFix: "add 'length: <registers>' (2 characters per register, 1...\(PointType.maxStringLength))",
             rangeFix: "a string spans 1...\(PointType.maxStringLength) registers (2 bytes each)",
-            misplacedFix: "remove length", make: { .string(length: $0) }),
+            misplacedFix: "remove length",
+            make: { .string(length: $0) }
+        ),
         TypeParameter(
-            kind: .bit, key: "bit", range: 0...15,
+            kind: .bit,
+            key: "bit",
+            range: 0...15,
             missingFix: "add 'bit: <0...15>' (0 = least significant)",
             rangeFix: "a register has bits 0...15 (0 = least significant)",
-            misplacedFix: "remove bit, or set type: bit", make: { .bit(position: $0) }),
+            misplacedFix: "remove bit, or set type: bit",
+            make: { .bit(position: $0) }
+        ),
     ]
 
     /// "int16, uint16, ..., string or bit": the types a register point may have.
@@ -119,7 +131,8 @@ extension ConfigurationLoader {
 
     func parseDefaults(_ entry: Entry) -> PointDefaults {
         var defaults = PointDefaults()
-        guard let view = reader.mapping(entry.value, context: "defaults", allowed: Self.defaultsKeys, at: entry.mark) else { return defaults }
+        guard let view = reader.mapping(entry.value, context: "defaults", allowed: Self.defaultsKeys, at: entry.mark)
+        else { return defaults }
         if let order = reader.choice(view["byte_order"], Self.byteOrderChoices) { defaults.byteOrder = order }
         if let qos = reader.choice(view["qos"], Self.qosChoices) { defaults.qos = qos }
         if let entry = view["max_age"], let maxAge = parseMaxAge(entry) { defaults.maxAge = maxAge.value }
@@ -130,7 +143,11 @@ extension ConfigurationLoader {
         if let entry = view["payload"] { defaults.payload = parsePayload(entry, context: "defaults.payload") }
         if let entry = view["ack"] { defaults.ack = parseAck(entry, context: "defaults.ack") }
         if let format = defaults.payload.format?.name, let path = defaults.payload.path, format != "json" {
-            diagnostics.error("'path' only applies to format json (defaults.payload format is \(format))", at: path.entry.mark, fix: "remove path or set format: json")
+            diagnostics.error(
+                "'path' only applies to format json (defaults.payload format is \(format))",
+                at: path.entry.mark,
+                fix: "remove path or set format: json"
+            )
         }
         return defaults
     }
@@ -138,7 +155,11 @@ extension ConfigurationLoader {
     func parseMaxAge(_ entry: Entry) -> OptionalDuration? {
         guard let value = reader.optionalDuration(entry) else { return nil }
         if value == .duration(.zero) {
-            diagnostics.error("'max_age' must be longer than 0, or none", at: entry.mark, fix: "write max_age: none to keep values for ever")
+            diagnostics.error(
+                "'max_age' must be longer than 0, or none",
+                at: entry.mark,
+                fix: "write max_age: none to keep values for ever"
+            )
             return nil
         }
         return value
@@ -147,8 +168,12 @@ extension ConfigurationLoader {
     func parsePayload(_ entry: Entry, context: String) -> PayloadPartial {
         var partial = PayloadPartial()
         partial.entry = entry
-        guard let view = reader.mapping(entry.value, context: context, allowed: Self.payloadKeys, at: entry.mark) else { return partial }
-        if let formatEntry = view["format"], let name = reader.choice(formatEntry, [("plain", "plain"), ("json", "json"), ("boolean", "boolean")]) {
+        guard let view = reader.mapping(entry.value, context: context, allowed: Self.payloadKeys, at: entry.mark) else {
+            return partial
+        }
+        if let formatEntry = view["format"],
+            let name = reader.choice(formatEntry, [("plain", "plain"), ("json", "json"), ("boolean", "boolean")])
+        {
             partial.format = (name, formatEntry)
         }
         partial.pathWritten = view.has("path")
@@ -156,7 +181,11 @@ extension ConfigurationLoader {
             do {
                 partial.path = (try JSONPath(parsing: text), pathEntry)
             } catch {
-                diagnostics.error("'path': \(error.description)", at: pathEntry.mark, fix: "write paths like data.value or readings[0].temperature")
+                diagnostics.error(
+                    "'path': \(error.description)",
+                    at: pathEntry.mark,
+                    fix: "write paths like data.value or readings[0].temperature"
+                )
             }
         }
         partial.trueWords = reader.words(view["true_words"])
@@ -181,17 +210,25 @@ extension ConfigurationLoader {
 
     func parseAck(_ entry: Entry, context: String) -> AckPartial {
         var partial = AckPartial()
-        guard let view = reader.mapping(entry.value, context: context, allowed: Self.ackKeys, at: entry.mark) else { return partial }
+        guard let view = reader.mapping(entry.value, context: context, allowed: Self.ackKeys, at: entry.mark) else {
+            return partial
+        }
         partial.view = view
-        if let modeEntry = view["mode"], let mode = reader.choice(modeEntry, Self.ackModeChoices) { partial.mode = (mode, modeEntry) }
+        if let modeEntry = view["mode"], let mode = reader.choice(modeEntry, Self.ackModeChoices) {
+            partial.mode = (mode, modeEntry)
+        }
         if let timeoutEntry = view["timeout"] { partial.timeout = positiveDuration(timeoutEntry) }
-        if let topicEntry = view["response_topic"], let topic = reader.string(topicEntry) { partial.responseTopic = (topic, topicEntry) }
+        if let topicEntry = view["response_topic"], let topic = reader.string(topicEntry) {
+            partial.responseTopic = (topic, topicEntry)
+        }
         partial.idField = parseJSONPathField(view["id_field"])
         partial.successField = parseJSONPathField(view["success_field"])
         partial.errorField = parseJSONPathField(view["error_field"])
         partial.codeField = parseJSONPathField(view["code_field"])
         if let toleranceEntry = view["tolerance"], let value = reader.number(toleranceEntry) {
-            if value.isFinite && value >= 0 { partial.tolerance = (value, toleranceEntry) } else {
+            if value.isFinite && value >= 0 {
+                partial.tolerance = (value, toleranceEntry)
+            } else {
                 diagnostics.error("'tolerance' must be a finite number ≥ 0", at: toleranceEntry.mark)
             }
         }
@@ -204,12 +241,27 @@ extension ConfigurationLoader {
         case .scalar:
             guard let text = reader.string(entry) else { return nil }
             if text.lowercased() == "exception" { return .exception(.gatewayTargetDeviceFailedToRespond) }
-            diagnostics.error("'on_missing' must be 'exception' or a mapping with 'exception' or 'value', found '\(text)'", at: entry.mark, fix: fix)
+            diagnostics.error(
+                "'on_missing' must be 'exception' or a mapping with 'exception' or 'value', found '\(text)'",
+                at: entry.mark,
+                fix: fix
+            )
             return nil
         case .mapping:
-            guard let view = reader.mapping(entry.value, context: "on_missing", allowed: ["exception", "value"], at: entry.mark) else { return nil }
+            guard
+                let view = reader.mapping(
+                    entry.value,
+                    context: "on_missing",
+                    allowed: ["exception", "value"],
+                    at: entry.mark
+                )
+            else { return nil }
             if view.has("exception") && view.has("value") {
-                diagnostics.error("'on_missing' takes either 'exception' or 'value', not both", at: entry.mark, fix: fix)
+                diagnostics.error(
+                    "'on_missing' takes either 'exception' or 'value', not both",
+                    at: entry.mark,
+                    fix: fix
+                )
                 return nil
             }
             if let valueEntry = view["value"] {
@@ -224,23 +276,36 @@ extension ConfigurationLoader {
                 return nil
             }
             let allowed = MissingValuePolicy.allowedExceptionCodes
-            let allowedText = allowed.map { "0x" + String($0.rawValue, radix: 16, uppercase: true).leftPaddedTo2() }.joined(separator: ", ")
+            let allowedText = allowed.map { "0x" + String($0.rawValue, radix: 16, uppercase: true).leftPaddedTo2() }
+                .joined(separator: ", ")
             let names = Self.exceptionNames.map(\.0)
             if let number = YAMLReader.parseInteger(text) {
                 guard let code = allowed.first(where: { Int($0.rawValue) == number }) else {
-                    diagnostics.error("exception code \(text) cannot answer a read of a missing value; use one of \(allowedText)", at: codeEntry.mark, fix: "0x0B (gateway target failed to respond) is the usual choice")
+                    diagnostics.error(
+                        "exception code \(text) cannot answer a read of a missing value; use one of \(allowedText)",
+                        at: codeEntry.mark,
+                        fix: "0x0B (gateway target failed to respond) is the usual choice"
+                    )
                     return nil
                 }
                 return .exception(code)
             }
-            if let match = Self.exceptionNames.first(where: { $0.0 == text.lowercased() }) { return .exception(match.1) }
+            if let match = Self.exceptionNames.first(where: { $0.0 == text.lowercased() }) {
+                return .exception(match.1)
+            }
             let suggestion = YAMLReader.closest(to: text.lowercased(), in: names)
             diagnostics.error(
-                "unknown exception '\(text)'; use a code (\(allowedText)) or a name (\(names.joined(separator: ", ")))", at: codeEntry.mark,
-                fix: suggestion.map { "did you mean '\($0)'?" })
+                "unknown exception '\(text)'; use a code (\(allowedText)) or a name (\(names.joined(separator: ", ")))",
+                at: codeEntry.mark,
+                fix: suggestion.map { "did you mean '\($0)'?" }
+            )
             return nil
         default:
-            diagnostics.error("'on_missing' must be 'exception' or a mapping, found \(entry.value.shapeDescription)", at: entry.mark, fix: fix)
+            diagnostics.error(
+                "'on_missing' must be 'exception' or a mapping, found \(entry.value.shapeDescription)",
+                at: entry.mark,
+                fix: fix
+            )
             return nil
         }
     }
@@ -250,7 +315,11 @@ extension ConfigurationLoader {
     func parseUnits(_ entry: Entry, defaults: PointDefaults) -> [UnitConfiguration] {
         guard let nodes = reader.sequence(entry) else { return [] }
         if nodes.isEmpty {
-            diagnostics.error("'units' is empty; the bridge needs at least one unit", at: entry.mark, fix: "add a unit with 'id:' and 'points:'")
+            diagnostics.error(
+                "'units' is empty; the bridge needs at least one unit",
+                at: entry.mark,
+                fix: "add a unit with 'id:' and 'points:'"
+            )
         }
         var units: [UnitConfiguration] = []
         for node in nodes {
@@ -267,7 +336,11 @@ extension ConfigurationLoader {
         if let id, let idEntry {
             view.context = "unit \(id)"
             if let earlier = unitIDMarks[UInt8(id)] {
-                diagnostics.error("unit id \(id) is already used by the unit at line \(earlier.line)", at: idEntry.mark, fix: "give every unit its own id, or merge the two units")
+                diagnostics.error(
+                    "unit id \(id) is already used by the unit at line \(earlier.line)",
+                    at: idEntry.mark,
+                    fix: "give every unit its own id, or merge the two units"
+                )
             } else if let mark = idEntry.mark {
                 unitIDMarks[UInt8(id)] = mark
             }
@@ -288,7 +361,13 @@ extension ConfigurationLoader {
                 for instance in expandTemplate(templateNode, fallback: templatesEntry.mark) {
                     diagnostics.instanceSuffix = instance.description
                     let templateName = templateNode.mapping?["name"]?.scalarText
-                    if var loaded = parsePoint(instance.node, unitID: unitID, defaults: defaults, fallback: templateNode.mark, templateName: templateName) {
+                    if var loaded = parsePoint(
+                        instance.node,
+                        unitID: unitID,
+                        defaults: defaults,
+                        fallback: templateNode.mark,
+                        templateName: templateName
+                    ) {
                         loaded.point.location = location(of: templateNode)
                         if loaded.isValid { points.append(loaded.point) }
                         loadedPoints.append(loaded)
@@ -298,7 +377,11 @@ extension ConfigurationLoader {
             }
         }
         if !view.has("points") && !view.has("templates") {
-            diagnostics.error("\(view.context) has no points", at: view.mark, fix: "add 'points:' (or 'templates:'), or remove the unit")
+            diagnostics.error(
+                "\(view.context) has no points",
+                at: view.mark,
+                fix: "add 'points:' (or 'templates:'), or remove the unit"
+            )
         }
         return UnitConfiguration(id: unitID, name: name, fillGaps: fillGaps, points: points)
     }
@@ -311,59 +394,98 @@ extension ConfigurationLoader {
 
     static func isValidPointName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 200
-            && name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.:/".unicodeScalars.contains($0) }
+            && name.unicodeScalars.allSatisfy {
+                $0.properties.isAlphabetic || ("0"..."9").contains($0) || "_-.:/".unicodeScalars.contains($0)
+            }
     }
 
     /// Reads one point. `templateName` is the unexpanded name of the template the point comes
     /// from: messages then name the template, so that every instance reports the same text.
-    func parsePoint(_ node: Node, unitID: UInt8, defaults: PointDefaults, fallback: Mark?, templateName: String? = nil) -> LoadedPoint? {
+    func parsePoint(
+        _ node: Node,
+        unitID: UInt8,
+        defaults: PointDefaults,
+        fallback: Mark?,
+        templateName: String? = nil
+    ) -> LoadedPoint? {
         // The name first, so that every later message can name the point.
         var context = "point"
         if let templateName {
             context = "template '\(templateName)'"
-        } else if case .mapping(let mapping) = node, let nameNode = mapping.first(where: { $0.key.scalarText == "name" })?.value,
+        } else if case .mapping(let mapping) = node,
+            let nameNode = mapping.first(where: { $0.key.scalarText == "name" })?.value,
             let name = nameNode.scalarText, !name.isEmpty
         {
             context = "point '\(name)'"
         }
-        guard let view = reader.mapping(node, context: context, allowed: Self.pointKeys, at: fallback) else { return nil }
+        guard let view = reader.mapping(node, context: context, allowed: Self.pointKeys, at: fallback) else {
+            return nil
+        }
         let errorsBefore = diagnostics.errorCount
 
         let nameEntry = reader.required(view, "name", fix: "add 'name: <unique name>'")
         var name = reader.string(nameEntry) ?? ""
         if let nameEntry, !name.isEmpty, !Self.isValidPointName(name) {
-            diagnostics.error("point name '\(name)' may contain only letters, digits and _ - . : /", at: nameEntry.mark, fix: "rename it, e.g. '\(Self.suggestedName(name))'")
+            diagnostics.error(
+                "point name '\(name)' may contain only letters, digits and _ - . : /",
+                at: nameEntry.mark,
+                fix: "rename it, e.g. '\(Self.suggestedName(name))'"
+            )
             name = ""
         }
 
-        let areaEntry = reader.required(view, "area", fix: "add 'area:' (coil, discrete_input, holding_register or input_register)")
+        let areaEntry = reader.required(
+            view,
+            "area",
+            fix: "add 'area:' (coil, discrete_input, holding_register or input_register)"
+        )
         let area = reader.choice(areaEntry, Self.areaChoices)
         let addressEntry = reader.required(view, "address", fix: "add 'address: <0-based register address>'")
-        let address = reader.integer(addressEntry, in: 0...65535, fix: "Modbus addresses are 0...65535 (0-based: register 40001 is address 0)")
+        let address = reader.integer(
+            addressEntry,
+            in: 0...65535,
+            fix: "Modbus addresses are 0...65535 (0-based: register 40001 is address 0)"
+        )
 
         let (type, typeEntry) = parseType(view, area: area, context: context)
         if let type, let area, !type.fits(area) {
             let fix: String
             if type == .bool {
-                fix = "use type bit with bit: 0...15 for one bit of a register, or uint16 for a 0/1 register; or move the point to coil/discrete_input"
+                fix =
+                    "use type bit with bit: 0...15 for one bit of a register, or uint16 for a 0/1 register; or move the point to coil/discrete_input"
             } else {
-                fix = "coils and discrete inputs hold single bits: use type bool, or move the point to holding_register/input_register"
+                fix =
+                    "coils and discrete inputs hold single bits: use type bool, or move the point to holding_register/input_register"
             }
-            diagnostics.error("type \(type.name) does not fit area \(area.configurationName)", at: (typeEntry ?? areaEntry)?.mark, fix: fix)
+            diagnostics.error(
+                "type \(type.name) does not fit area \(area.configurationName)",
+                at: (typeEntry ?? areaEntry)?.mark,
+                fix: fix
+            )
         }
         if let type, let address, address + type.registerCount > 65536, let addressEntry {
             diagnostics.error(
                 "\(context) needs addresses \(address)...\(address + type.registerCount - 1), past the last Modbus address 65535",
-                at: addressEntry.mark, fix: "move it to an address of at most \(65536 - type.registerCount)")
+                at: addressEntry.mark,
+                fix: "move it to an address of at most \(65536 - type.registerCount)"
+            )
         }
 
         let (byteOrder, scale, offset) = parseEncoding(view, type: type, defaults: defaults)
 
         // State topic and payload.
         var stateTopic: String?
-        if let entry = view["state_topic"], let topic = reader.string(entry), checkTopicFilter(topic, entry) { stateTopic = topic }
+        if let entry = view["state_topic"], let topic = reader.string(entry), checkTopicFilter(topic, entry) {
+            stateTopic = topic
+        }
         let pointPayload = view["payload"].map { parsePayload($0, context: "\(context) payload") } ?? PayloadPartial()
-        let payload = resolvePayload(point: pointPayload, defaults: defaults.payload, type: type, context: context, view: view)
+        let payload = resolvePayload(
+            point: pointPayload,
+            defaults: defaults.payload,
+            type: type,
+            context: context,
+            view: view
+        )
 
         var qos = defaults.qos
         if let value = reader.choice(view["qos"], Self.qosChoices) { qos = value }
@@ -371,59 +493,118 @@ extension ConfigurationLoader {
         if let entry = view["max_age"], let value = parseMaxAge(entry) { maxAge = value.value }
 
         let onMissing = resolveMissingPolicy(
-            view, defaults: defaults, type: type, payload: payload,
-            encoding: (byteOrder, scale, offset), context: context)
+            view,
+            defaults: defaults,
+            type: type,
+            payload: payload,
+            encoding: (byteOrder, scale, offset),
+            context: context
+        )
 
         let (command, ackModeSource) = parseCommand(
-            view, area: area, defaults: defaults, qos: qos, stateTopic: stateTopic, payload: payload, type: type,
-            name: name, context: context)
+            view,
+            area: area,
+            defaults: defaults,
+            qos: qos,
+            stateTopic: stateTopic,
+            payload: payload,
+            type: type,
+            name: name,
+            context: context
+        )
 
         let descriptionText = reader.string(view["description"])
         if !name.isEmpty { pointNames.append((name, nameEntry?.mark, node.mark?.line ?? 0)) }
         // A point with errors still takes part in the overlap check if its place is known.
-        guard let area, let address, let type, type.fits(area), address + type.registerCount <= 65536 else { return nil }
+        guard let area, let address, let type, type.fits(area), address + type.registerCount <= 65536 else {
+            return nil
+        }
         let point = PointConfiguration(
-            name: name, descriptionText: descriptionText, unitID: unitID, area: area, address: UInt16(address),
-            type: type, byteOrder: type.isBoolean ? .abcd : byteOrder, scale: scale, offset: offset, stateTopic: stateTopic,
-            payload: payload ?? .plain, qos: qos, maxAge: maxAge, onMissing: onMissing, command: command, location: location(of: node))
+            name: name,
+            descriptionText: descriptionText,
+            unitID: unitID,
+            area: area,
+            address: UInt16(address),
+            type: type,
+            byteOrder: type.isBoolean ? .abcd : byteOrder,
+            scale: scale,
+            offset: offset,
+            stateTopic: stateTopic,
+            payload: payload ?? .plain,
+            qos: qos,
+            maxAge: maxAge,
+            onMissing: onMissing,
+            command: command,
+            location: location(of: node)
+        )
         return LoadedPoint(
-            point: point, nameMark: nameEntry?.mark, addressMark: addressEntry?.mark, ackModeSource: ackModeSource,
-            isValid: diagnostics.errorCount == errorsBefore)
+            point: point,
+            nameMark: nameEntry?.mark,
+            addressMark: addressEntry?.mark,
+            ackModeSource: ackModeSource,
+            isValid: diagnostics.errorCount == errorsBefore
+        )
     }
 
     /// `byte_order`, `scale` and `offset`, each checked against the type.
     func parseEncoding(
-        _ view: MappingView, type: PointType?, defaults: PointDefaults
+        _ view: MappingView,
+        type: PointType?,
+        defaults: PointDefaults
     ) -> (byteOrder: ByteOrder, scale: Double, offset: Double) {
         var byteOrder = defaults.byteOrder
         if let entry = view["byte_order"], let order = reader.choice(entry, Self.byteOrderChoices) {
             byteOrder = order
             if let type, type.isBoolean {
-                diagnostics.error("'byte_order' has no effect on type \(type.name)", at: entry.mark, fix: "remove byte_order")
+                diagnostics.error(
+                    "'byte_order' has no effect on type \(type.name)",
+                    at: entry.mark,
+                    fix: "remove byte_order"
+                )
             }
         }
         var scale = 1.0
         var offset = 0.0
         if let entry = view["scale"], let value = reader.number(entry) {
             if let type, !type.isNumeric {
-                diagnostics.error("'scale' only applies to numeric types (this point is \(type.name))", at: entry.mark, fix: "remove scale")
+                diagnostics.error(
+                    "'scale' only applies to numeric types (this point is \(type.name))",
+                    at: entry.mark,
+                    fix: "remove scale"
+                )
             } else if !value.isFinite || value == 0 {
-                diagnostics.error("'scale' must be a finite number other than 0, found \(entry.value.scalarText ?? "")", at: entry.mark, fix: "registers hold value × scale + offset: scale 10 stores 21.5 as 215")
+                diagnostics.error(
+                    "'scale' must be a finite number other than 0, found \(entry.value.scalarText ?? "")",
+                    at: entry.mark,
+                    fix: "registers hold value × scale + offset: scale 10 stores 21.5 as 215"
+                )
             } else if value.magnitude < 1e-9 || value.magnitude > 1e9 {
-                diagnostics.error("'scale' \(entry.value.scalarText ?? "") is outside ±1e-9...±1e9 and would make the value useless", at: entry.mark, fix: "registers hold value × scale + offset; check the unit")
+                diagnostics.error(
+                    "'scale' \(entry.value.scalarText ?? "") is outside ±1e-9...±1e9 and would make the value useless",
+                    at: entry.mark,
+                    fix: "registers hold value × scale + offset; check the unit"
+                )
             } else {
                 scale = value
             }
         }
         if let entry = view["offset"], let value = reader.number(entry) {
             if let type, !type.isNumeric {
-                diagnostics.error("'offset' only applies to numeric types (this point is \(type.name))", at: entry.mark, fix: "remove offset")
+                diagnostics.error(
+                    "'offset' only applies to numeric types (this point is \(type.name))",
+                    at: entry.mark,
+                    fix: "remove offset"
+                )
             } else if !value.isFinite {
                 diagnostics.error("'offset' must be a finite number", at: entry.mark)
-            } else if let range = type?.integerRange, !(Double(range.lowerBound)...Double(range.upperBound)).contains(value) {
+            } else if let range = type?.integerRange,
+                !(Double(range.lowerBound)...Double(range.upperBound)).contains(value)
+            {
                 diagnostics.error(
                     "'offset' \(entry.value.scalarText ?? "") is outside the range of \(type!.name) (\(range.lowerBound)...\(range.upperBound)), so not even the value 0 can be stored",
-                    at: entry.mark, fix: "offset is in register units: register = value × scale + offset")
+                    at: entry.mark,
+                    fix: "offset is in register units: register = value × scale + offset"
+                )
             } else {
                 offset = value
             }
@@ -434,8 +615,12 @@ extension ConfigurationLoader {
     /// `on_missing` (or the defaults' one): an exception code, or a substitute value the point's
     /// type and encoding can hold.
     func resolveMissingPolicy(
-        _ view: MappingView, defaults: PointDefaults, type: PointType?, payload: PayloadFormat?,
-        encoding: (byteOrder: ByteOrder, scale: Double, offset: Double), context: String
+        _ view: MappingView,
+        defaults: PointDefaults,
+        type: PointType?,
+        payload: PayloadFormat?,
+        encoding: (byteOrder: ByteOrder, scale: Double, offset: Double),
+        context: String
     ) -> MissingValuePolicy {
         let (byteOrder, scale, offset) = encoding
         var onMissing = MissingValuePolicy.exception(.gatewayTargetDeviceFailedToRespond)
@@ -449,13 +634,29 @@ extension ConfigurationLoader {
         switch rawMissing {
         case .exception(let code): onMissing = .exception(code)
         case .value(let entry):
-            if let type, let payload, let value = substituteValue(entry, type: type, payload: payload, context: context, fromDefaults: missingFromDefaults) {
+            if let type, let payload,
+                let value = substituteValue(
+                    entry,
+                    type: type,
+                    payload: payload,
+                    context: context,
+                    fromDefaults: missingFromDefaults
+                )
+            {
                 do {
-                    _ = try RegisterEncoder(type: type, byteOrder: byteOrder, scale: scale, offset: offset).encode(value)
+                    _ = try RegisterEncoder(type: type, byteOrder: byteOrder, scale: scale, offset: offset).encode(
+                        value
+                    )
                     onMissing = .substitute(value)
                 } catch {
-                    let whose = missingFromDefaults ? "defaults.on_missing value for \(context) (\(type.name))" : "on_missing value"
-                    diagnostics.error("\(whose): \(error.message)", at: entry.mark, fix: "choose a value the point's type can hold")
+                    let whose =
+                        missingFromDefaults
+                        ? "defaults.on_missing value for \(context) (\(type.name))" : "on_missing value"
+                    diagnostics.error(
+                        "\(whose): \(error.message)",
+                        at: entry.mark,
+                        fix: "choose a value the point's type can hold"
+                    )
                 }
             }
         }
@@ -465,30 +666,56 @@ extension ConfigurationLoader {
     /// `command_topic` and the keys that go with it; those keys without a command topic are
     /// errors, and so is a point with no topic at all.
     func parseCommand(
-        _ view: MappingView, area: ModbusArea?, defaults: PointDefaults, qos: QoSLevel, stateTopic: String?,
-        payload: PayloadFormat?, type: PointType?, name: String, context: String
+        _ view: MappingView,
+        area: ModbusArea?,
+        defaults: PointDefaults,
+        qos: QoSLevel,
+        stateTopic: String?,
+        payload: PayloadFormat?,
+        type: PointType?,
+        name: String,
+        context: String
     ) -> (CommandSettings?, AckModeSource?) {
         var command: CommandSettings?
         var ackModeSource: AckModeSource?
         if let commandEntry = view["command_topic"] {
             if let area, !area.isWritable {
                 diagnostics.error(
-                    "'command_topic' on a read-only area: \(area.configurationName) cannot be written over Modbus", at: commandEntry.mark,
-                    fix: "use holding_register (or coil) for a writable point, or remove command_topic")
+                    "'command_topic' on a read-only area: \(area.configurationName) cannot be written over Modbus",
+                    at: commandEntry.mark,
+                    fix: "use holding_register (or coil) for a writable point, or remove command_topic"
+                )
             }
             if let topic = reader.string(commandEntry), checkTopicName(topic, commandEntry), let payload, let type {
                 (command, ackModeSource) = resolveCommand(
-                    topic: topic, topicEntry: commandEntry, view: view, defaults: defaults, qos: qos, stateTopic: stateTopic,
-                    payload: payload, type: type, name: name, context: context)
+                    topic: topic,
+                    topicEntry: commandEntry,
+                    view: view,
+                    defaults: defaults,
+                    qos: qos,
+                    stateTopic: stateTopic,
+                    payload: payload,
+                    type: type,
+                    name: name,
+                    context: context
+                )
             }
         } else {
             for key in ["command_template", "command_retain", "ack"] {
                 if let entry = view[key] {
-                    diagnostics.error("'\(key)' needs a 'command_topic'", at: entry.keyNode.mark, fix: "add command_topic, or remove \(key)")
+                    diagnostics.error(
+                        "'\(key)' needs a 'command_topic'",
+                        at: entry.keyNode.mark,
+                        fix: "add command_topic, or remove \(key)"
+                    )
                 }
             }
             if !view.has("state_topic") && view.suggestedKeys.isDisjoint(with: ["state_topic", "command_topic"]) {
-                diagnostics.error("\(context) has neither 'state_topic' nor 'command_topic'", at: view.mark, fix: "add the topic its value arrives on (state_topic)")
+                diagnostics.error(
+                    "\(context) has neither 'state_topic' nor 'command_topic'",
+                    at: view.mark,
+                    fix: "add the topic its value arrives on (state_topic)"
+                )
             }
         }
         return (command, ackModeSource)
@@ -513,7 +740,10 @@ extension ConfigurationLoader {
                 type = .bool
             } else {
                 diagnostics.error(
-                    "\(context) is missing 'type'", at: view.mark, fix: "add 'type:' (\(Self.registerTypeList))")
+                    "\(context) is missing 'type'",
+                    at: view.mark,
+                    fix: "add 'type:' (\(Self.registerTypeList))"
+                )
             }
         }
         if let type {
@@ -521,7 +751,9 @@ extension ConfigurationLoader {
                 if let entry = view[parameter.key] {
                     diagnostics.error(
                         "'\(parameter.key)' only applies to type \(parameter.kind.rawValue) (this point is \(type.name))",
-                        at: entry.mark, fix: parameter.misplacedFix)
+                        at: entry.mark,
+                        fix: parameter.misplacedFix
+                    )
                 }
             }
         }
@@ -532,17 +764,33 @@ extension ConfigurationLoader {
         String(name.map { $0.isLetter || $0.isNumber || "_-.:/".contains($0) ? $0 : "_" })
     }
 
-    func resolvePayload(point: PayloadPartial, defaults: PayloadPartial, type: PointType?, context: String, view: MappingView) -> PayloadFormat? {
+    func resolvePayload(
+        point: PayloadPartial,
+        defaults: PayloadPartial,
+        type: PointType?,
+        context: String,
+        view: MappingView
+    ) -> PayloadFormat? {
         let format = point.format?.name ?? defaults.format?.name ?? "plain"
         if let path = point.path, format != "json" {
-            diagnostics.error("'path' only applies to format json (this point's format is \(format))", at: path.entry.mark, fix: "remove path or set format: json")
+            diagnostics.error(
+                "'path' only applies to format json (this point's format is \(format))",
+                at: path.entry.mark,
+                fix: "remove path or set format: json"
+            )
             return nil
         }
         let trueWords = point.trueWords ?? defaults.trueWords ?? PayloadFormat.defaultTrueWords
         let falseWords = point.falseWords ?? defaults.falseWords ?? PayloadFormat.defaultFalseWords
-        if let word = Set(trueWords.map { $0.lowercased() }).intersection(falseWords.map { $0.lowercased() }).sorted().first {
+        if let word = Set(trueWords.map { $0.lowercased() }).intersection(falseWords.map { $0.lowercased() }).sorted()
+            .first
+        {
             let entry = point.trueWords != nil || point.falseWords != nil ? point.entry : defaults.entry
-            diagnostics.error("'\(word)' is both a true word and a false word", at: entry?.mark, fix: "a word can mean only one of true and false: remove it from one list")
+            diagnostics.error(
+                "'\(word)' is both a true word and a false word",
+                at: entry?.mark,
+                fix: "a word can mean only one of true and false: remove it from one list"
+            )
             return nil
         }
         switch format {
@@ -550,13 +798,21 @@ extension ConfigurationLoader {
             guard let path = point.path?.path ?? defaults.path?.path else {
                 if point.pathWritten || defaults.pathWritten { return nil }
                 let mark = point.format?.entry.mark ?? view["payload"]?.mark ?? defaults.format?.entry.mark
-                diagnostics.error("format json needs a 'path' to the value", at: mark, fix: "add path: (e.g. value, data.temperature or readings[0]); '$' takes the whole document")
+                diagnostics.error(
+                    "format json needs a 'path' to the value",
+                    at: mark,
+                    fix: "add path: (e.g. value, data.temperature or readings[0]); '$' takes the whole document"
+                )
                 return nil
             }
             return PayloadFormat(encoding: .json(path: path), trueWords: trueWords, falseWords: falseWords)
         case "boolean":
             if let type, case .string = type {
-                diagnostics.error("format boolean does not apply to string points", at: (point.format?.entry ?? defaults.format?.entry)?.mark, fix: "use format plain or json")
+                diagnostics.error(
+                    "format boolean does not apply to string points",
+                    at: (point.format?.entry ?? defaults.format?.entry)?.mark,
+                    fix: "use format plain or json"
+                )
                 return nil
             }
             return PayloadFormat(encoding: .boolean, trueWords: trueWords, falseWords: falseWords)
@@ -566,7 +822,13 @@ extension ConfigurationLoader {
     }
 
     /// The `on_missing: { value: ... }` scalar as a value of the point's type.
-    func substituteValue(_ entry: Entry, type: PointType, payload: PayloadFormat, context: String, fromDefaults: Bool) -> PointValue? {
+    func substituteValue(
+        _ entry: Entry,
+        type: PointType,
+        payload: PayloadFormat,
+        context: String,
+        fromDefaults: Bool
+    ) -> PointValue? {
         guard let text = entry.value.scalarText else { return nil }
         let whose = fromDefaults ? "defaults.on_missing value for \(context)" : "on_missing value"
         if case .string = type { return .text(text) }

@@ -42,17 +42,24 @@ struct TemplateError: Error {
 /// `{{correlation_id}}`, ...) are left for the command.
 extension ConfigurationLoader {
     static let maxTemplateInstances = 10_000
-    static let reservedTemplateNames: Set<String> = Set(CommandTemplate.Placeholder.allCases.map(\.rawValue)).union(["index"])
+    static let reservedTemplateNames: Set<String> = Set(CommandTemplate.Placeholder.allCases.map(\.rawValue)).union([
+        "index"
+    ])
 
     func expandTemplate(_ node: Node, fallback: Mark?) -> [TemplateInstance] {
         guard case .mapping(let mapping) = node else {
-            diagnostics.error("a template must be a mapping (a point with a 'for' key), found \(node.shapeDescription)", at: node.mark ?? fallback)
+            diagnostics.error(
+                "a template must be a mapping (a point with a 'for' key), found \(node.shapeDescription)",
+                at: node.mark ?? fallback
+            )
             return []
         }
         guard let forPair = mapping.first(where: { $0.key.scalarText == "for" }) else {
             diagnostics.error(
-                "a template is missing 'for'", at: node.mark,
-                fix: "add for: { n: [1, 2, 3] } (or n: \"1...8\") and use {{n}} in the values")
+                "a template is missing 'for'",
+                at: node.mark,
+                fix: "add for: { n: [1, 2, 3] } (or n: \"1...8\") and use {{n}} in the values"
+            )
             return []
         }
         let forEntry = Entry(key: "for", keyNode: forPair.key, value: forPair.value)
@@ -83,20 +90,28 @@ extension ConfigurationLoader {
     /// `for: { n: [1, 2], side: "a...b" }` as an ordered list of variables and their values.
     func parseTemplateVariables(_ entry: Entry) -> [(String, [TemplateVariable])]? {
         guard case .mapping(let mapping) = entry.value, !mapping.isEmpty else {
-            diagnostics.error("'for' must map variable names to values, e.g. for: { n: [1, 2, 3] }, found \(entry.value.shapeDescription)", at: entry.mark)
+            diagnostics.error(
+                "'for' must map variable names to values, e.g. for: { n: [1, 2, 3] }, found \(entry.value.shapeDescription)",
+                at: entry.mark
+            )
             return nil
         }
         var variables: [(String, [TemplateVariable])] = []
         var total = 1
         for (keyNode, valueNode) in mapping {
             guard let name = keyNode.scalarText, Self.isIdentifier(name) else {
-                diagnostics.error("template variable names are words of letters, digits and _, found \(keyNode.shapeDescription)", at: keyNode.mark)
+                diagnostics.error(
+                    "template variable names are words of letters, digits and _, found \(keyNode.shapeDescription)",
+                    at: keyNode.mark
+                )
                 return nil
             }
             if Self.reservedTemplateNames.contains(name) {
                 diagnostics.error(
-                    "'\(name)' cannot be a template variable: the name is reserved", at: keyNode.mark,
-                    fix: "rename it; reserved are \(Self.reservedTemplateNames.sorted().joined(separator: ", "))")
+                    "'\(name)' cannot be a template variable: the name is reserved",
+                    at: keyNode.mark,
+                    fix: "rename it; reserved are \(Self.reservedTemplateNames.sorted().joined(separator: ", "))"
+                )
                 return nil
             }
             var values: [TemplateVariable] = []
@@ -104,25 +119,40 @@ extension ConfigurationLoader {
             case .sequence(let sequence):
                 for item in sequence {
                     guard let text = item.scalarText, !item.isNullScalar else {
-                        diagnostics.error("values of template variable '\(name)' must be numbers or words, found \(item.shapeDescription)", at: item.mark)
+                        diagnostics.error(
+                            "values of template variable '\(name)' must be numbers or words, found \(item.shapeDescription)",
+                            at: item.mark
+                        )
                         return nil
                     }
-                    if item.isPlainScalar, let integer = YAMLReader.parseInteger(text) { values.append(.integer(integer)) } else { values.append(.text(text)) }
+                    if item.isPlainScalar, let integer = YAMLReader.parseInteger(text) {
+                        values.append(.integer(integer))
+                    } else {
+                        values.append(.text(text))
+                    }
                 }
             case .scalar:
                 guard let text = valueNode.scalarText, let range = Self.parseRange(text) else {
                     diagnostics.error(
-                        "template variable '\(name)' must be a list or a range like \"1...8\", found \(valueNode.shapeDescription)", at: valueNode.mark,
-                        fix: "write \(name): [1, 2, 3] or \(name): \"1...8\"")
+                        "template variable '\(name)' must be a list or a range like \"1...8\", found \(valueNode.shapeDescription)",
+                        at: valueNode.mark,
+                        fix: "write \(name): [1, 2, 3] or \(name): \"1...8\""
+                    )
                     return nil
                 }
                 if range.count > Self.maxTemplateInstances {
-                    diagnostics.error("template range \(text) has more than \(Self.maxTemplateInstances) values", at: valueNode.mark)
+                    diagnostics.error(
+                        "template range \(text) has more than \(Self.maxTemplateInstances) values",
+                        at: valueNode.mark
+                    )
                     return nil
                 }
                 values = range.map { .integer($0) }
             default:
-                diagnostics.error("template variable '\(name)' must be a list or a range like \"1...8\", found \(valueNode.shapeDescription)", at: valueNode.mark)
+                diagnostics.error(
+                    "template variable '\(name)' must be a list or a range like \"1...8\", found \(valueNode.shapeDescription)",
+                    at: valueNode.mark
+                )
                 return nil
             }
             if values.isEmpty {
@@ -131,7 +161,11 @@ extension ConfigurationLoader {
             }
             total *= values.count
             if total > Self.maxTemplateInstances {
-                diagnostics.error("the template makes more than \(Self.maxTemplateInstances) points", at: entry.mark, fix: "split it into several templates")
+                diagnostics.error(
+                    "the template makes more than \(Self.maxTemplateInstances) points",
+                    at: entry.mark,
+                    fix: "split it into several templates"
+                )
                 return nil
             }
             variables.append((name, values))
@@ -141,7 +175,9 @@ extension ConfigurationLoader {
 
     static func parseRange(_ text: String) -> ClosedRange<Int>? {
         let parts = text.split(separator: "...", omittingEmptySubsequences: false)
-        guard parts.count == 2, let low = YAMLReader.parseInteger(String(parts[0])), let high = YAMLReader.parseInteger(String(parts[1])), low <= high else {
+        guard parts.count == 2, let low = YAMLReader.parseInteger(String(parts[0])),
+            let high = YAMLReader.parseInteger(String(parts[1])), low <= high
+        else {
             return nil
         }
         return low...high
@@ -158,24 +194,40 @@ extension ConfigurationLoader {
         case .scalar(var scalar):
             guard scalar.string.contains("{{") else { return node }
             do {
-                scalar.string = try Self.fill(scalar.string, scope: scope, keepCommandPlaceholders: key == "command_template")
+                scalar.string = try Self.fill(
+                    scalar.string,
+                    scope: scope,
+                    keepCommandPlaceholders: key == "command_template"
+                )
                 return .scalar(scalar)
             } catch {
                 diagnostics.error(error.message, at: node.mark, fix: error.fix)
                 return node
             }
         case .mapping(let mapping):
-            let pairs = mapping.map { pair in (pair.key, substitute(pair.value, scope: scope, key: pair.key.scalarText)) }
+            let pairs = mapping.map { pair in (pair.key, substitute(pair.value, scope: scope, key: pair.key.scalarText))
+            }
             return .mapping(Node.Mapping(pairs, mapping.tag, mapping.style, mapping.mark))
         case .sequence(let sequence):
-            return .sequence(Node.Sequence(sequence.map { substitute($0, scope: scope, key: key) }, sequence.tag, sequence.style, sequence.mark))
+            return .sequence(
+                Node.Sequence(
+                    sequence.map { substitute($0, scope: scope, key: key) },
+                    sequence.tag,
+                    sequence.style,
+                    sequence.mark
+                )
+            )
         case .alias:
             return node
         }
     }
 
     /// Fills the `{{ expression }}` fields of `text`.
-    static func fill(_ text: String, scope: [String: TemplateVariable], keepCommandPlaceholders: Bool) throws(TemplateError) -> String {
+    static func fill(
+        _ text: String,
+        scope: [String: TemplateVariable],
+        keepCommandPlaceholders: Bool
+    ) throws(TemplateError) -> String {
         var out = ""
         var rest = Substring(text)
         while let open = rest.range(of: "{{") {
@@ -197,8 +249,13 @@ extension ConfigurationLoader {
 
     /// Evaluates `n`, `100 + 2 * n`, `(n - 1) / 4`: whole numbers, + - * / % and parentheses;
     /// a text variable only on its own.
-    static func evaluate(_ expression: String, scope: [String: TemplateVariable]) throws(TemplateError) -> TemplateVariable {
-        if expression.isEmpty { throw TemplateError(message: "empty placeholder '{{}}'", fix: "write a variable or an expression: {{ n }}") }
+    static func evaluate(
+        _ expression: String,
+        scope: [String: TemplateVariable]
+    ) throws(TemplateError) -> TemplateVariable {
+        if expression.isEmpty {
+            throw TemplateError(message: "empty placeholder '{{}}'", fix: "write a variable or an expression: {{ n }}")
+        }
         if case .text(let value)? = scope[expression] { return .text(value) }
         var parser = ExpressionParser(text: expression, scope: scope)
         let value = try parser.parseExpression()
@@ -230,7 +287,10 @@ struct ExpressionParser {
 
     func failure(_ reason: String) -> TemplateError {
         let known = scope.keys.sorted().joined(separator: ", ")
-        return TemplateError(message: "placeholder '{{\(text)}}': \(reason)", fix: "variables here: \(known); operators + - * / % and parentheses")
+        return TemplateError(
+            message: "placeholder '{{\(text)}}': \(reason)",
+            fix: "variables here: \(known); operators + - * / % and parentheses"
+        )
     }
 
     private mutating func skipSpaces() {
@@ -241,11 +301,14 @@ struct ExpressionParser {
         var value = try parseTerm()
         while true {
             skipSpaces()
-            guard position < characters.count, characters[position] == "+" || characters[position] == "-" else { return value }
+            guard position < characters.count, characters[position] == "+" || characters[position] == "-" else {
+                return value
+            }
             let op = characters[position]
             position += 1
             let rhs = try parseTerm()
-            let (result, overflow) = op == "+" ? value.addingReportingOverflow(rhs) : value.subtractingReportingOverflow(rhs)
+            let (result, overflow) =
+                op == "+" ? value.addingReportingOverflow(rhs) : value.subtractingReportingOverflow(rhs)
             if overflow { throw failure("the result overflows") }
             value = result
         }
@@ -266,7 +329,9 @@ struct ExpressionParser {
                 value = result
             default:
                 if rhs == 0 { throw failure("division by zero") }
-                let (result, overflow) = op == "/" ? value.dividedReportingOverflow(by: rhs) : value.remainderReportingOverflow(dividingBy: rhs)
+                let (result, overflow) =
+                    op == "/"
+                    ? value.dividedReportingOverflow(by: rhs) : value.remainderReportingOverflow(dividingBy: rhs)
                 if overflow { throw failure("the result overflows") }
                 value = result
             }
@@ -297,12 +362,16 @@ struct ExpressionParser {
                 digits.append(characters[position])
                 position += 1
             }
-            guard let value = YAMLReader.parseInteger(digits) else { throw failure("'\(digits)' is not a whole number") }
+            guard let value = YAMLReader.parseInteger(digits) else {
+                throw failure("'\(digits)' is not a whole number")
+            }
             return value
         }
         if character.isLetter || character == "_" {
             var name = ""
-            while position < characters.count, characters[position].isLetter || characters[position].isNumber || characters[position] == "_" {
+            while position < characters.count,
+                characters[position].isLetter || characters[position].isNumber || characters[position] == "_"
+            {
                 name.append(characters[position])
                 position += 1
             }

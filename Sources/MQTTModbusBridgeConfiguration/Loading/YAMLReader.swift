@@ -29,7 +29,14 @@ final class Diagnostics {
         if severity == .error { errorAttempts += 1 }
         guard seen.insert(key).inserted else { return }
         let text = instanceSuffix.map { "\(message) (\($0))" } ?? message
-        let diagnostic = ConfigurationError(file: file, line: line, column: column, message: text, fix: fix, severity: severity)
+        let diagnostic = ConfigurationError(
+            file: file,
+            line: line,
+            column: column,
+            message: text,
+            fix: fix,
+            severity: severity
+        )
         if severity == .error { errors.append(diagnostic) } else { warnings.append(diagnostic) }
     }
 
@@ -150,9 +157,15 @@ struct YAMLReader {
     func mapping(_ node: Node, context: String, allowed: [String], at fallback: Mark? = nil) -> MappingView? {
         guard case .mapping(let mapping) = node else {
             if node.isNullScalar {
-                diagnostics.error("\(context) is empty; it must be a mapping of key: value pairs", at: node.mark ?? fallback)
+                diagnostics.error(
+                    "\(context) is empty; it must be a mapping of key: value pairs",
+                    at: node.mark ?? fallback
+                )
             } else {
-                diagnostics.error("\(context) must be a mapping of key: value pairs, found \(node.shapeDescription)", at: node.mark ?? fallback)
+                diagnostics.error(
+                    "\(context) must be a mapping of key: value pairs, found \(node.shapeDescription)",
+                    at: node.mark ?? fallback
+                )
             }
             return nil
         }
@@ -161,7 +174,10 @@ struct YAMLReader {
         var suggested: Set<String> = []
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalarText, !key.isEmpty || !keyNode.isPlainScalar else {
-                diagnostics.error("keys in \(context) must be plain words, found \(keyNode.shapeDescription)", at: keyNode.mark)
+                diagnostics.error(
+                    "keys in \(context) must be plain words, found \(keyNode.shapeDescription)",
+                    at: keyNode.mark
+                )
                 continue
             }
             if key == "<<" && keyNode.isPlainScalar {
@@ -171,11 +187,16 @@ struct YAMLReader {
                 case .mapping: sources = [value]
                 case .sequence(let sequence): sources = Array(sequence)
                 default:
-                    diagnostics.error("'<<' (merge) needs a mapping or a list of mappings, found \(value.shapeDescription)", at: value.mark)
+                    diagnostics.error(
+                        "'<<' (merge) needs a mapping or a list of mappings, found \(value.shapeDescription)",
+                        at: value.mark
+                    )
                     continue
                 }
                 for source in sources {
-                    guard let view = self.mapping(source, context: context, allowed: allowed, at: value.mark) else { continue }
+                    guard let view = self.mapping(source, context: context, allowed: allowed, at: value.mark) else {
+                        continue
+                    }
                     for key in view.order { merged.append(view[key]!) }
                     suggested.formUnion(view.suggestedKeys)
                 }
@@ -185,8 +206,11 @@ struct YAMLReader {
                 let suggestion = Self.closest(to: key, in: allowed)
                 if let suggestion { suggested.insert(suggestion) }
                 diagnostics.error(
-                    "unknown key '\(key)' in \(context)", at: keyNode.mark,
-                    fix: suggestion.map { "did you mean '\($0)'?" } ?? "allowed keys: \(allowed.joined(separator: ", "))")
+                    "unknown key '\(key)' in \(context)",
+                    at: keyNode.mark,
+                    fix: suggestion.map { "did you mean '\($0)'?" }
+                        ?? "allowed keys: \(allowed.joined(separator: ", "))"
+                )
                 continue
             }
             explicit.append(Entry(key: key, keyNode: keyNode, value: value))
@@ -207,7 +231,11 @@ struct YAMLReader {
     /// The elements of a list.
     func sequence(_ entry: Entry) -> [Node]? {
         guard case .sequence(let sequence) = entry.value else {
-            diagnostics.error("'\(entry.key)' must be a list, found \(entry.value.shapeDescription)", at: entry.mark, fix: listFix(entry))
+            diagnostics.error(
+                "'\(entry.key)' must be a list, found \(entry.value.shapeDescription)",
+                at: entry.mark,
+                fix: listFix(entry)
+            )
             return nil
         }
         return Array(sequence)
@@ -229,11 +257,17 @@ struct YAMLReader {
         }
         if entry.value.isNullScalar {
             if scalar.string.isEmpty {
-                diagnostics.error("'\(entry.key)' has no value", at: entry.mark, fix: "give it a value or remove the key")
+                diagnostics.error(
+                    "'\(entry.key)' has no value",
+                    at: entry.mark,
+                    fix: "give it a value or remove the key"
+                )
             } else {
                 diagnostics.error(
-                    "'\(entry.key)' is \(scalar.string), which YAML reads as no value", at: entry.mark,
-                    fix: "give it a value or remove the key; write \"\(scalar.string)\" in quotes if that is the text")
+                    "'\(entry.key)' is \(scalar.string), which YAML reads as no value",
+                    at: entry.mark,
+                    fix: "give it a value or remove the key; write \"\(scalar.string)\" in quotes if that is the text"
+                )
             }
             return nil
         }
@@ -247,10 +281,15 @@ struct YAMLReader {
     func scalarShapeError(_ entry: Entry, expected: String) {
         if entry.value.looksLikeUnquotedPlaceholder {
             diagnostics.error(
-                "'\(entry.key)' looks like an unquoted placeholder: YAML reads {{ ... }} as a mapping", at: entry.mark,
-                fix: "quote it: \(entry.key): \"{{ ... }}\"")
+                "'\(entry.key)' looks like an unquoted placeholder: YAML reads {{ ... }} as a mapping",
+                at: entry.mark,
+                fix: "quote it: \(entry.key): \"{{ ... }}\""
+            )
         } else {
-            diagnostics.error("'\(entry.key)' must be \(expected), found \(entry.value.shapeDescription)", at: entry.mark)
+            diagnostics.error(
+                "'\(entry.key)' must be \(expected), found \(entry.value.shapeDescription)",
+                at: entry.mark
+            )
         }
     }
 
@@ -263,7 +302,11 @@ struct YAMLReader {
             return nil
         }
         guard range.contains(value) else {
-            diagnostics.error("'\(entry.key)' must be in \(range.lowerBound)...\(range.upperBound), found \(text)", at: entry.mark, fix: fix)
+            diagnostics.error(
+                "'\(entry.key)' must be in \(range.lowerBound)...\(range.upperBound), found \(text)",
+                at: entry.mark,
+                fix: fix
+            )
             return nil
         }
         return value
@@ -297,7 +340,11 @@ struct YAMLReader {
         do {
             return try DurationSyntax.parse(text)
         } catch {
-            diagnostics.error("'\(entry.key)': \(error.description)", at: entry.mark, fix: "write durations like 250ms, 5s, 2m, 1h or 1m30s")
+            diagnostics.error(
+                "'\(entry.key)': \(error.description)",
+                at: entry.mark,
+                fix: "write durations like 250ms, 5s, 2m, 1h or 1m30s"
+            )
             return nil
         }
     }
@@ -316,8 +363,10 @@ struct YAMLReader {
         let names = options.map(\.0)
         let suggestion = Self.closest(to: text, in: names)
         diagnostics.error(
-            "'\(entry.key)' must be one of \(names.joined(separator: ", ")), found '\(text)'", at: entry.mark,
-            fix: suggestion.map { "did you mean '\($0)'?" })
+            "'\(entry.key)' must be one of \(names.joined(separator: ", ")), found '\(text)'",
+            at: entry.mark,
+            fix: suggestion.map { "did you mean '\($0)'?" }
+        )
         return nil
     }
 
@@ -327,8 +376,12 @@ struct YAMLReader {
         guard let nodes = sequence(entry) else { return nil }
         var result: [String] = []
         for node in nodes {
-            guard let text = node.scalarText, !node.isNullScalar || !text.isEmpty, !text.trimmingWhitespace().isEmpty else {
-                diagnostics.error("'\(entry.key)' must list non-empty words, found \(node.shapeDescription)", at: node.mark ?? entry.mark)
+            guard let text = node.scalarText, !node.isNullScalar || !text.isEmpty, !text.trimmingWhitespace().isEmpty
+            else {
+                diagnostics.error(
+                    "'\(entry.key)' must list non-empty words, found \(node.shapeDescription)",
+                    at: node.mark ?? entry.mark
+                )
                 return nil
             }
             result.append(String(text.trimmingWhitespace()))
@@ -351,11 +404,19 @@ struct YAMLReader {
         }
         var radix = 10
         let lower = body.lowercased()
-        if lower.hasPrefix("0x") { radix = 16 } else if lower.hasPrefix("0o") { radix = 8 } else if lower.hasPrefix("0b") { radix = 2 }
+        if lower.hasPrefix("0x") {
+            radix = 16
+        } else if lower.hasPrefix("0o") {
+            radix = 8
+        } else if lower.hasPrefix("0b") {
+            radix = 2
+        }
         if radix != 10 { body = body.dropFirst(2) }
         guard !body.isEmpty, body.first != "_", body.last != "_" else { return nil }
         let digits = String(body.filter { $0 != "_" })
-        guard let magnitude = Int(digits, radix: radix), !digits.hasPrefix("+"), !digits.hasPrefix("-") else { return nil }
+        guard let magnitude = Int(digits, radix: radix), !digits.hasPrefix("+"), !digits.hasPrefix("-") else {
+            return nil
+        }
         return negative ? -magnitude : magnitude
     }
 
@@ -392,7 +453,8 @@ struct YAMLReader {
 
     /// Levenshtein distance (insertions, deletions, substitutions; adjacent swaps count 1).
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
         var previousPrevious = [Int](repeating: 0, count: b.count + 1)

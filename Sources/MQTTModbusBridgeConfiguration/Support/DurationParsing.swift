@@ -22,10 +22,14 @@ public enum DurationSyntax {
                 scalars = scalars.dropFirst()
                 fracDigits = scalars.prefix { ("0"..."9").contains($0) }
                 scalars = scalars.dropFirst(fracDigits.count)
-                if fracDigits.isEmpty { throw DurationSyntaxError(text: text, reason: "a decimal point must be followed by digits") }
+                if fracDigits.isEmpty {
+                    throw DurationSyntaxError(text: text, reason: "a decimal point must be followed by digits")
+                }
             }
             if intDigits.isEmpty && fracDigits.isEmpty {
-                if scalars.first == "-" { throw DurationSyntaxError(text: text, reason: "durations cannot be negative") }
+                if scalars.first == "-" {
+                    throw DurationSyntaxError(text: text, reason: "durations cannot be negative")
+                }
                 throw DurationSyntaxError(text: text, reason: "expected a number")
             }
             if fracDigits.count > 9 { throw DurationSyntaxError(text: text, reason: "more than 9 decimals") }
@@ -40,10 +44,17 @@ public enum DurationSyntax {
             case "h": unit = 3_600_000_000_000
             case "":
                 if !scalars.isEmpty {
-                    throw DurationSyntaxError(text: text, reason: "unexpected '\(String(String.UnicodeScalarView(scalars)))'; write durations like 250ms, 5s, 2m, 1h or 1m30s")
+                    throw DurationSyntaxError(
+                        text: text,
+                        reason:
+                            "unexpected '\(String(String.UnicodeScalarView(scalars)))'; write durations like 250ms, 5s, 2m, 1h or 1m30s"
+                    )
                 }
                 guard components == 0 else {
-                    throw DurationSyntaxError(text: text, reason: "every part of a combined duration needs a unit (ms, s, m, h)")
+                    throw DurationSyntaxError(
+                        text: text,
+                        reason: "every part of a combined duration needs a unit (ms, s, m, h)"
+                    )
                 }
                 unit = 1_000_000_000
             default:
@@ -59,7 +70,9 @@ public enum DurationSyntax {
             }
             nanoseconds += whole * unit + fraction
             components += 1
-            if nanoseconds > maximumNanoseconds { throw DurationSyntaxError(text: text, reason: "longer than 100 years") }
+            if nanoseconds > maximumNanoseconds {
+                throw DurationSyntaxError(text: text, reason: "longer than 100 years")
+            }
         }
         return .nanoseconds(Int64(nanoseconds))
     }

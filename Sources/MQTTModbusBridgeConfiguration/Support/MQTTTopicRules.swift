@@ -17,7 +17,10 @@ public enum MQTTTopicRules {
     public static func validateName(_ topic: String) throws(MQTTTopicError) {
         try validateCommon(topic)
         if topic.contains("+") || topic.contains("#") {
-            throw MQTTTopicError(topic: topic, reason: "wildcards ('+', '#') are not allowed in a topic that is published to")
+            throw MQTTTopicError(
+                topic: topic,
+                reason: "wildcards ('+', '#') are not allowed in a topic that is published to"
+            )
         }
         if topic.hasPrefix("$") {
             throw MQTTTopicError(topic: topic, reason: "topics starting with '$' are reserved for the broker")
@@ -30,8 +33,12 @@ public enum MQTTTopicRules {
         let levels = filter.split(separator: "/", omittingEmptySubsequences: false)
         for (index, level) in levels.enumerated() {
             if level.contains("#") {
-                guard level == "#" else { throw MQTTTopicError(topic: filter, reason: "'#' must occupy a whole level ('a/#', not 'a#')") }
-                guard index == levels.count - 1 else { throw MQTTTopicError(topic: filter, reason: "'#' must be the last level") }
+                guard level == "#" else {
+                    throw MQTTTopicError(topic: filter, reason: "'#' must occupy a whole level ('a/#', not 'a#')")
+                }
+                guard index == levels.count - 1 else {
+                    throw MQTTTopicError(topic: filter, reason: "'#' must be the last level")
+                }
             }
             if level.contains("+") && level != "+" {
                 throw MQTTTopicError(topic: filter, reason: "'+' must occupy a whole level ('a/+/b', not 'a/b+')")
@@ -72,13 +79,20 @@ public enum MQTTTopicRules {
     private static func validateCommon(_ topic: String) throws(MQTTTopicError) {
         if topic.isEmpty { throw MQTTTopicError(topic: topic, reason: "a topic cannot be empty") }
         if topic.utf8.count > maxLength {
-            throw MQTTTopicError(topic: topic, reason: "a topic is at most \(maxLength) bytes of UTF-8; this one has \(topic.utf8.count)")
+            throw MQTTTopicError(
+                topic: topic,
+                reason: "a topic is at most \(maxLength) bytes of UTF-8; this one has \(topic.utf8.count)"
+            )
         }
         for scalar in topic.unicodeScalars {
             if scalar.value == 0 { throw MQTTTopicError(topic: topic, reason: "a topic cannot contain NUL (U+0000)") }
             if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
                 let code = String(scalar.value, radix: 16, uppercase: true)
-                throw MQTTTopicError(topic: topic, reason: "a topic cannot contain control characters (U+\(String(repeating: "0", count: 4 - code.count))\(code))")
+                throw MQTTTopicError(
+                    topic: topic,
+                    reason:
+                        "a topic cannot contain control characters (U+\(String(repeating: "0", count: 4 - code.count))\(code))"
+                )
             }
         }
     }

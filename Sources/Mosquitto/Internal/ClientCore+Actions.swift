@@ -58,29 +58,35 @@ extension ClientCore {
             case .startBackoff(let delay, .connectionLost(let error)):
                 self.logger.warning(
                     "MQTT connection lost; reconnecting",
-                    metadata: ["broker": "\(self.brokerDescription)", "error": "\(error)", "delay": "\(delay)"])
+                    metadata: ["broker": "\(self.brokerDescription)", "error": "\(error)", "delay": "\(delay)"]
+                )
             case .startBackoff(let delay, .attemptFailed(let error, let attempt)):
                 self.logger.warning(
                     "MQTT connection attempt failed; retrying",
                     metadata: [
                         "broker": "\(self.brokerDescription)", "error": "\(error)", "attempt": "\(attempt)",
                         "delay": "\(delay)",
-                    ])
+                    ]
+                )
             case .stopConnecting(let error):
                 self.logger.debug(
-                    "MQTT connection failed", metadata: ["broker": "\(self.brokerDescription)", "error": "\(error)"])
+                    "MQTT connection failed",
+                    metadata: ["broker": "\(self.brokerDescription)", "error": "\(error)"]
+                )
             case .reportRestoreFailure(_, .refused(let error)):
                 self.logger.error("MQTT broker refused a restored subscription", metadata: ["error": "\(error)"])
             case .reportRestoreFailure(let subscription, .timedOut):
                 self.logger.error(
                     "MQTT subscription not confirmed after reconnecting",
-                    metadata: ["filter": "\(subscription.filter)"])
+                    metadata: ["filter": "\(subscription.filter)"]
+                )
             }
         }
     }
 
     private func publish(
-        _ newState: MQTTConnectionState, to observers: inout [UInt64: AsyncStream<MQTTConnectionState>.Continuation]
+        _ newState: MQTTConnectionState,
+        to observers: inout [UInt64: AsyncStream<MQTTConnectionState>.Continuation]
     ) {
         if case .connected = newState {
             self.logger.info("MQTT connected", metadata: ["broker": "\(self.brokerDescription)"])
@@ -96,19 +102,27 @@ extension ClientCore {
     /// Queues a SUBSCRIBE for every remembered subscription on a new connection. Under the
     /// state lock, so each message id is registered before its SUBACK can be handled.
     private func resubscribe(
-        _ subscriptions: [Subscription], deadline: ContinuousClock.Instant, in state: inout State
+        _ subscriptions: [Subscription],
+        deadline: ContinuousClock.Instant,
+        in state: inout State
     ) {
         for subscription in subscriptions {
             var messageID: Int32 = 0
             let rc = mosquitto_subscribe_v5(
-                self.handle.pointer, &messageID, subscription.filter, Int32(subscription.qos.rawValue),
-                subscription.options.mosquittoOptions, nil)
+                self.handle.pointer,
+                &messageID,
+                subscription.filter,
+                Int32(subscription.qos.rawValue),
+                subscription.options.mosquittoOptions,
+                nil
+            )
             if rc == MOSQ_ERR_SUCCESS.rawValue {
                 state.machine.subscriptionRestoreSent(subscription, messageID: messageID, deadline: deadline)
             } else {
                 self.logger.error(
                     "MQTT could not restore subscription",
-                    metadata: ["filter": "\(subscription.filter)", "error": "\(MosquittoResult.error(rc))"])
+                    metadata: ["filter": "\(subscription.filter)", "error": "\(MosquittoResult.error(rc))"]
+                )
             }
         }
         self.execute(state.machine.subscriptionRestoresSent(), in: &state)

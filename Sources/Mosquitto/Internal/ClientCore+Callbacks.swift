@@ -15,7 +15,8 @@ extension ClientCore {
             if !actions.isEmpty {
                 self.logger.debug(
                     "MQTT CONNACK accepted",
-                    metadata: ["broker": "\(self.brokerDescription)", "sessionPresent": "\(flags & 1 == 1)"])
+                    metadata: ["broker": "\(self.brokerDescription)", "sessionPresent": "\(flags & 1 == 1)"]
+                )
             }
             self.execute(actions, in: &state)
         }
@@ -29,8 +30,10 @@ extension ClientCore {
         } else if rc >= 0x80 {
             // An MQTT 5 DISCONNECT from the broker: libmosquitto passes its reason code.
             error = MQTTError(
-                code: .connectionLost, reason: MosquittoResult.reasonString(rc),
-                mqttReasonCode: UInt8(truncatingIfNeeded: rc))
+                code: .connectionLost,
+                reason: MosquittoResult.reasonString(rc),
+                mqttReasonCode: UInt8(truncatingIfNeeded: rc)
+            )
         } else {
             error = MosquittoResult.error(rc, errno: errorNumber, logDetail: self.takeLibraryErrors())
         }
@@ -42,8 +45,11 @@ extension ClientCore {
         if reasonCode >= 0x80 {
             acknowledgement = .rejected(
                 MQTTError(
-                    code: .publishRejected, reason: MosquittoResult.reasonString(reasonCode),
-                    mqttReasonCode: UInt8(truncatingIfNeeded: reasonCode)))
+                    code: .publishRejected,
+                    reason: MosquittoResult.reasonString(reasonCode),
+                    mqttReasonCode: UInt8(truncatingIfNeeded: reasonCode)
+                )
+            )
         } else {
             acknowledgement = .accepted(reasonCode: reasonCode)
         }
@@ -81,7 +87,8 @@ extension ClientCore {
             payload: payload,
             qos: MQTTQoS(rawValue: UInt8(truncatingIfNeeded: raw.qos)) ?? .atMostOnce,
             retain: raw.retain,
-            properties: properties.map { MQTTProperties(mosquittoProperties: $0) } ?? MQTTProperties())
+            properties: properties.map { MQTTProperties(mosquittoProperties: $0) } ?? MQTTProperties()
+        )
         switch self.messageContinuation.yield(received) {
         case .enqueued:
             break
@@ -94,7 +101,8 @@ extension ClientCore {
                     "MQTT message consumer is too slow: oldest buffered messages dropped",
                     metadata: [
                         "dropped": "\(total)", "bufferCapacity": "\(self.configuration.messageBufferCapacity)",
-                    ])
+                    ]
+                )
             }
         case .terminated:
             // Nobody will ever read the stream (the consumer was cancelled or
@@ -103,7 +111,8 @@ extension ClientCore {
             if total == 1 || total % 1000 == 0 {
                 self.logger.warning(
                     "MQTT message received after the message sequence ended; dropped",
-                    metadata: ["dropped": "\(total)", "topic": "\(received.topic)"])
+                    metadata: ["dropped": "\(total)", "topic": "\(received.topic)"]
+                )
             }
         @unknown default:
             break

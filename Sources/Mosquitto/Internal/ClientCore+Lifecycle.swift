@@ -15,7 +15,10 @@ extension ClientCore {
                 // either is seen here or finds the session registered.
                 let action = self.state.withLock { state in
                     state.machine.connect(
-                        sessionID: sessionID, waiter: .void(continuation), isCancelled: Task.isCancelled)
+                        sessionID: sessionID,
+                        waiter: .void(continuation),
+                        isCancelled: Task.isCancelled
+                    )
                 }
                 switch action {
                 case .resume(let waiter, let outcome):

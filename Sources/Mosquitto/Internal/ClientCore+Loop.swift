@@ -39,14 +39,21 @@ extension ClientCore {
             self.apply { $0.connectCallTimedOut(sessionID: sessionID, attempt: attempt, now: .now) }
         }
         self.logger.debug(
-            "MQTT connection attempt", metadata: ["broker": "\(self.brokerDescription)", "attempt": "\(attempt)"])
+            "MQTT connection attempt",
+            metadata: ["broker": "\(self.brokerDescription)", "attempt": "\(attempt)"]
+        )
         let result: Result<Void, MQTTError>
         do {
             var properties = try OutgoingProperties.connect(self.configuration)
             defer { properties.free() }
             let rc = mosquitto_connect_bind_v5(
-                self.handle.pointer, self.configuration.host, Int32(self.configuration.port),
-                Int32(self.configuration.keepAlive.wholeSeconds), nil, properties.list)
+                self.handle.pointer,
+                self.configuration.host,
+                Int32(self.configuration.port),
+                Int32(self.configuration.keepAlive.wholeSeconds),
+                nil,
+                properties.list
+            )
             let errorNumber = errno
             let logDetail = self.takeLibraryErrors()
             result =

@@ -3,7 +3,12 @@ import CMosquitto
 /// publish / subscribe / unsubscribe, called from the application's tasks.
 extension ClientCore {
     func publish(
-        topic: String, payload: [UInt8], qos: MQTTQoS, retain: Bool, properties: MQTTProperties, timeout: Duration?
+        topic: String,
+        payload: [UInt8],
+        qos: MQTTQoS,
+        retain: Bool,
+        properties: MQTTProperties,
+        timeout: Duration?
     ) async throws {
         guard payload.count <= Int(Int32.max) else {
             throw MQTTError(code: .invalidArgument, reason: "payload too large")
@@ -19,7 +24,15 @@ extension ClientCore {
         func send(_ messageID: inout Int32) -> Int32 {
             payload.withUnsafeBytes { bytes in
                 mosquitto_publish_v5(
-                    pointer, &messageID, topic, Int32(bytes.count), bytes.baseAddress, Int32(qos.rawValue), retain, list)
+                    pointer,
+                    &messageID,
+                    topic,
+                    Int32(bytes.count),
+                    bytes.baseAddress,
+                    Int32(qos.rawValue),
+                    retain,
+                    list
+                )
             }
         }
 
@@ -37,7 +50,12 @@ extension ClientCore {
         try await self.awaitAcknowledgement(.publish, timeout: timeout, waiter: Waiter.void, send: send)
     }
 
-    func subscribe(_ filter: String, qos: MQTTQoS, options: MQTTSubscriptionOptions, timeout: Duration?) async throws
+    func subscribe(
+        _ filter: String,
+        qos: MQTTQoS,
+        options: MQTTSubscriptionOptions,
+        timeout: Duration?
+    ) async throws
         -> MQTTQoS
     {
         if !options.isDefault && self.configuration.protocolVersion != .v5 {
@@ -46,7 +64,9 @@ extension ClientCore {
         let subscription = Subscription(filter: filter, qos: qos, options: options)
         let pointer = self.handle.pointer
         return try await self.awaitAcknowledgement(
-            .subscribe(subscription), timeout: timeout, waiter: Waiter.subscribe
+            .subscribe(subscription),
+            timeout: timeout,
+            waiter: Waiter.subscribe
         ) {
             mosquitto_subscribe_v5(pointer, &$0, filter, Int32(qos.rawValue), options.mosquittoOptions, nil)
         }
@@ -91,8 +111,12 @@ extension ClientCore {
                         return
                     }
                     state.machine.requestSent(
-                        request, messageID: messageID, token: token, waiter: waiter,
-                        deadline: state.machine.deadline(timeout: timeout, from: start))
+                        request,
+                        messageID: messageID,
+                        token: token,
+                        waiter: waiter,
+                        deadline: state.machine.deadline(timeout: timeout, from: start)
+                    )
                 }
             }
         } onCancel: {

@@ -75,7 +75,8 @@ final class ClientCore: Sendable {
             let errorNumber = errno
             throw MQTTError(
                 code: errorNumber == EINVAL ? .invalidArgument : .library,
-                reason: "mosquitto_new failed: \(MosquittoResult.systemErrorText(errorNumber))")
+                reason: "mosquitto_new failed: \(MosquittoResult.systemErrorText(errorNumber))"
+            )
         }
         do {
             try Self.apply(configuration, to: pointer)
@@ -87,7 +88,9 @@ final class ClientCore: Sendable {
         self.logger = logger
         self.handle = MosquittoHandle(pointer: pointer)
         (self.messages, self.messageContinuation) = AsyncStream.makeStream(
-            of: MQTTMessage.self, bufferingPolicy: .bufferingNewest(configuration.messageBufferCapacity))
+            of: MQTTMessage.self,
+            bufferingPolicy: .bufferingNewest(configuration.messageBufferCapacity)
+        )
         self.state = Locked(State(machine: StateMachine(configuration: configuration)))
         // Unretained: the loop thread holds a strong reference while it runs,
         // and callbacks only happen inside calls made by this object.
@@ -116,7 +119,10 @@ final class ClientCore: Sendable {
             throw MQTTError(code: .invalidArgument, reason: "maxInflightMessages must be 0...65535")
         }
         if configuration.clientID == nil && !configuration.cleanSession {
-            throw MQTTError(code: .invalidArgument, reason: "a persistent session (cleanSession false) needs a clientID")
+            throw MQTTError(
+                code: .invalidArgument,
+                reason: "a persistent session (cleanSession false) needs a clientID"
+            )
         }
         if configuration.password != nil && configuration.username == nil {
             throw MQTTError(code: .invalidArgument, reason: "a password needs a username")
@@ -144,7 +150,8 @@ final class ClientCore: Sendable {
         try check(mosquitto_int_option(pointer, MOSQ_OPT_TCP_NODELAY, configuration.tcpNoDelay ? 1 : 0), "TCP_NODELAY")
         try check(
             mosquitto_int_option(pointer, MOSQ_OPT_SEND_MAXIMUM, Int32(configuration.maxInflightMessages)),
-            "max inflight messages")
+            "max inflight messages"
+        )
         // Declares that another thread runs the network loop: queueing calls
         // then never write to the socket themselves but wake the loop thread.
         try check(mosquitto_threaded_set(pointer, true), "threaded mode")
@@ -155,8 +162,14 @@ final class ClientCore: Sendable {
             var properties = try OutgoingProperties.message(will.properties)
             let rc = will.payload.withUnsafeBytes { bytes in
                 mosquitto_will_set_v5(
-                    pointer, will.topic, Int32(clamping: bytes.count), bytes.baseAddress,
-                    Int32(will.qos.rawValue), will.retain, properties.list)
+                    pointer,
+                    will.topic,
+                    Int32(clamping: bytes.count),
+                    bytes.baseAddress,
+                    Int32(will.qos.rawValue),
+                    will.retain,
+                    properties.list
+                )
             }
             // On success libmosquitto owns the property list; on failure we do.
             if rc != MOSQ_ERR_SUCCESS.rawValue { properties.free() }
@@ -165,10 +178,12 @@ final class ClientCore: Sendable {
         if let tls = configuration.tls {
             try check(
                 mosquitto_tls_set(pointer, tls.caFile, tls.caDirectory, tls.certificateFile, tls.privateKeyFile, nil),
-                "TLS certificates")
+                "TLS certificates"
+            )
             try check(
                 mosquitto_tls_opts_set(pointer, tls.verifyServerCertificate ? 1 : 0, tls.tlsVersion, tls.ciphers),
-                "TLS options")
+                "TLS options"
+            )
             try check(mosquitto_tls_insecure_set(pointer, !tls.verifyHostname), "TLS host name verification")
         }
     }
@@ -193,7 +208,9 @@ final class ClientCore: Sendable {
 
     func connectionStates() -> AsyncStream<MQTTConnectionState> {
         let (stream, continuation) = AsyncStream.makeStream(
-            of: MQTTConnectionState.self, bufferingPolicy: .bufferingNewest(32))
+            of: MQTTConnectionState.self,
+            bufferingPolicy: .bufferingNewest(32)
+        )
         let token = self.nextToken()
         let closed = self.state.withLock { state -> Bool in
             continuation.yield(state.machine.connectionState)

@@ -112,7 +112,10 @@ struct ClientStateMachine<Waiter> {
                 .failure(
                     MQTTError(
                         code: .alreadyConnected,
-                        reason: "connect() was called while a connection is active or still closing")))
+                        reason: "connect() was called while a connection is active or still closing"
+                    )
+                )
+            )
         }
         var session = Session(id: sessionID)
         session.connectWaiter = waiter
@@ -126,18 +129,26 @@ struct ClientStateMachine<Waiter> {
         guard let session = self.session, session.id == sessionID, session.connectWaiter != nil else { return [] }
         return self.endSession(
             failingOperationsWith: MQTTError(code: .disconnected, reason: "connect() was cancelled"),
-            connectWaiterOutcome: .cancelled, reasonCode: 0)
+            connectWaiterOutcome: .cancelled,
+            reasonCode: 0
+        )
     }
 
     /// `disconnect()` was called; `reasonCode` goes into the DISCONNECT packet.
     mutating func disconnect(reasonCode: Int32) -> [Action] {
         self.endSession(
             failingOperationsWith: MQTTError(
-                code: .disconnected, reason: "disconnect() was called before the operation completed"),
+                code: .disconnected,
+                reason: "disconnect() was called before the operation completed"
+            ),
             connectWaiterOutcome: .failure(
                 MQTTError(
-                    code: .disconnected, reason: "disconnect() was called before the connection was established")),
-            reasonCode: reasonCode)
+                    code: .disconnected,
+                    reason: "disconnect() was called before the connection was established"
+                )
+            ),
+            reasonCode: reasonCode
+        )
     }
 
     /// The owning ``MQTTClient`` is gone: the session ends and no new one can start.
@@ -145,7 +156,10 @@ struct ClientStateMachine<Waiter> {
         self.isClosed = true
         let released = MQTTError(code: .disconnected, reason: "the client was released")
         return self.endSession(
-            failingOperationsWith: released, connectWaiterOutcome: .failure(released), reasonCode: 0)
+            failingOperationsWith: released,
+            connectWaiterOutcome: .failure(released),
+            reasonCode: 0
+        )
     }
 
     /// `connect()` waits for the loop thread of a finished session, which may still be sending
@@ -163,7 +177,8 @@ struct ClientStateMachine<Waiter> {
         guard let waiter = self.loop?.exitWaiters.removeValue(forKey: token) else { return nil }
         let error = MQTTError(
             code: .timeout,
-            reason: "the previous connection attempt is still in progress (blocked in DNS or TCP connect)")
+            reason: "the previous connection attempt is still in progress (blocked in DNS or TCP connect)"
+        )
         return Resumption(waiter: waiter, outcome: .failure(error))
     }
 
@@ -209,7 +224,10 @@ struct ClientStateMachine<Waiter> {
 
     /// The blocking `mosquitto_connect` of `attempt` returned.
     mutating func connectCallReturned(
-        sessionID: UInt64, attempt: Int, result: Result<Void, MQTTError>, now: ContinuousClock.Instant
+        sessionID: UInt64,
+        attempt: Int,
+        result: Result<Void, MQTTError>,
+        now: ContinuousClock.Instant
     ) -> [Action] {
         self.loop?.inConnectCall = false
         guard let session = self.session, session.id == sessionID,
@@ -232,7 +250,9 @@ struct ClientStateMachine<Waiter> {
             case .connectCall(let current) = session.phase, current == attempt
         else { return [] }
         let error = MQTTError(
-            code: .timeout, reason: "could not reach \(self.broker) within \(self.connectTimeout)")
+            code: .timeout,
+            reason: "could not reach \(self.broker) within \(self.connectTimeout)"
+        )
         return self.attemptFailed(sessionID: sessionID, error: error, now: now)
     }
 
@@ -253,10 +273,15 @@ struct ClientStateMachine<Waiter> {
 
     /// libmosquitto queued the SUBSCRIBE restoring `subscription` as `messageID`.
     mutating func subscriptionRestoreSent(
-        _ subscription: Subscription, messageID: Int32, deadline: ContinuousClock.Instant
+        _ subscription: Subscription,
+        messageID: Int32,
+        deadline: ContinuousClock.Instant
     ) {
         self.pendingSubscribes[messageID] = PendingSubscribe(
-            kind: .restore, subscription: subscription, deadline: deadline)
+            kind: .restore,
+            subscription: subscription,
+            deadline: deadline
+        )
         self.noteDeadline(deadline)
     }
 
@@ -285,7 +310,8 @@ struct ClientStateMachine<Waiter> {
             let lost = MQTTError(
                 code: .connectionLost,
                 reason: "the connection to the broker was lost before the operation completed",
-                detail: error.description)
+                detail: error.description
+            )
             self.failPendingOperations(with: lost, into: &actions)
             let delay = self.reconnect.delay(beforeAttempt: 0)
             self.session?.failedAttempts = 0
@@ -323,14 +349,21 @@ struct ClientStateMachine<Waiter> {
     /// libmosquitto queued `request` as `messageID`; `waiter` waits for its acknowledgement
     /// until `deadline`. `token` identifies the call for cancellation.
     mutating func requestSent(
-        _ request: Request, messageID: Int32, token: UInt64, waiter: Waiter, deadline: ContinuousClock.Instant
+        _ request: Request,
+        messageID: Int32,
+        token: UInt64,
+        waiter: Waiter,
+        deadline: ContinuousClock.Instant
     ) {
         switch request {
         case .publish:
             self.pendingPublishes[messageID] = PendingOperation(token: token, waiter: waiter, deadline: deadline)
         case .subscribe(let subscription):
             self.pendingSubscribes[messageID] = PendingSubscribe(
-                kind: .request(token: token, waiter: waiter), subscription: subscription, deadline: deadline)
+                kind: .request(token: token, waiter: waiter),
+                subscription: subscription,
+                deadline: deadline
+            )
         case .unsubscribe(let filter):
             // From here on the filter is not restored on reconnection, even if
             // the UNSUBACK never arrives.
@@ -385,8 +418,12 @@ struct ClientStateMachine<Waiter> {
         case .refused(let reasonCode, let reason):
             result = .failure(
                 MQTTError(
-                    code: .subscriptionRejected, reason: reason, mqttReasonCode: reasonCode,
-                    detail: "filter \(pending.subscription.filter)"))
+                    code: .subscriptionRejected,
+                    reason: reason,
+                    mqttReasonCode: reasonCode,
+                    detail: "filter \(pending.subscription.filter)"
+                )
+            )
         }
         switch (pending.kind, result) {
         case (.request(_, let waiter), .success(let granted)):
@@ -419,7 +456,9 @@ struct ClientStateMachine<Waiter> {
     /// CONNACK that did not come in time fails the attempt; its error's detail is
     /// `libraryErrors()` (libmosquitto's error lines), read only then.
     mutating func deadlinesPassed(
-        sessionID: UInt64, now: ContinuousClock.Instant, libraryErrors: () -> String?
+        sessionID: UInt64,
+        now: ContinuousClock.Instant,
+        libraryErrors: () -> String?
     ) -> [Action] {
         var actions: [Action] = []
         if let session = self.session, session.id == sessionID, case .awaitingConnack = session.phase,
@@ -428,8 +467,10 @@ struct ClientStateMachine<Waiter> {
             let error =
                 session.attemptError
                 ?? MQTTError(
-                    code: .timeout, reason: "no CONNACK from \(self.broker) within \(self.connectTimeout)",
-                    detail: libraryErrors())
+                    code: .timeout,
+                    reason: "no CONNACK from \(self.broker) within \(self.connectTimeout)",
+                    detail: libraryErrors()
+                )
             actions += self.attemptFailed(sessionID: sessionID, error: error, now: now)
         }
         guard let earliest = self.earliestDeadline, earliest <= now else { return actions }
@@ -487,7 +528,9 @@ struct ClientStateMachine<Waiter> {
     /// Ends the session: fails what is pending, reports `.disconnected(nil)` and
     /// makes the loop thread send DISCONNECT and exit.
     private mutating func endSession(
-        failingOperationsWith error: MQTTError, connectWaiterOutcome: Outcome, reasonCode: Int32
+        failingOperationsWith error: MQTTError,
+        connectWaiterOutcome: Outcome,
+        reasonCode: Int32
     ) -> [Action] {
         guard let session = self.session else { return [] }
         var actions: [Action] = []
@@ -508,7 +551,9 @@ struct ClientStateMachine<Waiter> {
     }
 
     private mutating func attemptFailed(
-        sessionID: UInt64, error: MQTTError, now: ContinuousClock.Instant
+        sessionID: UInt64,
+        error: MQTTError,
+        now: ContinuousClock.Instant
     ) -> [Action] {
         guard var session = self.session, session.id == sessionID else { return [] }
         var actions: [Action] = []
@@ -529,7 +574,8 @@ struct ClientStateMachine<Waiter> {
         // After a lost connection the first attempt already waited
         // delay(0); an initial connect that failed has not waited yet.
         let delay = self.reconnect.delay(
-            beforeAttempt: session.hasConnected ? session.failedAttempts : session.failedAttempts - 1)
+            beforeAttempt: session.hasConnected ? session.failedAttempts : session.failedAttempts - 1
+        )
         actions.append(.startBackoff(delay, cause: .attemptFailed(error, attempt: session.failedAttempts)))
         if session.isSocketPhase {
             // Closes the half-open connection (for example after a CONNACK

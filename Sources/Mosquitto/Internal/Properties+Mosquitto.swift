@@ -27,10 +27,18 @@ struct OutgoingProperties {
     static func message(_ properties: MQTTProperties) throws(MQTTError) -> OutgoingProperties {
         try Self.build { list throws(MQTTError) in
             if let format = properties.payloadFormat {
-                try check(mosquitto_property_add_byte(&list, Int32(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR.rawValue), format.rawValue))
+                try check(
+                    mosquitto_property_add_byte(
+                        &list,
+                        Int32(MQTT_PROP_PAYLOAD_FORMAT_INDICATOR.rawValue),
+                        format.rawValue
+                    )
+                )
             }
             if let expiry = properties.messageExpiryInterval {
-                try check(mosquitto_property_add_int32(&list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), expiry))
+                try check(
+                    mosquitto_property_add_int32(&list, Int32(MQTT_PROP_MESSAGE_EXPIRY_INTERVAL.rawValue), expiry)
+                )
             }
             if let contentType = properties.contentType {
                 try check(mosquitto_property_add_string(&list, Int32(MQTT_PROP_CONTENT_TYPE.rawValue), contentType))
@@ -44,14 +52,23 @@ struct OutgoingProperties {
                 }
                 let rc = correlationData.withUnsafeBytes { bytes in
                     mosquitto_property_add_binary(
-                        &list, Int32(MQTT_PROP_CORRELATION_DATA.rawValue), bytes.baseAddress, UInt16(bytes.count))
+                        &list,
+                        Int32(MQTT_PROP_CORRELATION_DATA.rawValue),
+                        bytes.baseAddress,
+                        UInt16(bytes.count)
+                    )
                 }
                 try check(rc)
             }
             for property in properties.userProperties {
                 try check(
                     mosquitto_property_add_string_pair(
-                        &list, Int32(MQTT_PROP_USER_PROPERTY.rawValue), property.name, property.value))
+                        &list,
+                        Int32(MQTT_PROP_USER_PROPERTY.rawValue),
+                        property.name,
+                        property.value
+                    )
+                )
             }
         }
     }
@@ -60,7 +77,9 @@ struct OutgoingProperties {
     static func connect(_ configuration: MQTTConfiguration) throws(MQTTError) -> OutgoingProperties {
         try Self.build { list throws(MQTTError) in
             if let expiry = configuration.sessionExpiryInterval {
-                try check(mosquitto_property_add_int32(&list, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), expiry))
+                try check(
+                    mosquitto_property_add_int32(&list, Int32(MQTT_PROP_SESSION_EXPIRY_INTERVAL.rawValue), expiry)
+                )
             }
         }
     }
@@ -121,7 +140,11 @@ extension MQTTProperties {
                 var value: UnsafeMutablePointer<CChar>?
                 if mosquitto_property_read_string_pair(property, identifier, &name, &value, false) != nil {
                     self.userProperties.append(
-                        MQTTUserProperty(name.map { String(cString: $0) } ?? "", value.map { String(cString: $0) } ?? ""))
+                        MQTTUserProperty(
+                            name.map { String(cString: $0) } ?? "",
+                            value.map { String(cString: $0) } ?? ""
+                        )
+                    )
                     free(name)
                     free(value)
                 }

@@ -1,15 +1,16 @@
 import Foundation
 import Logging
 import MQTTModbusBridge
+import MQTTModbusBridgeSimulator
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
 import ServiceLifecycle
-import MQTTModbusBridgeSimulator
 import Testing
 
 /// The log level of the bridge and the simulator under test; `E2E_LOG_LEVEL=debug` shows them.
-let e2eLogLevel = ProcessInfo.processInfo.environment["E2E_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+let e2eLogLevel =
+    ProcessInfo.processInfo.environment["E2E_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
 
 func e2eLogger(_ label: String) -> Logger {
     var logger = Logger(label: label)
@@ -61,7 +62,12 @@ struct BridgeHarness: Sendable {
     let modbusPort: Int
 
     /// Publishes `text` (retained by default, as devices publish state) and waits for the broker's PUBACK.
-    func publish(_ topic: String, _ text: String, retain: Bool = true, properties: MQTTProperties = MQTTProperties()) async throws {
+    func publish(
+        _ topic: String,
+        _ text: String,
+        retain: Bool = true,
+        properties: MQTTProperties = MQTTProperties()
+    ) async throws {
         try await mqtt.publishForTest(topic, text, qos: .atLeastOnce, retain: retain, properties: properties)
     }
 
@@ -71,7 +77,11 @@ struct BridgeHarness: Sendable {
     /// where the tests poll: 10 ms apart, for at most `timeout`.
     @discardableResult
     func awaitRead(
-        _ area: ModbusArea, _ address: Int, count: Int = 1, unit: Int = 1, timeout: Duration = .seconds(10),
+        _ area: ModbusArea,
+        _ address: Int,
+        count: Int = 1,
+        unit: Int = 1,
+        timeout: Duration = .seconds(10),
         until predicate: @escaping @Sendable ([UInt16]) -> Bool = { _ in true }
     ) async throws -> [UInt16] {
         let modbus = self.modbus
@@ -84,14 +94,21 @@ struct BridgeHarness: Sendable {
                 return values
             }
         } catch let error as TimeoutError {
-            throw TimeoutError(what: "\(error.what) (last reply: \(last.withLock { $0.map { "\($0)" } } ?? "none"))", limit: error.limit)
+            throw TimeoutError(
+                what: "\(error.what) (last reply: \(last.withLock { $0.map { "\($0)" } } ?? "none"))",
+                limit: error.limit
+            )
         }
     }
 
     /// Polls a Modbus read (bounded) until it answers an exception; returns the code.
     @discardableResult
     func awaitReadException(
-        _ area: ModbusArea, _ address: Int, count: Int = 1, unit: Int = 1, timeout: Duration = .seconds(10)
+        _ area: ModbusArea,
+        _ address: Int,
+        count: Int = 1,
+        unit: Int = 1,
+        timeout: Duration = .seconds(10)
     ) async throws -> ModbusExceptionCode {
         let modbus = self.modbus
         return try await poll("\(area) \(address) of unit \(unit) to answer an exception", timeout: timeout) {
@@ -103,7 +120,9 @@ struct BridgeHarness: Sendable {
 /// Calls `attempt` every 10 ms until it returns a value, for at most `timeout` (generous: other
 /// tests share the machine, and a loaded run can stall a few seconds).
 func poll<T: Sendable>(
-    _ what: String, timeout: Duration = .seconds(10), _ attempt: @escaping @Sendable () async throws -> T?
+    _ what: String,
+    timeout: Duration = .seconds(10),
+    _ attempt: @escaping @Sendable () async throws -> T?
 ) async throws -> T {
     try await withTimeout(timeout, what) {
         while true {
@@ -125,10 +144,12 @@ func withBridge(
     _ body: (BridgeHarness) async throws -> Void
 ) async throws {
     let broker = try await TestBroker.start()
-    var cleanups: [@Sendable () async -> Void] = [{
-        await broker.stop()
-        broker.removeDirectory()
-    }]
+    var cleanups: [@Sendable () async -> Void] = [
+        {
+            await broker.stop()
+            broker.removeDirectory()
+        }
+    ]
     func cleanUp() async {
         for cleanup in cleanups.reversed() { await cleanup() }
     }
@@ -153,11 +174,17 @@ func withBridge(
         let modbusPort = try #require(bridge.modbusPort, "the bridge listens once it is online")
 
         if let simulatorOptions {
-            let simulator = try DeviceSimulator(configuration: configuration, options: simulatorOptions, logger: e2eLogger("e2e.simulator"))
+            let simulator = try DeviceSimulator(
+                configuration: configuration,
+                options: simulatorOptions,
+                logger: e2eLogger("e2e.simulator")
+            )
             let simulatorRun = startService(simulator, label: "e2e.simulator")
             cleanups.append { await simulatorRun.stop() }
             // The simulator publishes every state topic once, retained, when it starts.
-            let stateTopics = Set(configuration.points.compactMap(\.stateTopic).filter { !MQTTTopicRules.isWildcardFilter($0) })
+            let stateTopics = Set(
+                configuration.points.compactMap(\.stateTopic).filter { !MQTTTopicRules.isWildcardFilter($0) }
+            )
             try await messages.waitUntil("the simulator's initial states") { received in
                 stateTopics.isSubset(of: Set(received.map(\.topic)))
             }
@@ -169,8 +196,15 @@ func withBridge(
 
         try await body(
             BridgeHarness(
-                broker: broker, configuration: configuration, bridge: bridge, mqtt: mqtt, messages: messages, modbus: modbus,
-                modbusPort: modbusPort))
+                broker: broker,
+                configuration: configuration,
+                bridge: bridge,
+                mqtt: mqtt,
+                messages: messages,
+                modbus: modbus,
+                modbusPort: modbusPort
+            )
+        )
     } catch {
         await cleanUp()
         throw error
@@ -191,7 +225,9 @@ struct RunningService: Sendable {
 }
 
 func startService(_ service: some Service, label: String) -> RunningService {
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: service)], logger: e2eLogger(label)))
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(services: [.init(service: service)], logger: e2eLogger(label))
+    )
     let task = Task { try await group.run() }
     return RunningService(group: group, task: task)
 }

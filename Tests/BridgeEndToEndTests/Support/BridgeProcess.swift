@@ -19,7 +19,9 @@ final class BridgeProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = try ValidateCommandTests.executable()
         process.arguments = arguments
-        outputFile = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-bridge-\(UUID().uuidString).log")
+        outputFile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "e2e-bridge-\(UUID().uuidString).log"
+        )
         _ = FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: outputFile)
         process.standardOutput = handle
@@ -86,7 +88,9 @@ func httpGet(_ url: String) async throws -> (status: Int, body: String)? {
         print(status); sys.stdout.write(body.decode())
         """
     let result = try await runProgram(TestPython.url, ["-c", script, url])
-    guard result.status == 0 else { throw TestBroker.BrokerError(description: "python3 urllib failed: \(result.output)") }
+    guard result.status == 0 else {
+        throw TestBroker.BrokerError(description: "python3 urllib failed: \(result.output)")
+    }
     let firstLine = result.output.prefix { $0 != "\n" }
     guard let status = Int(firstLine) else { return nil }
     return (status, String(result.output.dropFirst(firstLine.count + 1)))

@@ -65,7 +65,10 @@ final class PymodbusClient: Sendable {
 
         enum CodingKeys: String, CodingKey {
             case id, op, conn, unit, area, address, count, values, single, type, order, scale, offset, length
-            case andMask = "and_mask", orMask = "or_mask", readAddress = "read_address", readCount = "read_count"
+            case andMask = "and_mask"
+            case orMask = "or_mask"
+            case readAddress = "read_address"
+            case readCount = "read_count"
         }
     }
 
@@ -100,7 +103,8 @@ final class PymodbusClient: Sendable {
 
     /// Starts the helper against `127.0.0.1:port`.
     static func start(port: Int) throws -> PymodbusClient {
-        guard let script = Bundle.module.url(forResource: "modbus_helper", withExtension: "py", subdirectory: "Python") else {
+        guard let script = Bundle.module.url(forResource: "modbus_helper", withExtension: "py", subdirectory: "Python")
+        else {
             throw HelperError(description: "modbus_helper.py is missing from the test bundle")
         }
         let process = Process()
@@ -129,9 +133,23 @@ final class PymodbusClient: Sendable {
 
     /// Reads `count` values (registers, or 0/1 for bits).
     func read(
-        _ area: ModbusArea, _ address: Int, count: Int = 1, unit: Int = 1, connection: String = "main"
+        _ area: ModbusArea,
+        _ address: Int,
+        count: Int = 1,
+        unit: Int = 1,
+        connection: String = "main"
     ) async throws -> ModbusReply<[UInt16]> {
-        let reply = try await send(Request(id: 0, op: "read", conn: connection, unit: unit, area: Self.name(area), address: address, count: count))
+        let reply = try await send(
+            Request(
+                id: 0,
+                op: "read",
+                conn: connection,
+                unit: unit,
+                area: Self.name(area),
+                address: address,
+                count: count
+            )
+        )
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
         guard let values = reply.values else { throw HelperError(description: "read answered without values") }
         return .ok(values.map { UInt16($0) })
@@ -139,30 +157,75 @@ final class PymodbusClient: Sendable {
 
     /// Writes values: `single` uses FC5/FC6 (one value), otherwise FC15/FC16.
     func write(
-        _ area: ModbusArea, _ address: Int, _ values: [UInt16], single: Bool = false, unit: Int = 1, connection: String = "main"
+        _ area: ModbusArea,
+        _ address: Int,
+        _ values: [UInt16],
+        single: Bool = false,
+        unit: Int = 1,
+        connection: String = "main"
     ) async throws -> ModbusReply<Bool> {
         let reply = try await send(
-            Request(id: 0, op: "write", conn: connection, unit: unit, area: Self.name(area), address: address, values: values.map(Int.init), single: single))
+            Request(
+                id: 0,
+                op: "write",
+                conn: connection,
+                unit: unit,
+                area: Self.name(area),
+                address: address,
+                values: values.map(Int.init),
+                single: single
+            )
+        )
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
         return .ok(reply.ok == true)
     }
 
     /// FC22 mask write register: result = (current AND andMask) OR (orMask AND NOT andMask).
-    func maskWrite(_ address: Int, and andMask: UInt16, or orMask: UInt16, unit: Int = 1, connection: String = "main") async throws -> ModbusReply<Bool> {
+    func maskWrite(
+        _ address: Int,
+        and andMask: UInt16,
+        or orMask: UInt16,
+        unit: Int = 1,
+        connection: String = "main"
+    ) async throws -> ModbusReply<Bool> {
         let reply = try await send(
-            Request(id: 0, op: "mask_write", conn: connection, unit: unit, area: "holding_register", address: address,
-                    andMask: Int(andMask), orMask: Int(orMask)))
+            Request(
+                id: 0,
+                op: "mask_write",
+                conn: connection,
+                unit: unit,
+                area: "holding_register",
+                address: address,
+                andMask: Int(andMask),
+                orMask: Int(orMask)
+            )
+        )
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
         return .ok(reply.ok == true)
     }
 
     /// FC23 read/write multiple registers: writes `values` at `address`, then reads.
     func readWrite(
-        write address: Int, _ values: [UInt16], read readAddress: Int, count readCount: Int, unit: Int = 1, connection: String = "main"
+        write address: Int,
+        _ values: [UInt16],
+        read readAddress: Int,
+        count readCount: Int,
+        unit: Int = 1,
+        connection: String = "main"
     ) async throws -> ModbusReply<[UInt16]> {
         let reply = try await send(
-            Request(id: 0, op: "readwrite", conn: connection, unit: unit, area: "holding_register", address: address,
-                    values: values.map(Int.init), readAddress: readAddress, readCount: readCount))
+            Request(
+                id: 0,
+                op: "readwrite",
+                conn: connection,
+                unit: unit,
+                area: "holding_register",
+                address: address,
+                values: values.map(Int.init),
+                readAddress: readAddress,
+                readCount: readCount
+            )
+        )
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
         guard let values = reply.values else { throw HelperError(description: "readwrite answered without values") }
         return .ok(values.map { UInt16($0) })
@@ -170,15 +233,35 @@ final class PymodbusClient: Sendable {
 
     /// Reads a point's registers and decodes them in Python, independently of the bridge.
     func decode(
-        _ area: ModbusArea, _ address: Int, type: String, order: String = "ABCD", scale: Double = 1, offset: Double = 0,
-        length: Int? = nil, unit: Int = 1, connection: String = "main"
+        _ area: ModbusArea,
+        _ address: Int,
+        type: String,
+        order: String = "ABCD",
+        scale: Double = 1,
+        offset: Double = 0,
+        length: Int? = nil,
+        unit: Int = 1,
+        connection: String = "main"
     ) async throws -> ModbusReply<DecodedValue> {
         let reply = try await send(
             Request(
-                id: 0, op: "decode", conn: connection, unit: unit, area: Self.name(area), address: address, type: type, order: order,
-                scale: scale, offset: offset, length: length))
+                id: 0,
+                op: "decode",
+                conn: connection,
+                unit: unit,
+                area: Self.name(area),
+                address: address,
+                type: type,
+                order: order,
+                scale: scale,
+                offset: offset,
+                length: length
+            )
+        )
         if let code = reply.exception { return .exception(ModbusExceptionCode(rawValue: UInt8(code))) }
-        guard let registers = reply.registers, let text = reply.value else { throw HelperError(description: "decode answered without a value") }
+        guard let registers = reply.registers, let text = reply.value else {
+            throw HelperError(description: "decode answered without a value")
+        }
         return .ok(DecodedValue(registers: registers.map { UInt16($0) }, text: text))
     }
 
@@ -197,7 +280,9 @@ final class PymodbusClient: Sendable {
                 try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, any Error>) in
                     let failure = self.state.withLock { state -> (any Error)? in
                         if Task.isCancelled { return CancellationError() }
-                        if state.exited { return HelperError(description: "the pymodbus helper exited:\n\(state.stderr)") }
+                        if state.exited {
+                            return HelperError(description: "the pymodbus helper exited:\n\(state.stderr)")
+                        }
                         state.waiters[id] = continuation
                         return nil
                     }
@@ -213,7 +298,10 @@ final class PymodbusClient: Sendable {
             }
         }
         if let error = reply.error {
-            throw HelperError(description: "pymodbus \(request.op) \(request.area) \(request.address) on connection '\(request.conn)': \(error)")
+            throw HelperError(
+                description:
+                    "pymodbus \(request.op) \(request.area) \(request.address) on connection '\(request.conn)': \(error)"
+            )
         }
         return reply
     }
@@ -232,7 +320,9 @@ final class PymodbusClient: Sendable {
             defer { state.waiters = [:] }
             return (Array(state.waiters.values), state.stderr)
         }
-        for waiter in waiters { waiter.resume(throwing: HelperError(description: "the pymodbus helper exited:\n\(log)")) }
+        for waiter in waiters {
+            waiter.resume(throwing: HelperError(description: "the pymodbus helper exited:\n\(log)"))
+        }
         let exitWaiters = exit.withLock { state in
             state.done = true
             defer { state.waiters = [] }
