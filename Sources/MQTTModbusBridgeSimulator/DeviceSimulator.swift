@@ -60,7 +60,16 @@ public final class DeviceSimulator: Service, Sendable {
         self.logger = logger
         var mqtt = try MQTTConfiguration(bridgeBroker: configuration.broker)
         mqtt.clientID = options.clientID ?? "\(configuration.broker.clientID)-simulator"
-        mqtt.will = nil
+        // A device's last will says it is gone; a client has one will, so the first device with
+        // an availability topic gets it (every device says "offline" on a graceful stop).
+        mqtt.will = configuration.devices.lazy.compactMap(\.availability).first.map { settings in
+            MQTTWill(
+                topic: settings.topic,
+                payload: Self.availabilityPayload(settings, online: false),
+                qos: .atLeastOnce,
+                retain: true
+            )
+        }
         mqtt.reconnect.retryInitialConnect = true
         self.client = try MQTTClient(configuration: mqtt, logger: logger.component("mqtt"))
         var initial: [String: PointValue] = [:]
@@ -78,6 +87,7 @@ public final class DeviceSimulator: Service, Sendable {
     public func run() async throws {
         try await client.connect()
         for topic in commandPoints.keys.sorted() { try await client.subscribe(topic, qos: .atLeastOnce) }
+        await announceAvailability(online: true)
         for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
         logger.info(
             "simulator running",
@@ -96,6 +106,7 @@ public final class DeviceSimulator: Service, Sendable {
                 group.cancelAll()
             }
         }
+        await announceAvailability(online: false)
         await client.disconnect()
     }
 
@@ -127,6 +138,27 @@ public final class DeviceSimulator: Service, Sendable {
 
     /// Publishes the state message of `point`'s state topic. Points that share a topic with JSON
     /// payloads (fields of one document) are published together, as one device would.
+    /// What the device says on its availability topic: its first online (or offline) word, in
+    /// JSON at the path when there is one.
+    static func availabilityPayload(_ settings: AvailabilitySettings, online: Bool) -> [UInt8] {
+        let word = (online ? settings.onlineWords : settings.offlineWords).first ?? (online ? "online" : "offline")
+        guard let path = settings.path else { return Array(word.utf8) }
+        return Array(JSONValue.building(.string(word), at: path.components[...]).serialized().utf8)
+    }
+
+    /// Publishes every device's availability (retained), as devices do when they connect or leave.
+    private func announceAvailability(online: Bool) async {
+        for settings in configuration.devices.compactMap(\.availability) {
+            try? await client.publish(
+                topic: settings.topic,
+                payload: Self.availabilityPayload(settings, online: online),
+                qos: .atLeastOnce,
+                retain: true,
+                timeout: .seconds(2)
+            )
+        }
+    }
+
     private func publishState(of point: PointConfiguration) async {
         guard let topic = point.stateTopic, !MQTTTopicRules.isWildcardFilter(topic) else { return }
         let sharing = configuration.points.filter { $0.stateTopic == topic }

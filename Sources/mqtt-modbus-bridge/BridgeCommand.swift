@@ -60,7 +60,9 @@ struct BrokerOverride: ParsableArguments {
 func loadConfiguration(_ path: String) throws -> BridgeConfiguration {
     do {
         let configuration = try BridgeConfiguration.load(path: path)
-        for warning in configuration.warnings { FileHandle.standardError.write(Data("\(warning)\n".utf8)) }
+        for warning in configuration.warnings + configuration.freshnessWarnings {
+            FileHandle.standardError.write(Data("\(warning)\n".utf8))
+        }
         return configuration
     } catch {
         FileHandle.standardError.write(Data("\(error)\n".utf8))

@@ -17,7 +17,7 @@ struct Validate: ParsableCommand {
         for file in files {
             do {
                 let configuration = try BridgeConfiguration.load(path: file)
-                for warning in configuration.warnings { print(warning) }
+                for warning in configuration.warnings + configuration.freshnessWarnings { print(warning) }
                 let writable = configuration.points.filter(\.isWritable).count
                 print(
                     "\(file): OK — \(configuration.units.count) unit(s), \(configuration.points.count) point(s), \(writable) writable"

@@ -272,9 +272,37 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Routes one message: ack topics resolve waiting writes; state topics update the cache.
     func handle(_ message: MQTTMessage) {
         metrics.messagesReceived.increment()
+        if let devices = routes.availabilityTopics[message.topic] {
+            for device in devices { updateAvailability(device, from: message) }
+        }
         writes.acknowledge(message)
         for index in routes.points(forStateTopic: message.topic) {
+            if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
             updatePoint(index, from: message)
+        }
+    }
+
+    private func updateAvailability(_ index: Int, from message: MQTTMessage) {
+        let device = map.devices[index]
+        guard let settings = device.availability else { return }
+        guard let online = settings.isOnline(payload: message.payload) else {
+            metrics.decodeFailures.increment()
+            logger.warning(
+                "availability payload is neither an online nor an offline word; keeping the device's state",
+                metadata: [
+                    "device": "\(device.name)", "topic": "\(message.topic)",
+                    "payload": "\(String(decoding: message.payload.prefix(200), as: UTF8.self))",
+                ]
+            )
+            return
+        }
+        let wasOffline = cache.isDeviceOffline(index)
+        cache.setAvailability(device: index, online: online)
+        if online == wasOffline {
+            logger.notice(
+                online ? "device online" : "device offline: its points answer their missing-value policy",
+                metadata: ["device": "\(device.name)"]
+            )
         }
     }
 

@@ -125,6 +125,17 @@ final class BridgeWritePath: Sendable {
             metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
+        // A device that is gone would apply the command whenever it comes back, if ever.
+        for write in planned {
+            guard let device = map.deviceOfPoint[write.point], map.devices[device].offlineWrites == .refuse,
+                cache.isDeviceOffline(device)
+            else { continue }
+            metrics.writes(.gatewayTargetDeviceFailedToRespond).increment()
+            throw ModbusException(
+                .gatewayTargetDeviceFailedToRespond,
+                "device \(map.devices[device].name) of point \(map.points[write.point].name) is offline"
+            )
+        }
         let inFlight = state.withLock { state -> Int? in
             guard state.inFlight < maxWritesInFlight else { return nil }
             state.inFlight += 1

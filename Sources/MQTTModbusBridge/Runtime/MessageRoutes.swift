@@ -15,6 +15,8 @@ struct MessageRoutes: Sendable {
     let responseTopics: Set<String>
     /// Ack topics of the correlation_id mode, with the JSON fields that carry the id there.
     let correlationAckTopics: [String: [JSONPath]]
+    /// Availability topics, with the devices (indices into ``RegisterMap/devices``) each reports.
+    let availabilityTopics: [String: [Int]]
     private let exactStateTopics: [String: [Int]]
     private let wildcardStateTopics: [(filter: String, point: Int)]
     private let responseTopicByPoint: [Int: String]
@@ -57,6 +59,14 @@ struct MessageRoutes: Sendable {
                 break
             }
         }
+        var availability: [String: [Int]] = [:]
+        for (index, device) in map.devices.enumerated() {
+            guard let settings = device.availability else { continue }
+            // QoS 1: a lost "offline" would leave a dead device's values served.
+            want(settings.topic, .atLeastOnce)
+            availability[settings.topic, default: []].append(index)
+        }
+        self.availabilityTopics = availability
         self.subscriptions = qosByTopic.keys.sorted().map { Subscription(topic: $0, qos: qosByTopic[$0]!) }
         self.responseTopics = responses
         self.correlationAckTopics = correlation

@@ -16,11 +16,20 @@ final class PointCache: Sendable {
     /// The image a missing or stale point reads as, when its policy substitutes a value.
     private let substitutes: [RegisterImage?]
     private let maxAges: [UInt64?]
+    /// For each point, its device's index, or -1.
+    private let deviceOfPoint: [Int]
+    /// For each device, its silence limit in nanoseconds.
+    private let silences: [UInt64?]
     private let state: Mutex<Storage>
 
     private struct Storage: ~Copyable {
         var words: [UInt16]
         var updated: [UInt64]
+        /// Per device: its availability topic said offline (and has not said online since).
+        var offline: [Bool]
+        /// Per device: the monotonic time of its last message (0: none since start or since the
+        /// broker connection was lost).
+        var lastSeen: [UInt64]
     }
 
     init(map: RegisterMap) {
@@ -36,20 +45,54 @@ final class PointCache: Sendable {
             guard case .substitute(let value) = point.onMissing else { return nil }
             return try? RegisterEncoder(point: point).encode(value)
         }
-        self.maxAges = map.points.map { point in
-            point.maxAge.map {
-                UInt64($0.components.seconds) * 1_000_000_000 + UInt64($0.components.attoseconds / 1_000_000_000)
-            }
-        }
+        self.maxAges = map.points.map { point in point.maxAge.map(Self.nanoseconds) }
+        self.deviceOfPoint = map.deviceOfPoint.map { $0 ?? -1 }
+        self.silences = map.devices.map { device in device.silence.map(Self.nanoseconds) }
         self.state = Mutex(
             Storage(
                 words: [UInt16](repeating: 0, count: total),
-                updated: [UInt64](repeating: 0, count: map.points.count)
+                updated: [UInt64](repeating: 0, count: map.points.count),
+                offline: [Bool](repeating: false, count: map.devices.count),
+                lastSeen: [UInt64](repeating: 0, count: map.devices.count)
             )
         )
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    private static func nanoseconds(_ duration: Duration) -> UInt64 {
+        UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000)
+    }
+
+    // MARK: Devices
+
+    /// A device's availability topic said online (`true`) or offline (`false`); either way the
+    /// device was heard from.
+    func setAvailability(device index: Int, online: Bool, at time: UInt64 = PointCache.now()) {
+        state.withLock { storage in
+            storage.offline[index] = !online
+            storage.lastSeen[index] = max(time, 1)
+        }
+    }
+
+    /// A message from the device arrived (a state of one of its points): it is not silent.
+    func deviceSeen(_ index: Int, at time: UInt64 = PointCache.now()) {
+        state.withLock { $0.lastSeen[index] = max(time, 1) }
+    }
+
+    /// Whether the device counts as offline now: its availability topic said so, or it has been
+    /// silent for longer than its silence limit (or not heard from at all, with a limit set).
+    func isDeviceOffline(_ index: Int, at time: UInt64 = PointCache.now()) -> Bool {
+        state.withLock { isOffline(index, $0, time) }
+    }
+
+    private func isOffline(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) -> Bool {
+        if storage.offline[index] { return true }
+        guard let silence = silences[index] else { return false }
+        let seen = storage.lastSeen[index]
+        if seen == 0 { return true }
+        return time > seen && time - seen > silence
+    }
 
     /// Stores a point's new image and marks it fresh.
     func update(point index: Int, image: RegisterImage, at time: UInt64 = PointCache.now()) {
@@ -91,6 +134,11 @@ final class PointCache: Sendable {
     func invalidateAll() {
         state.withLock { storage in
             for index in storage.updated.indices { storage.updated[index] = 0 }
+            // What the devices said is unknown until their (retained) availability comes again.
+            for index in storage.offline.indices {
+                storage.offline[index] = false
+                storage.lastSeen[index] = 0
+            }
         }
     }
 
@@ -115,6 +163,9 @@ final class PointCache: Sendable {
     private func isFresh(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) -> Bool {
         let updated = storage.updated[index]
         guard updated != 0 else { return false }
+        // A point of a device that is gone has no current value, however recent its last one.
+        let device = deviceOfPoint[index]
+        if device >= 0, isOffline(device, storage, time) { return false }
         guard let maxAge = maxAges[index] else { return true }
         // A reader takes the clock before the lock, so an update can land in between and be
         // newer than `time`: that value is fresh (the unsigned difference would wrap to "stale").

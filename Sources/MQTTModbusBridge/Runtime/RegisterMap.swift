@@ -24,6 +24,10 @@ struct RegisterMap: Sendable {
 
     let points: [PointConfiguration]
     let units: [UInt8: UnitLayout]
+    /// The configuration's devices, in file order.
+    let devices: [DeviceConfiguration]
+    /// For each point, the index of its device in ``devices``; `nil`: none.
+    let deviceOfPoint: [Int?]
 
     init(_ configuration: BridgeConfiguration) {
         var points: [PointConfiguration] = []
@@ -49,6 +53,12 @@ struct RegisterMap: Sendable {
         }
         self.points = points
         self.units = units
+        self.devices = configuration.devices
+        let deviceIndex = Dictionary(
+            configuration.devices.enumerated().map { ($1.name, $0) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        self.deviceOfPoint = points.map { point in point.device.flatMap { deviceIndex[$0] } }
     }
 
     /// The entries of a unit and area, and whether gaps read as zero.

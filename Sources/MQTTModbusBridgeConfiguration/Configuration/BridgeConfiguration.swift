@@ -11,23 +11,37 @@ public struct BridgeConfiguration: Sendable, Hashable {
     public var modbus: ModbusListenerSettings
     /// The units served, in file order, each with its points.
     public var units: [UnitConfiguration]
+    /// The devices points belong to (``PointConfiguration/device``), in file order.
+    public var devices: [DeviceConfiguration]
     /// Problems that do not stop the bridge but are probably mistakes (for example an empty topic
     /// level or certificate verification switched off), each with severity
     /// ``ConfigurationError/Severity/warning``.
     public var warnings: [ConfigurationError]
+    /// Points that nothing can make stale: neither a `max_age` nor a device that watches its
+    /// availability, so a dead device's last value would be served for ever. Reported by
+    /// `validate` and logged by `run` as warnings; kept apart from ``warnings`` so that a
+    /// program can tell "probably a mistake" from "a policy to confirm".
+    public var freshnessWarnings: [ConfigurationError]
 
     /// Creates a configuration in code. It is not validated: prefer ``parse(yaml:file:)``.
     public init(
         broker: BrokerSettings = BrokerSettings(),
         modbus: ModbusListenerSettings = ModbusListenerSettings(),
         units: [UnitConfiguration],
-        warnings: [ConfigurationError] = []
+        devices: [DeviceConfiguration] = [],
+        warnings: [ConfigurationError] = [],
+        freshnessWarnings: [ConfigurationError] = []
     ) {
         self.broker = broker
         self.modbus = modbus
         self.units = units
+        self.devices = devices
         self.warnings = warnings
+        self.freshnessWarnings = freshnessWarnings
     }
+
+    /// The device with this name.
+    public func device(named name: String) -> DeviceConfiguration? { devices.first { $0.name == name } }
 
     /// Every point of every unit, in file order.
     public var points: [PointConfiguration] { units.flatMap(\.points) }

@@ -87,6 +87,9 @@ public struct PointConfiguration: Sendable, Hashable {
     public var command: CommandSettings?
     /// Where the point was defined (for a template, the template's entry).
     public var location: ConfigurationLocation
+    /// The device the point belongs to (``DeviceConfiguration/name``): its availability governs
+    /// the point's freshness and writes. `nil`: none.
+    public var device: String?
 
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.
@@ -106,8 +109,10 @@ public struct PointConfiguration: Sendable, Hashable {
         maxAge: Duration? = nil,
         onMissing: MissingValuePolicy = .exception(.gatewayTargetDeviceFailedToRespond),
         command: CommandSettings? = nil,
-        location: ConfigurationLocation = ConfigurationLocation(file: "", line: 0, column: 0)
+        location: ConfigurationLocation = ConfigurationLocation(file: "", line: 0, column: 0),
+        device: String? = nil
     ) {
+        self.device = device
         self.name = name
         self.descriptionText = descriptionText
         self.unitID = unitID

@@ -17,6 +17,10 @@ final class ConfigurationLoader {
     /// its point.
     var pointNames: [(name: String, mark: Mark?, line: Int)] = []
     var unitIDMarks: [UInt8: Mark] = [:]
+    /// Device names read from `devices:`, with where each was defined.
+    var deviceMarks: [String: Mark] = [:]
+    /// The device the unit being read names, for its points that name none.
+    var unitDevice: String?
 
     init(file: String, baseDirectory: String?) {
         self.diagnostics = Diagnostics(file: file)
@@ -24,7 +28,7 @@ final class ConfigurationLoader {
         self.baseDirectory = baseDirectory
     }
 
-    static let rootKeys = ["version", "broker", "modbus", "defaults", "units"]
+    static let rootKeys = ["version", "broker", "modbus", "defaults", "devices", "units"]
 
     func load(yaml: String) throws(ConfigurationErrors) -> BridgeConfiguration {
         let root: Node?
@@ -62,6 +66,7 @@ final class ConfigurationLoader {
         let broker = view["broker"].map { parseBroker($0) } ?? BrokerSettings()
         let modbus = view["modbus"].map { parseModbus($0) } ?? ModbusListenerSettings()
         let defaults = view["defaults"].map { parseDefaults($0) } ?? PointDefaults()
+        let devices = view["devices"].map { parseDevices($0) } ?? []
         var units: [UnitConfiguration] = []
         if let entry = reader.required(view, "units", fix: "add 'units:' with at least one unit and its points") {
             units = parseUnits(entry, defaults: defaults)
@@ -71,7 +76,9 @@ final class ConfigurationLoader {
             broker: broker,
             modbus: modbus,
             units: units,
-            warnings: Diagnostics.sorted(diagnostics.warnings)
+            devices: devices,
+            warnings: Diagnostics.sorted(diagnostics.warnings),
+            freshnessWarnings: freshnessWarnings(units: units, devices: devices)
         )
         if diagnostics.errorCount > 0 { throw finish() }
         return configuration

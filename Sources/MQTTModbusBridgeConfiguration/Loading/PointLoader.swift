@@ -64,13 +64,14 @@ extension ConfigurationLoader {
         "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset",
         "state_topic",
         "payload", "qos", "max_age", "on_missing", "command_topic", "command_template", "command_retain", "ack",
+        "device",
     ]
     static let defaultsKeys = ["byte_order", "qos", "max_age", "on_missing", "payload", "ack"]
     static let payloadKeys = ["format", "path", "true_words", "false_words"]
     static let ackKeys = [
         "mode", "timeout", "response_topic", "id_field", "success_field", "error_field", "code_field", "tolerance",
     ]
-    static let unitKeys = ["id", "name", "fill_gaps", "points", "templates"]
+    static let unitKeys = ["id", "name", "fill_gaps", "device", "points", "templates"]
 
     static let areaChoices: [(String, ModbusArea)] = [
         ("coil", .coil), ("discrete_input", .discreteInput), ("holding_register", .holdingRegister),
@@ -347,6 +348,8 @@ extension ConfigurationLoader {
         }
         let name = reader.string(view["name"])
         let fillGaps = reader.bool(view["fill_gaps"]) ?? false
+        unitDevice = resolveDevice(view["device"], context: view.context)
+        defer { unitDevice = nil }
         var points: [PointConfiguration] = []
         if let pointsEntry = view["points"], let nodes = reader.sequence(pointsEntry) {
             for pointNode in nodes {
@@ -514,6 +517,7 @@ extension ConfigurationLoader {
         )
 
         let descriptionText = reader.string(view["description"])
+        let device = view.has("device") ? resolveDevice(view["device"], context: context) : unitDevice
         if !name.isEmpty { pointNames.append((name, nameEntry?.mark, node.mark?.line ?? 0)) }
         // A point with errors still takes part in the overlap check if its place is known.
         guard let area, let address, let type, type.fits(area), address + type.registerCount <= 65536 else {
@@ -535,7 +539,8 @@ extension ConfigurationLoader {
             maxAge: maxAge,
             onMissing: onMissing,
             command: command,
-            location: location(of: node)
+            location: location(of: node),
+            device: device
         )
         return LoadedPoint(
             point: point,
