@@ -10,7 +10,7 @@ import Testing
 /// pymodbus is the master.
 @Suite("Device availability, end to end")
 struct AvailabilityEndToEndTests {
-    static func yaml(port: Int) -> String {
+    static func yaml(_ port: Int) -> String {
         baseYAML(brokerPort: port) + """
 
             devices:
@@ -49,7 +49,7 @@ struct AvailabilityEndToEndTests {
         "Offline (the device's last will): reads answer 0B at once and writes 0B with nothing published; online again: values"
     )
     func offlineAndBack() async throws {
-        try await withBridge({ Self.yaml(port: $0) }) { harness in
+        try await withBridge(Self.yaml) { harness in
             try await harness.publish("e2e/plug/LWT", "Online")
             try await harness.publish("e2e/plug/power", "42")
             try await harness.publish("e2e/plug/relay", "ON")
@@ -80,7 +80,7 @@ struct AvailabilityEndToEndTests {
 
     @Test("A device silent for longer than its limit reads 0B until it is heard from again")
     func silence() async throws {
-        try await withBridge({ Self.yaml(port: $0) }) { harness in
+        try await withBridge(Self.yaml) { harness in
             try await harness.publish("e2e/meter/energy", "7", retain: false)
             try await harness.awaitRead(.inputRegister, 1) { $0 == [7] }
             // Nothing more from the meter: after 1 s of silence it counts as offline.
@@ -95,7 +95,7 @@ struct AvailabilityEndToEndTests {
 
     @Test("offline_writes: publish sends the command to an offline device and waits for its ack as usual")
     func offlineWritesPublish() async throws {
-        try await withBridge({ Self.yaml(port: $0) }) { harness in
+        try await withBridge(Self.yaml) { harness in
             try await harness.publish("e2e/siren/online", "false")
             try await barrier(harness)
             let mark = harness.messages.count
