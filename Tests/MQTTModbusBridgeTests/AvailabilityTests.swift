@@ -199,26 +199,6 @@ struct AvailabilityTests {
 
     // MARK: The cache
 
-    func read(_ cache: PointCache, unit: UInt8, _ address: UInt16) throws -> UInt16 {
-        var values = ModbusReadValues(buffer: ByteBuffer(), isBits: false, expected: 1)
-        try cache.read(unit: unit, area: .inputRegister, address: address, count: 1, into: &values)
-        let (buffer, problem) = values.finish()
-        #expect(problem == nil)
-        var reader = buffer
-        return reader.readInteger(as: UInt16.self) ?? 0
-    }
-
-    func code(_ body: () throws -> Void) -> ModbusExceptionCode? {
-        do {
-            try body()
-            return nil
-        } catch let error as ModbusException {
-            return error.code
-        } catch {
-            return .serverDeviceFailure
-        }
-    }
-
     @Test("An offline device's fresh values answer the missing-value policy at once, and come back online")
     func offlineDevice() throws {
         let configuration = try BridgeConfiguration.parse(yaml: Self.yaml, file: "test.yaml")
@@ -227,14 +207,17 @@ struct AvailabilityTests {
         let power = try #require(map.index(of: "power"))
         let plug = try #require(map.deviceOfPoint[power])
         cache.update(point: power, image: .words([42]))
-        #expect(try read(cache, unit: 1, 0) == 42, "availability not known yet: not offline")
+        #expect(try read(cache, unit: 1, .inputRegister, 0, 1) == [42], "availability not known yet: not offline")
 
         cache.setAvailability(device: plug, online: false)
         #expect(cache.isDeviceOffline(plug))
-        #expect(code { _ = try read(cache, unit: 1, 0) } == .gatewayTargetDeviceFailedToRespond)
+        #expect(exception { _ = try read(cache, unit: 1, .inputRegister, 0, 1) } == .gatewayTargetDeviceFailedToRespond)
 
         cache.setAvailability(device: plug, online: true)
-        #expect(try read(cache, unit: 1, 0) == 42, "the value is still current once the device is back")
+        #expect(
+            try read(cache, unit: 1, .inputRegister, 0, 1) == [42],
+            "the value is still current once the device is back"
+        )
 
         cache.setAvailability(device: plug, online: false)
         cache.invalidateAll()

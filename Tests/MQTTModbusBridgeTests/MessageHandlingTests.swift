@@ -73,9 +73,9 @@ struct MessageHandlingTests {
         // The device reports 25 (say, clamped) before the write of 30 is acknowledged.
         bridge.handle(Self.message("t/level", "25"))
         bridge.cache.update(point: index, image: .words([30]), ifUnchangedSince: token)
-        #expect(try RuntimeLogicTests().read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [25])
+        #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [25])
         // With nothing newer, the written value is what reads return.
         bridge.cache.update(point: index, image: .words([30]), ifUnchangedSince: bridge.cache.lastUpdate(of: index))
-        #expect(try RuntimeLogicTests().read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [30])
+        #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [30])
     }
 }

@@ -35,29 +35,6 @@ struct RuntimeLogicTests {
         return (map, PointCache(map: map))
     }
 
-    func read(_ cache: PointCache, unit: UInt8, _ area: ModbusArea, _ address: UInt16, _ count: Int) throws -> [UInt16]
-    {
-        var bytes = ByteBuffer()
-        var values = ModbusReadValues(buffer: bytes, isBits: false, expected: count)
-        bytes = ByteBuffer()
-        try cache.read(unit: unit, area: area, address: address, count: count, into: &values)
-        let (buffer, problem) = values.finish()
-        #expect(problem == nil)
-        var reader = buffer
-        return (0..<count).map { _ in reader.readInteger(as: UInt16.self)! }
-    }
-
-    func exception(_ body: () throws -> Void) -> ModbusExceptionCode? {
-        do {
-            try body()
-            return nil
-        } catch let error as ModbusException {
-            return error.code
-        } catch {
-            return .serverDeviceFailure
-        }
-    }
-
     @Test("A value never received answers the point's policy: 0B by default, or the substitute")
     func missingValues() throws {
         let (map, cache) = try fixture()

@@ -1,9 +1,12 @@
 import Foundation
 import MQTTTestSupport
+import ModbusCore
+import NIOCore
 import Testing
 
 @testable import MQTTModbusBridge
 @testable import MQTTModbusBridgeConfiguration
+@testable import ModbusTCPServer
 
 /// The errors of a configuration that must not load.
 func configurationErrors(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocation) -> [ConfigurationError] {
@@ -76,3 +79,27 @@ let exampleConfigsDirectory: String = {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("examples/configs").path
 }()
+
+/// A Modbus read from the cache, as the server's in-place read path makes it.
+func read(_ cache: PointCache, unit: UInt8, _ area: ModbusArea, _ address: UInt16, _ count: Int) throws -> [UInt16] {
+    var bytes = ByteBuffer()
+    var values = ModbusReadValues(buffer: bytes, isBits: false, expected: count)
+    bytes = ByteBuffer()
+    try cache.read(unit: unit, area: area, address: address, count: count, into: &values)
+    let (buffer, problem) = values.finish()
+    #expect(problem == nil)
+    var reader = buffer
+    return (0..<count).map { _ in reader.readInteger(as: UInt16.self)! }
+}
+
+/// The Modbus exception `body` throws (04 for any other error), or `nil`.
+func exception(_ body: () throws -> Void) -> ModbusExceptionCode? {
+    do {
+        try body()
+        return nil
+    } catch let error as ModbusException {
+        return error.code
+    } catch {
+        return .serverDeviceFailure
+    }
+}

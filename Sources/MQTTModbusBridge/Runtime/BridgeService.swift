@@ -33,7 +33,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private struct State {
         /// Undecodable payloads per point, to log the first and then every 100th.
         var decodeFailures: [Int: Int] = [:]
-        var totalDecodeFailures: Int { decodeFailures.values.reduce(0, +) }
+        /// Availability payloads that were neither an online nor an offline word.
+        var availabilityFailures = 0
+        var totalDecodeFailures: Int { decodeFailures.values.reduce(0, +) + availabilityFailures }
     }
 
     /// The acknowledgement tracker of the write path.
@@ -277,7 +279,6 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
         writes.acknowledge(message)
         for index in routes.points(forStateTopic: message.topic) {
-            if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
             updatePoint(index, from: message)
         }
     }
@@ -287,6 +288,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         guard let settings = device.availability else { return }
         guard let online = settings.isOnline(payload: message.payload) else {
             metrics.decodeFailures.increment()
+            state.withLock { $0.availabilityFailures += 1 }
             logger.warning(
                 "availability payload is neither an online nor an offline word; keeping the device's state",
                 metadata: [
@@ -316,6 +318,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             // command: it must not confirm a state_echo write (a device dead for days would).
             if !message.retain { writes.offerState(point: index, value: value) }
         } catch {
+            // A message came, so the device is not silent, even if this one was not usable.
+            if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
             metrics.decodeFailures.increment()
             // Every failure is counted; the log names the first and then every 100th per point,
             // so a misconfigured device cannot flood it.

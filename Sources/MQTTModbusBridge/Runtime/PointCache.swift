@@ -16,8 +16,6 @@ final class PointCache: Sendable {
     /// The image a missing or stale point reads as, when its policy substitutes a value.
     private let substitutes: [RegisterImage?]
     private let maxAges: [UInt64?]
-    /// For each point, its device's index, or -1.
-    private let deviceOfPoint: [Int]
     /// For each device, its silence limit in nanoseconds.
     private let silences: [UInt64?]
     private let state: Mutex<Storage>
@@ -46,7 +44,6 @@ final class PointCache: Sendable {
             return try? RegisterEncoder(point: point).encode(value)
         }
         self.maxAges = map.points.map { point in point.maxAge.map(Self.nanoseconds) }
-        self.deviceOfPoint = map.deviceOfPoint.map { $0 ?? -1 }
         self.silences = map.devices.map { device in device.silence.map(Self.nanoseconds) }
         self.state = Mutex(
             Storage(
@@ -75,7 +72,8 @@ final class PointCache: Sendable {
         }
     }
 
-    /// A message from the device arrived (a state of one of its points): it is not silent.
+    /// A message from the device arrived that did not update a point (one that could not be
+    /// decoded): the device is not silent. ``update(point:image:at:)`` does this itself.
     func deviceSeen(_ index: Int, at time: UInt64 = PointCache.now()) {
         state.withLock { $0.lastSeen[index] = max(time, 1) }
     }
@@ -94,11 +92,12 @@ final class PointCache: Sendable {
         return time > seen && time - seen > silence
     }
 
-    /// Stores a point's new image and marks it fresh.
+    /// Stores a point's new image and marks it fresh; its device was heard from.
     func update(point index: Int, image: RegisterImage, at time: UInt64 = PointCache.now()) {
         state.withLock { storage in
             store(image, of: index, in: &storage)
             storage.updated[index] = max(time, 1)
+            if let device = map.deviceOfPoint[index] { storage.lastSeen[device] = max(time, 1) }
         }
     }
 
@@ -164,8 +163,7 @@ final class PointCache: Sendable {
         let updated = storage.updated[index]
         guard updated != 0 else { return false }
         // A point of a device that is gone has no current value, however recent its last one.
-        let device = deviceOfPoint[index]
-        if device >= 0, isOffline(device, storage, time) { return false }
+        if let device = map.deviceOfPoint[index], isOffline(device, storage, time) { return false }
         guard let maxAge = maxAges[index] else { return true }
         // A reader takes the clock before the lock, so an update can land in between and be
         // newer than `time`: that value is fresh (the unsigned difference would wrap to "stale").
