@@ -113,6 +113,9 @@ struct WriteAckTests {
                 try await harness.messages.waitForMessage(on: "e2e/dev/sp", after: mark) { $0.payloadString == "21.5" }
             case .broker:
                 #expect(command.payloadString == "21.5")
+                // The broker's PUBACK says nothing about the device: the value reads back once the
+                // device's state report reaches the bridge, which races this test's read.
+                try await harness.awaitRead(.holdingRegister, 0) { $0 == [215] }
             }
             #expect(try await harness.modbus.read(.holdingRegister, 0) == .ok([215]), "the written value reads back")
 
