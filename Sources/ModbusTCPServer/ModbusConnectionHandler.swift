@@ -188,14 +188,14 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         switch dispatcher.answerSynchronously(frame, into: &output) {
         case .answered:
             if wireLogger.logLevel <= .debug { logSent(output.getSlice(at: start, length: output.writerIndex - start)!) }
-        case .suspend(let request):
+        case .suspend(let plan):
             awaitingHandler = true
             record.setBusy(true)
             let dispatcher = self.dispatcher
             let allocator = context.channel.allocator
             let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask {
-                await dispatcher.answerAsynchronously(frame, request: request, allocator: allocator)
+                await dispatcher.answerAsynchronously(frame, plan: plan, allocator: allocator)
             }.whenSuccess { reply in
                 let (handler, context) = bound.value
                 handler.handlerFinished(reply: reply, context: context)

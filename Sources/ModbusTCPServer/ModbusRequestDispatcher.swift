@@ -5,7 +5,9 @@ import NIOCore
 /// Turns request frames into reply frames by calling the host's handlers.
 ///
 /// Pure with respect to the network: it writes bytes into a buffer and never touches a channel,
-/// so a connection can batch the replies of several pipelined requests into one write.
+/// so a connection can batch the replies of several pipelined requests into one write. What a
+/// request takes is its ``ModbusRequestPlan``; this type carries plans out, inline when every
+/// handler a plan calls is synchronous, in a task otherwise.
 struct ModbusRequestDispatcher: Sendable {
     let read: ModbusReadHandler
     let write: ModbusWriteHandler?
@@ -17,8 +19,8 @@ struct ModbusRequestDispatcher: Sendable {
     enum Outcome {
         /// The reply frame was appended.
         case answered
-        /// A handler must suspend; nothing was appended. Call ``answerAsynchronously``.
-        case suspend(ModbusRequest)
+        /// A handler may suspend; nothing was appended. Call ``answerAsynchronously``.
+        case suspend(ModbusRequestPlan)
     }
 
     /// A handler broke its contract (wrong number of values, a bit that is not 0 or 1).
@@ -28,25 +30,25 @@ struct ModbusRequestDispatcher: Sendable {
 
     // MARK: - Synchronous path (on the event loop)
 
-    /// Appends the reply frame for `frame` to `out`, unless a handler must suspend.
+    /// Appends the reply frame for `frame` to `out`, unless a handler may suspend.
     func answerSynchronously(_ frame: ModbusTCPFrame, into out: inout ByteBuffer) -> Outcome {
         let function = frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) ?? 0
-        let request: ModbusRequest
+        let plan: ModbusRequestPlan
         switch validate(frame) {
         case .failure(let code):
             writeFrame(frame, into: &out) { $0.writeModbusExceptionPDU(function: function, code: code) }
             return .answered
-        case .success(let valid):
-            request = valid
+        case .success(let request):
+            plan = ModbusRequestPlan(request, unitID: frame.unitID)
         }
-        guard canAnswerSynchronously(request) else { return .suspend(request) }
+        guard canRunSynchronously(plan) else { return .suspend(plan) }
         writeFrame(frame, into: &out) { out in
             let pduStart = out.writerIndex
             do {
-                try executeSynchronously(request, unitID: frame.unitID, into: &out)
+                try runSynchronously(plan, into: &out)
             } catch {
                 out.moveWriterIndex(to: pduStart)
-                out.writeModbusExceptionPDU(function: function, code: exceptionCode(for: error, request, frame))
+                out.writeModbusExceptionPDU(function: function, code: exceptionCode(for: error, plan, frame))
             }
         }
         return .answered
@@ -61,53 +63,29 @@ struct ModbusRequestDispatcher: Sendable {
         return ModbusRequest.parse(frame.pdu)
     }
 
-    private func canAnswerSynchronously(_ request: ModbusRequest) -> Bool {
-        switch request {
-        case .read:
-            read.isSynchronous
-        case .writeSingleCoil, .writeSingleRegister, .writeMultipleCoils, .writeMultipleRegisters:
-            write?.isSynchronous ?? true
-        case .maskWriteRegister, .readWriteMultipleRegisters:
-            read.isSynchronous && (write?.isSynchronous ?? true)
-        case .readDeviceIdentification, .diagnosticsReturnQueryData:
-            true
+    private func canRunSynchronously(_ plan: ModbusRequestPlan) -> Bool {
+        (!plan.callsReadHandler || read.isSynchronous)
+            && (!plan.callsWriteHandler || (write?.isSynchronous ?? true))
+    }
+
+    /// The plan's steps with the synchronous handlers; the values of the last read go straight
+    /// into the reply when the read handler can put them there.
+    private func runSynchronously(_ plan: ModbusRequestPlan, into out: inout ByteBuffer) throws {
+        if let write = plan.write {
+            try writeSynchronously(write)
+        }
+        if let maskWrite = plan.maskWrite {
+            let current = try readArraySynchronously(maskWrite.read)
+            try writeSynchronously(maskWrite.write(current: current[0]))
+        }
+        if case .values(let request) = plan.reply {
+            try readSynchronously(request, into: &out)
+        } else {
+            try plan.writeFixedReply(identification: identification, into: &out)
         }
     }
 
-    private func executeSynchronously(_ request: ModbusRequest, unitID: UInt8, into out: inout ByteBuffer) throws {
-        switch request {
-        case .read(let area, let address, let count):
-            try readSynchronously(
-                ModbusReadRequest(unitID: unitID, functionCode: request.functionCode, area: area, address: address, count: count),
-                into: &out)
-        case .readWriteMultipleRegisters(let readAddress, let readCount, let writeAddress, let values):
-            // The specification orders the write before the read.
-            try writeSynchronously(ModbusWriteRequest(
-                unitID: unitID, functionCode: .readWriteMultipleRegisters, area: .holdingRegister,
-                address: writeAddress, values: values))
-            try readSynchronously(
-                ModbusReadRequest(
-                    unitID: unitID, functionCode: .readWriteMultipleRegisters, area: .holdingRegister,
-                    address: readAddress, count: readCount),
-                into: &out)
-        case .maskWriteRegister(let address, let andMask, let orMask):
-            let current = try readArraySynchronously(ModbusReadRequest(
-                unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address, count: 1))
-            try writeSynchronously(ModbusWriteRequest(
-                unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address,
-                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)],
-                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask)))
-            writeReply(for: request, into: &out)
-        case .writeSingleCoil, .writeSingleRegister, .writeMultipleCoils, .writeMultipleRegisters:
-            try writeSynchronously(Self.writeRequest(for: request, unitID: unitID)!)
-            writeReply(for: request, into: &out)
-        case .readDeviceIdentification(let code, let objectID):
-            if let failure = identification.writeResponse(code: code, objectID: objectID, into: &out) { throw failure }
-        case .diagnosticsReturnQueryData(let pdu):
-            out.writeImmutableBuffer(pdu)
-        }
-    }
-
+    /// Appends the read reply PDU, the values written in place by an in-place handler.
     private func readSynchronously(_ request: ModbusReadRequest, into out: inout ByteBuffer) throws {
         switch read.kind {
         case .syncInPlace(let body):
@@ -116,6 +94,8 @@ struct ModbusRequestDispatcher: Sendable {
                 request.functionCode.rawValue,
                 UInt8(truncatingIfNeeded: isBits ? (request.count + 7) / 8 : request.count * 2))
             var values = ModbusReadValues(buffer: out, isBits: isBits, expected: request.count)
+            // `values` holds the only reference to the storage, so the handler's appends do not
+            // copy it.
             out = ByteBuffer()
             var thrown: (any Error)?
             do { try body(request, &values) } catch { thrown = error }
@@ -154,76 +134,61 @@ struct ModbusRequestDispatcher: Sendable {
 
     // MARK: - Asynchronous path (off the event loop)
 
-    /// Runs a request whose handlers may suspend and returns its complete reply frame.
+    /// Carries out a plan whose handlers may suspend and returns the complete reply frame.
     func answerAsynchronously(
         _ frame: ModbusTCPFrame,
-        request: ModbusRequest,
+        plan: ModbusRequestPlan,
         allocator: ByteBufferAllocator
     ) async -> ByteBuffer {
-        let function = request.functionCode.rawValue
         var out = allocator.buffer(capacity: ModbusTCPLimits.maxADULength)
-        let reply: Result<ModbusAsyncReply, any Error>
+        let values: Result<[UInt16], any Error>
         do {
-            reply = .success(try await executeAsynchronously(request, unitID: frame.unitID))
+            values = .success(try await runAsynchronously(plan))
         } catch {
-            reply = .failure(error)
+            values = .failure(error)
         }
         writeFrame(frame, into: &out) { out in
-            switch reply {
-            case .success(.registersOrBits(let readRequest, let values)):
-                Self.writeReadReply(readRequest, values, into: &out)
-            case .success(.fixed):
-                writeReply(for: request, into: &out)
-            case .failure(let error):
-                out.writeModbusExceptionPDU(function: function, code: exceptionCode(for: error, request, frame))
+            let pduStart = out.writerIndex
+            do {
+                if case .values(let request) = plan.reply {
+                    Self.writeReadReply(request, try values.get(), into: &out)
+                } else {
+                    _ = try values.get()
+                    try plan.writeFixedReply(identification: identification, into: &out)
+                }
+            } catch {
+                out.moveWriterIndex(to: pduStart)
+                out.writeModbusExceptionPDU(
+                    function: plan.functionCode.rawValue, code: exceptionCode(for: error, plan, frame))
             }
         }
         return out
     }
 
-    private enum ModbusAsyncReply {
-        case registersOrBits(ModbusReadRequest, [UInt16])
-        case fixed
-    }
-
-    private func executeAsynchronously(_ request: ModbusRequest, unitID: UInt8) async throws -> ModbusAsyncReply {
-        switch request {
-        case .read(let area, let address, let count):
-            let readRequest = ModbusReadRequest(
-                unitID: unitID, functionCode: request.functionCode, area: area, address: address, count: count)
-            return .registersOrBits(readRequest, try await readArray(readRequest))
-        case .readWriteMultipleRegisters(let readAddress, let readCount, let writeAddress, let values):
-            try await writeValues(ModbusWriteRequest(
-                unitID: unitID, functionCode: .readWriteMultipleRegisters, area: .holdingRegister,
-                address: writeAddress, values: values))
-            let readRequest = ModbusReadRequest(
-                unitID: unitID, functionCode: .readWriteMultipleRegisters, area: .holdingRegister,
-                address: readAddress, count: readCount)
-            return .registersOrBits(readRequest, try await readArray(readRequest))
-        case .maskWriteRegister(let address, let andMask, let orMask):
-            let current = try await readArray(ModbusReadRequest(
-                unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address, count: 1))
-            try await writeValues(ModbusWriteRequest(
-                unitID: unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: address,
-                values: [Self.maskWrite(current[0], andMask: andMask, orMask: orMask)],
-                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask)))
-            return .fixed
-        case .writeSingleCoil, .writeSingleRegister, .writeMultipleCoils, .writeMultipleRegisters:
-            try await writeValues(Self.writeRequest(for: request, unitID: unitID)!)
-            return .fixed
-        case .readDeviceIdentification, .diagnosticsReturnQueryData:
-            preconditionFailure("\(request.functionCode) is always answered on the event loop")
+    /// The plan's steps, awaiting the handlers that may suspend. Returns the values of the last
+    /// read, if the reply carries values.
+    private func runAsynchronously(_ plan: ModbusRequestPlan) async throws -> [UInt16] {
+        if let write = plan.write {
+            try await writeAsynchronously(write)
         }
+        if let maskWrite = plan.maskWrite {
+            let current = try await readArrayAsynchronously(maskWrite.read)
+            try await writeAsynchronously(maskWrite.write(current: current[0]))
+        }
+        if case .values(let request) = plan.reply {
+            return try await readArrayAsynchronously(request)
+        }
+        return []
     }
 
-    private func readArray(_ request: ModbusReadRequest) async throws -> [UInt16] {
+    private func readArrayAsynchronously(_ request: ModbusReadRequest) async throws -> [UInt16] {
         guard case .async(let body) = read.kind else { return try readArraySynchronously(request) }
         let values = try await body(request)
         try Self.check(values, for: request)
         return values
     }
 
-    private func writeValues(_ request: ModbusWriteRequest) async throws {
+    private func writeAsynchronously(_ request: ModbusWriteRequest) async throws {
         switch write?.kind {
         case .async(let body): try await body(request)
         case .sync(let body): try body(request)
@@ -239,22 +204,6 @@ struct ModbusRequestDispatcher: Sendable {
         out.writeMBAPHeader(transactionID: frame.transactionID, unitID: frame.unitID, pduLength: 0)
         body(&out)
         out.setInteger(UInt16(truncatingIfNeeded: out.writerIndex - frameStart - 6), at: frameStart + 4)
-    }
-
-    /// The replies of writes, which are fixed by the request alone.
-    private func writeReply(for request: ModbusRequest, into out: inout ByteBuffer) {
-        switch request {
-        case .writeSingleCoil(let address, let value):
-            out.writeMultipleIntegers(ModbusFunctionCode.writeSingleCoil.rawValue, address, value ? UInt16(0xFF00) : 0)
-        case .writeSingleRegister(let address, let value):
-            out.writeMultipleIntegers(ModbusFunctionCode.writeSingleRegister.rawValue, address, value)
-        case .writeMultipleCoils(let address, let values), .writeMultipleRegisters(let address, let values):
-            out.writeModbusWriteMultiplePDU(function: request.functionCode, address: address, count: values.count)
-        case .maskWriteRegister(let address, let andMask, let orMask):
-            out.writeMultipleIntegers(ModbusFunctionCode.maskWriteRegister.rawValue, address, andMask, orMask)
-        case .read, .readWriteMultipleRegisters, .readDeviceIdentification, .diagnosticsReturnQueryData:
-            preconditionFailure("\(request.functionCode) has no fixed reply")
-        }
     }
 
     private static func writeReadReply(_ request: ModbusReadRequest, _ values: [UInt16], into out: inout ByteBuffer) {
@@ -282,30 +231,11 @@ struct ModbusRequestDispatcher: Sendable {
         }
     }
 
-    static func maskWrite(_ current: UInt16, andMask: UInt16, orMask: UInt16) -> UInt16 {
-        (current & andMask) | (orMask & ~andMask)
-    }
-
-    private static func writeRequest(for request: ModbusRequest, unitID: UInt8) -> ModbusWriteRequest? {
-        switch request {
-        case .writeSingleCoil(let address, let value):
-            ModbusWriteRequest(unitID: unitID, functionCode: .writeSingleCoil, area: .coil, address: address, values: [value ? 1 : 0])
-        case .writeSingleRegister(let address, let value):
-            ModbusWriteRequest(
-                unitID: unitID, functionCode: .writeSingleRegister, area: .holdingRegister, address: address, values: [value])
-        case .writeMultipleCoils(let address, let values):
-            ModbusWriteRequest(unitID: unitID, functionCode: .writeMultipleCoils, area: .coil, address: address, values: values)
-        case .writeMultipleRegisters(let address, let values):
-            ModbusWriteRequest(
-                unitID: unitID, functionCode: .writeMultipleRegisters, area: .holdingRegister, address: address, values: values)
-        default:
-            nil
-        }
-    }
-
     /// Maps a handler's error to the code on the wire: a Modbus exception keeps its code, anything
     /// else is logged at error level and becomes 04.
-    private func exceptionCode(for error: any Error, _ request: ModbusRequest, _ frame: ModbusTCPFrame) -> ModbusExceptionCode {
+    private func exceptionCode(
+        for error: any Error, _ plan: ModbusRequestPlan, _ frame: ModbusTCPFrame
+    ) -> ModbusExceptionCode {
         let code: ModbusExceptionCode?
         switch error {
         case let exception as ModbusException: code = exception.code
@@ -315,16 +245,25 @@ struct ModbusRequestDispatcher: Sendable {
         if let code, code.rawValue != 0 {
             logger.debug(
                 "handler answered with an exception",
-                metadata: ["function": "\(request.functionCode)", "unit": "\(frame.unitID)", "exception": "\(error)"])
+                metadata: ["function": "\(plan.functionCode)", "unit": "\(frame.unitID)", "exception": "\(error)"])
             return code
         }
         logger.error(
             "handler failed; answering server device failure (04)",
             metadata: [
-                "function": "\(request.functionCode)", "unit": "\(frame.unitID)",
+                "function": "\(plan.functionCode)", "unit": "\(frame.unitID)",
                 "transaction": "\(frame.transactionID)", "error": "\(String(reflecting: error))",
             ])
         return .serverDeviceFailure
+    }
+}
+
+extension ModbusRequestDispatcher {
+    /// The dispatcher of a server with `configuration`'s unit filter and device identity.
+    init(configuration: ModbusServerConfiguration, read: ModbusReadHandler, write: ModbusWriteHandler?, logger: Logger) {
+        self.init(
+            read: read, write: write, units: ModbusUnitFilter(configuration.unitIDs),
+            identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification), logger: logger)
     }
 }
 

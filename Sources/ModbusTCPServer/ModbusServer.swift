@@ -83,11 +83,7 @@ public final class ModbusServer: Service, Sendable {
         self.logger = logger
         self.wireLogger = wireLogger
         self.dispatcher = ModbusRequestDispatcher(
-            read: readHandler,
-            write: writeHandler,
-            units: ModbusUnitFilter(configuration.unitIDs),
-            identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification),
-            logger: logger)
+            configuration: configuration, read: readHandler, write: writeHandler, logger: logger)
     }
 
     /// Creates a server from two async closures, the shape of the reference design.
