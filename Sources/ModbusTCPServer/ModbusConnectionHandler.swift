@@ -2,10 +2,6 @@ import Logging
 import ModbusCore
 import NIOCore
 
-/// Sent down a connection's pipeline when the server shuts down gracefully: answer what has been
-/// received, then close.
-struct ModbusServerShutdownEvent: Sendable {}
-
 /// Serves one TCP connection: splits the byte stream into frames, answers them in order, one at
 /// a time, and batches the replies of pipelined requests into a single write.
 ///
@@ -19,7 +15,12 @@ struct ModbusServerShutdownEvent: Sendable {}
 /// replies stay in request order) while other connections carry on. Answering stops while the
 /// socket cannot take more output, and reading stops while the queue is full or output is
 /// blocked, so a slow or stalled client costs the server a bounded amount of memory and CPU and
-/// never holds up anyone else.
+/// never holds up anyone else. On `ChannelShouldQuiesceEvent` the connection answers what it has
+/// received, shuts its output after the last reply, and closes when the client does (or after
+/// a linger).
+///
+/// The rules are ``ModbusConnectionStateMachine``'s: this handler reports events to it and does
+/// the I/O its actions call for.
 final class ModbusConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -28,26 +29,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let dispatcher: ModbusRequestDispatcher
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
-    private let idleTimeout: TimeAmount?
-    private let maxQueued: Int
     private let wireLogger: Logger
     private var logger: Logger
 
+    private var machine: ModbusConnectionStateMachine
+    /// The requests received and not answered yet; the machine counts them.
     private var queue = CircularBuffer<ModbusTCPFrame>(initialCapacity: 4)
     /// Cuts frames out of the reads; keeps the bytes of a frame split across reads.
     private var assembler = ModbusTCPFrameAssembler()
     private var output = ByteBuffer()
-    private var awaitingHandler = false
-    /// A later turn will go on answering the queue (see `answerQueued`).
-    private var continuationScheduled = false
-    /// Shutting down, every reply written or queued for writing: output half-closed.
-    private var outputClosing = false
-    private var readHeld = false
-    private var draining = false
-    private var closed = false
-    private var readSinceLastComplete = false
-    private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>?
+    private var linger: Scheduled<Void>?
 
     init(
         dispatcher: ModbusRequestDispatcher,
@@ -61,11 +53,18 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         self.dispatcher = dispatcher
         self.record = record
         self.registry = registry
-        self.idleTimeout = idleTimeout.map { TimeAmount($0) }
-        self.maxQueued = max(1, maxQueued)
+        self.machine = ModbusConnectionStateMachine(
+            idleTimeout: idleTimeout.map { TimeAmount($0) }, maxQueuedRequests: maxQueued, now: .now())
         self.logger = logger
         self.wireLogger = wireLogger
     }
+
+    /// How long a stopping connection waits, after its last reply and FIN, for the client to
+    /// close before closing it anyway.
+    static let lingerAfterLastReply = TimeAmount.seconds(2)
+
+    /// Replies are written out once this many bytes are waiting, so writability reflects them.
+    static let flushThreshold = 16 * 1024
 
     // MARK: Lifecycle
 
@@ -73,12 +72,13 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         output = context.channel.allocator.buffer(capacity: 512)
         let peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
         logger[metadataKey: "peer"] = "\(peer)"
-        scheduleIdleCheck(context: context)
+        run(machine.handlerAdded(now: context.eventLoop.now), context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
+        machine.channelInactive()
         idleCheck?.cancel()
+        linger?.cancel()
         logger.debug("connection closed", metadata: ["active": "\(registry.count)"])
         context.fireChannelInactive()
     }
@@ -91,40 +91,31 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         } else {
             logger.warning("closing connection after error: \(error)")
         }
-        close(context: context)
+        run(machine.errorCaught(), context: context)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .outputClosed, outputClosing {
-            // Every reply is written and the client has been sent FIN. It normally closes its side
-            // once it has read them, and NIO then closes the channel; one that does not is closed
-            // after a short linger (see closeIfDrained for why not at once).
-            let linger = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterLastReply) {
-                self.close(context: context)
-            }
-            idleCheck?.cancel()
-            idleCheck = linger
-            return
-        }
-        guard event is ModbusServerShutdownEvent else {
+        switch event {
+        case is ChannelShouldQuiesceEvent:
+            run(machine.quiesceRequested(), context: context)
+        case let event as ChannelEvent where event == .outputClosed:
+            run(machine.outputClosed(), context: context)
             context.fireUserInboundEventTriggered(event)
-            return
+        default:
+            context.fireUserInboundEventTriggered(event)
         }
-        draining = true
-        resumeReadingIfPossible(context: context)
-        closeIfDrained(context: context)
     }
 
     // MARK: Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        // Shutting down: what arrives now is not answered (see closeIfDrained).
-        guard !draining else { return }
+        // Stopping or closed: what arrives now is not answered.
+        guard machine.acceptsRequests else { return }
         do {
-            while !closed, let frame = try assembler.nextFrame(from: &bytes) {
-                readSinceLastComplete = true
+            while let frame = try assembler.nextFrame(from: &bytes) {
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
+                machine.requestReceived()
                 queue.append(frame)
             }
         } catch {
@@ -139,57 +130,34 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if readSinceLastComplete {
-            readSinceLastComplete = false
-            lastActivity = .now()
-            record.touch(lastActivity)
-        }
+        let now = context.eventLoop.now
+        if machine.readCompleted(now: now) { record.touch(now) }
         writeOutput(context: context)
         context.fireChannelReadComplete()
     }
 
-    /// Answers queued requests in order, within a budget per event-loop turn.
-    ///
-    /// It stops when a request needs an asynchronous handler (the rest wait for its reply), when
-    /// the socket cannot take more output (a client that does not read its replies gets no more
-    /// work done for it), and after `requestsPerTurn` requests: one read can hold thousands of
-    /// pipelined requests, and answering them all at once would keep every other connection on
-    /// this event loop waiting. What is left is picked up in a later turn.
+    /// Answers queued requests in order, as long as the machine lets this turn go on, and writes
+    /// out the replies. What is left is picked up in a later turn.
     private func answerQueued(context: ChannelHandlerContext) {
-        var budget = Self.requestsPerTurn
-        while !closed, !awaitingHandler, budget > 0, context.channel.isWritable, let frame = queue.popFirst() {
-            process(frame, context: context)
-            budget -= 1
+        var turn = ModbusConnectionStateMachine.AnsweringTurn()
+        while machine.dequeueRequest(in: &turn) {
+            process(queue.removeFirst(), context: context)
             if output.readableBytes >= Self.flushThreshold { writeOutput(context: context) }
         }
+        assert(queue.count == machine.queuedRequests || machine.isClosed, "the machine counts the queue")
         writeOutput(context: context)
-        if budget == 0, !queue.isEmpty, !awaitingHandler, !continuationScheduled {
-            continuationScheduled = true
-            context.eventLoop.assumeIsolated().execute {
-                self.continuationScheduled = false
-                self.answerQueued(context: context)
-            }
-        }
-        resumeReadingIfPossible(context: context)
-        closeIfDrained(context: context)
+        run(machine.answeringTurnEnded(turn), context: context)
     }
-
-    /// How long a stopping connection waits, after its last reply and FIN, for the client to
-    /// close before closing it anyway.
-    static let lingerAfterLastReply = TimeAmount.seconds(2)
-
-    /// Requests answered synchronously per event-loop turn before other connections get theirs.
-    static let requestsPerTurn = 256
-    /// Replies are written out once this many bytes are waiting, so writability reflects them.
-    static let flushThreshold = 16 * 1024
 
     private func process(_ frame: ModbusTCPFrame, context: ChannelHandlerContext) {
         let start = output.writerIndex
         switch dispatcher.answerSynchronously(frame, into: &output) {
         case .answered:
-            if wireLogger.logLevel <= .debug { logSent(output.getSlice(at: start, length: output.writerIndex - start)!) }
+            if wireLogger.logLevel <= .debug {
+                logSent(output.getSlice(at: start, length: output.writerIndex - start)!)
+            }
         case .suspend(let plan):
-            awaitingHandler = true
+            machine.asyncHandlerStarted()
             record.setBusy(true)
             let dispatcher = self.dispatcher
             let allocator = context.channel.allocator
@@ -198,24 +166,26 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
                 await dispatcher.answerAsynchronously(frame, plan: plan, allocator: allocator)
             }.whenSuccess { reply in
                 let (handler, context) = bound.value
-                handler.handlerFinished(reply: reply, context: context)
+                handler.asyncHandlerFinished(reply: reply, context: context)
             }
         }
     }
 
-    private func handlerFinished(reply: ByteBuffer, context: ChannelHandlerContext) {
-        awaitingHandler = false
+    private func asyncHandlerFinished(reply: ByteBuffer, context: ChannelHandlerContext) {
         record.setBusy(false)
-        guard !closed else { return }
-        if wireLogger.logLevel <= .debug { logSent(reply) }
-        output.writeImmutableBuffer(reply)
-        lastActivity = .now()
-        record.touch(lastActivity)
-        answerQueued(context: context)
+        let now = context.eventLoop.now
+        let action = machine.asyncHandlerFinished(now: now)
+        if action == .answerQueued {
+            // The reply answers the head of the queue: it goes out before those behind it.
+            if wireLogger.logLevel <= .debug { logSent(reply) }
+            output.writeImmutableBuffer(reply)
+            record.touch(now)
+        }
+        run(action, context: context)
     }
 
     private func writeOutput(context: ChannelHandlerContext) {
-        guard output.readableBytes > 0, !closed else { return }
+        guard output.readableBytes > 0, !machine.isClosed else { return }
         context.writeAndFlush(wrapOutboundOut(output), promise: nil)
         // Once the socket has taken the bytes, the storage is ours alone again and is reused.
         output.clear()
@@ -224,76 +194,57 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     // MARK: Flow control
 
     func read(context: ChannelHandlerContext) {
-        if mustHoldReads(context: context) {
-            readHeld = true
-        } else {
-            context.read()
-        }
+        run(machine.readRequested(), context: context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            // The client read replies: progress, as far as the idle timeout is concerned.
-            lastActivity = .now()
-            answerQueued(context: context)
-        }
+        let action = machine.writabilityChanged(isWritable: context.channel.isWritable, now: context.eventLoop.now)
+        run(action, context: context)
         context.fireChannelWritabilityChanged()
     }
 
-    private func mustHoldReads(context: ChannelHandlerContext) -> Bool {
-        // While draining, reading goes on (to discard) so that the client's close is seen.
-        !draining && (queue.count >= maxQueued || !context.channel.isWritable)
+    // MARK: Actions
+
+    private func run(_ actions: ModbusConnectionStateMachine.Actions, context: ChannelHandlerContext) {
+        run(actions.first, context: context)
+        run(actions.second, context: context)
     }
 
-    private func resumeReadingIfPossible(context: ChannelHandlerContext) {
-        guard readHeld, !mustHoldReads(context: context) else { return }
-        readHeld = false
-        context.read()
-    }
-
-    // MARK: Closing
-
-    private var isIdle: Bool { !awaitingHandler && queue.isEmpty }
-
-    /// Whether the connection made no progress for a whole idle timeout can close it: true unless
-    /// a handler is at work. Requests queued behind a socket the client does not read do not count
-    /// as work: such a client is making no progress, and must not hold a connection for ever.
-    private var mayTimeOut: Bool { !awaitingHandler }
-
-    private func closeIfDrained(context: ChannelHandlerContext) {
-        guard draining, isIdle, !outputClosing, !closed else { return }
-        writeOutput(context: context)
-        // Half-close first: NIO shuts the output down once the replies already handed to the
-        // channel are written (a full close now would discard those still waiting for the
-        // socket), and meanwhile reading goes on, discarding, so that no request is left unread
-        // in the socket when it closes: closing with unread input makes the kernel send a reset,
-        // and a reset makes the client's system throw away replies it has not read yet. The
-        // channel closes when the client closes its side, or a short linger after the output is
-        // shut (`ChannelEvent.outputClosed`). The server's shutdown grace period bounds how long
-        // a client that does not read can delay this.
-        outputClosing = true
-        context.close(mode: .output, promise: nil)
-    }
-
-    private func close(context: ChannelHandlerContext) {
-        guard !closed else { return }
-        closed = true
-        context.close(promise: nil)
-    }
-
-    /// Checks for idleness at the moment the connection would become idle, rather than on every
-    /// request, so a busy connection pays nothing for the timeout.
-    private func scheduleIdleCheck(context: ChannelHandlerContext) {
-        guard let idleTimeout else { return }
-        // While a handler runs the connection is not idle; look again a full timeout later.
-        let deadline = mayTimeOut ? lastActivity + idleTimeout : NIODeadline.now() + idleTimeout
-        idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            if self.closed { return }
-            if self.mayTimeOut && NIODeadline.now() - self.lastActivity >= idleTimeout {
-                self.logger.info("closing idle connection", metadata: ["idleTimeout": "\(idleTimeout)"])
-                self.close(context: context)
-            } else {
-                self.scheduleIdleCheck(context: context)
+    private func run(_ action: ModbusConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .read:
+            context.read()
+        case .answerQueued:
+            answerQueued(context: context)
+        case .scheduleContinuation:
+            context.eventLoop.assumeIsolated().execute {
+                self.run(self.machine.continuationStarted(), context: context)
+            }
+        case .closeOutput:
+            writeOutput(context: context)
+            // Half-close: NIO shuts the output down once the replies already handed to the
+            // channel are written (a full close now would discard those still waiting for the
+            // socket), and meanwhile reading goes on, dropping what arrives, so that no request
+            // is left unread in the socket when it closes. The server's shutdown grace period
+            // bounds how long a client that does not read can delay this.
+            context.close(mode: .output, promise: nil)
+        case .startLinger:
+            idleCheck?.cancel()
+            idleCheck = nil
+            linger = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterLastReply) {
+                self.run(self.machine.lingerEnded(), context: context)
+            }
+        case .close:
+            context.close(promise: nil)
+        case .closeIdleConnection:
+            let timeout = machine.idleTimeout.map { "\($0)" } ?? "none"
+            logger.info("closing idle connection", metadata: ["idleTimeout": "\(timeout)"])
+            context.close(promise: nil)
+        case .scheduleIdleCheck(let deadline):
+            idleCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                self.run(self.machine.idleCheckFired(now: context.eventLoop.now), context: context)
             }
         }
     }

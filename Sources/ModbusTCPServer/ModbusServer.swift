@@ -334,7 +334,7 @@ public final class ModbusServer: Service, Sendable {
             listener.close().whenComplete { _ in
                 let connections = registry.all
                 for connection in connections {
-                    connection.channel.pipeline.fireUserInboundEventTriggered(ModbusServerShutdownEvent())
+                    connection.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
                 }
                 let deadline = loop.scheduleTask(in: grace) {
                     for connection in registry.all { connection.channel.close(promise: nil) }
