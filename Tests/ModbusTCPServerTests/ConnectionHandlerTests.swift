@@ -1,0 +1,239 @@
+import Logging
+import NIOCore
+import NIOEmbedded
+import Synchronization
+import Testing
+
+@testable import ModbusTCPServer
+
+/// The connection handler in a test channel: bytes in, bytes out, with no socket.
+@Suite("Connection handler on a test channel")
+struct ConnectionHandlerTests {
+    // MARK: Synchronous handlers (EmbeddedChannel)
+
+    @Test("A request in: its reply out, in one write")
+    func requestAndReply() throws {
+        let (channel, _) = try Self.embeddedChannel()
+        let request = ModbusFrames.frame(ModbusFrames.read(0x03, address: 7, count: 1), transaction: 9)
+        try channel.writeInbound(Self.bytes(request))
+        #expect(try Self.nextWrite(channel) == [0, 9, 0, 0, 0, 5, 1, 0x03, 2, 0, 7])
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    @Test("Pipelined requests in one read: their replies in order, in one write")
+    func pipelinedRepliesInOneWrite() throws {
+        let (channel, _) = try Self.embeddedChannel()
+        var batch: [UInt8] = []
+        for index in 0..<3 {
+            batch += ModbusFrames.frame(ModbusFrames.read(0x04, address: index, count: 1), transaction: UInt16(index))
+        }
+        try channel.writeInbound(Self.bytes(batch))
+        #expect(try Self.nextWrite(channel) == (0..<3).flatMap { [0, UInt8($0), 0, 0, 0, 5, 1, 0x04, 2, 0, UInt8($0)] })
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    @Test("More requests in one read than a turn answers: the rest goes out in a later turn of the event loop")
+    func budgetPerTurn() throws {
+        let (channel, _) = try Self.embeddedChannel(maxQueued: 1000)
+        let request = ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1))
+        try channel.writeInbound(Self.bytes(Array([[UInt8]](repeating: request, count: 300).joined())))
+        let replyLength = 11
+        #expect(try Self.nextWrite(channel).count == ModbusConnectionStateMachine.requestsPerTurn * replyLength)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil, "the rest waits for the next turn")
+        channel.embeddedEventLoop.run()
+        #expect(try Self.nextWrite(channel).count == 44 * replyLength)
+    }
+
+    @Test("Output blocked: nothing is answered and reads are held until the channel is writable again")
+    func outputBlocked() throws {
+        let (channel, log) = try Self.embeddedChannel()
+        Self.setWritable(false, channel)
+        try channel.writeInbound(Self.bytes(ModbusFrames.frame(ModbusFrames.read(0x03, address: 2, count: 1))))
+        let reads = log.reads
+        channel.read()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(log.reads == reads, "the read is held")
+        Self.setWritable(true, channel)
+        #expect(Array(try Self.nextWrite(channel)[7...]) == [0x03, 2, 0, 2])
+        #expect(log.reads == reads + 1, "and passed on")
+    }
+
+    @Test("A full queue holds reads until a later turn answers it")
+    func fullQueueHoldsReads() throws {
+        let (channel, log) = try Self.embeddedChannel(maxQueued: 8)
+        let request = ModbusFrames.frame(ModbusFrames.read(0x03, address: 2, count: 1))
+        try channel.writeInbound(Self.bytes(Array([[UInt8]](repeating: request, count: 300).joined())))
+        let reads = log.reads
+        channel.read()
+        #expect(log.reads == reads, "44 requests wait for the next turn, more than 8: the read is held")
+        channel.embeddedEventLoop.run()
+        #expect(log.reads == reads + 1)
+    }
+
+    @Test("Quiesce: the output is shut after the last reply; then input is dropped, and the linger closes")
+    func quiesce() throws {
+        let (channel, log) = try Self.embeddedChannel()
+        Self.setWritable(false, channel)
+        try channel.writeInbound(Self.bytes(ModbusFrames.frame(ModbusFrames.read(0x03, address: 5, count: 1))))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(log.outputCloses == 0, "a request is still waiting for its reply")
+        Self.setWritable(true, channel)
+        #expect(Array(try Self.nextWrite(channel)[7...]) == [0x03, 2, 0, 5])
+        #expect(log.outputCloses == 1, "shut after the last reply")
+        // What the client sends now is read and dropped.
+        try channel.writeInbound(Self.bytes(ModbusFrames.frame(ModbusFrames.read(0x03, address: 6, count: 1))))
+        let reads = log.reads
+        channel.read()
+        #expect(log.reads == reads + 1, "reading goes on, so the client's close is seen")
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        // The socket reports its output shut; a client that does not close is closed 2 s later.
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.outputClosed)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1999))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test("Quiesce with nothing waiting shuts the output at once")
+    func quiesceIdle() throws {
+        let (channel, log) = try Self.embeddedChannel()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(log.outputCloses == 1)
+        #expect(channel.isActive, "the client's close, or the linger, ends the connection")
+    }
+
+    @Test("A framing error closes the connection after answering the frames before it")
+    func framingErrorCloses() throws {
+        let (channel, _) = try Self.embeddedChannel()
+        let good = ModbusFrames.frame(ModbusFrames.read(0x03, address: 3, count: 1), transaction: 1)
+        let bad = ModbusFrames.frame(ModbusFrames.read(0x03, address: 3, count: 1), transaction: 2, protocolID: 1)
+        try channel.writeInbound(Self.bytes(good + bad))
+        #expect(try Self.nextWrite(channel) == [0, 1, 0, 0, 0, 5, 1, 0x03, 2, 0, 3])
+        #expect(!channel.isActive)
+    }
+
+    @Test("The idle timeout runs on the event loop's clock")
+    func idleTimeout() throws {
+        let (channel, _) = try Self.embeddedChannel(idleTimeout: .seconds(1))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(600))
+        try channel.writeInbound(Self.bytes(ModbusFrames.frame(ModbusFrames.read(0x03, address: 3, count: 1))))
+        _ = try Self.nextWrite(channel)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(999))
+        #expect(channel.isActive, "the request was progress")
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        #expect(!channel.isActive)
+    }
+
+    // MARK: Asynchronous handlers (NIOAsyncTestingChannel)
+
+    @Test("Quiesce while an async handler runs: its reply, then the one queued behind it, then the output is shut")
+    func quiesceWhileAsyncHandlerRuns() async throws {
+        let gate = AsyncGate()
+        let log = ChannelOperationLog()
+        let read = ModbusReadHandler.async { request in
+            await gate.enterAndWait()
+            return [UInt16(request.address)]
+        }
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandlers(
+                ChannelOperationRecorder(log: log), Self.handler(for: channel, read: read))
+        }
+        let first = ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 1)
+        let second = ModbusFrames.frame(ModbusFrames.read(0x03, address: 2, count: 1), transaction: 2)
+        try await channel.writeInbound(Self.bytes(first + second))
+        await gate.waitUntilEntered()
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(try await channel.testingEventLoop.executeInContext { log.outputCloses } == 0)
+        gate.open()
+        let firstReply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+        let secondReply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
+        #expect(Array(firstReply.readableBytesView) == [0, 1, 0, 0, 0, 5, 1, 0x03, 2, 0, 1])
+        #expect(Array(secondReply.readableBytesView) == [0, 2, 0, 0, 0, 5, 1, 0x03, 2, 0, 2])
+        #expect(try await channel.testingEventLoop.executeInContext { log.outputCloses } == 1)
+        _ = try await channel.finish(acceptAlreadyClosed: true)
+    }
+
+    // MARK: Harness
+
+    static func handler(
+        for channel: any Channel,
+        read: ModbusReadHandler,
+        idleTimeout: Duration? = nil,
+        maxQueued: Int = 64
+    ) -> ModbusConnectionHandler {
+        let logger = Logger(label: "test.modbus.server")
+        return ModbusConnectionHandler(
+            dispatcher: ModbusRequestDispatcher(
+                configuration: ModbusServerConfiguration(), read: read, write: nil, logger: logger),
+            record: ModbusConnectionRecord(channel: channel), registry: ModbusConnectionRegistry(),
+            idleTimeout: idleTimeout, maxQueued: maxQueued, logger: logger,
+            wireLogger: Logger(label: "test.modbus.wire"))
+    }
+
+    /// A connected channel with the handler behind a recorder, serving a `TestStore` synchronously.
+    static func embeddedChannel(
+        idleTimeout: Duration? = nil,
+        maxQueued: Int = 64
+    ) throws -> (EmbeddedChannel, ChannelOperationLog) {
+        let store = TestStore()
+        let channel = EmbeddedChannel()
+        let log = ChannelOperationLog()
+        try channel.pipeline.syncOperations.addHandlers(
+            ChannelOperationRecorder(log: log),
+            handler(for: channel, read: .sync { try store.read($0) }, idleTimeout: idleTimeout, maxQueued: maxQueued))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 502)).wait()
+        return (channel, log)
+    }
+
+    static func bytes(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    static func nextWrite(_ channel: EmbeddedChannel) throws -> [UInt8] {
+        Array(try #require(try channel.readOutbound(as: ByteBuffer.self)).readableBytesView)
+    }
+
+    /// What a socket does when its send buffer fills or drains.
+    static func setWritable(_ isWritable: Bool, _ channel: EmbeddedChannel) {
+        channel.isWritable = isWritable
+        channel.pipeline.fireChannelWritabilityChanged()
+    }
+}
+
+/// What ``ChannelOperationRecorder`` saw.
+final class ChannelOperationLog: Sendable {
+    private let counts = Mutex((reads: 0, outputCloses: 0))
+
+    /// Reads the connection handler passed on.
+    var reads: Int { counts.withLock { $0.reads } }
+    /// Half-closes the connection handler asked for.
+    var outputCloses: Int { counts.withLock { $0.outputCloses } }
+
+    func recordRead() { counts.withLock { $0.reads += 1 } }
+    func recordOutputClose() { counts.withLock { $0.outputCloses += 1 } }
+}
+
+/// Sits between the test channel and the connection handler. Counts the reads the handler passes
+/// on, and stands in for a socket's half-close, which the test channels do not have (they close
+/// whatever the mode): `close(mode: .output)` is recorded and succeeds, and the channel stays open.
+final class ChannelOperationRecorder: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+
+    private let log: ChannelOperationLog
+
+    init(log: ChannelOperationLog) {
+        self.log = log
+    }
+
+    func read(context: ChannelHandlerContext) {
+        log.recordRead()
+        context.read()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .output else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        log.recordOutputClose()
+        promise?.succeed()
+    }
+}
