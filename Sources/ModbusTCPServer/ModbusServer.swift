@@ -161,13 +161,9 @@ public final class ModbusServer: Service, Sendable {
             case .idle, .starting: nil
             }
         }) else { return }
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                try? await stopped.get()
-            } onCancel: {
-                _ = self.stopFuture()
-            }
-        } onGracefulShutdown: {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            try? await stopped.get()
+        } onCancelOrGracefulShutdown: {
             _ = self.stopFuture()
         }
     }
