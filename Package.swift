@@ -147,7 +147,11 @@ let package = Package(
             dependencies: ["ModbusTCPServer"],
             path: "examples/read-only"
         ),
-        .executableTarget(name: "ModbusServerBenchmark", dependencies: ["ModbusTCPServer"], path: "Benchmarks/ModbusServerBenchmark"),
+        .executableTarget(
+            name: "ModbusServerBenchmark",
+            dependencies: ["ModbusTCPServer"],
+            path: "Benchmarks/ModbusServerBenchmark"
+        ),
         .testTarget(
             name: "ModbusCoreTests",
             dependencies: [

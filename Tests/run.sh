@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (Tests/setup.sh), builds, and runs every test
+# The test command: checks the import rules and the formatting (Tests/check-imports.sh,
+# Tests/check-format.sh), installs what the tests need (Tests/setup.sh), builds, and runs every test
 # target in its own process, the end-to-end bridge tests one at a time, then the MQTT client's
 # tests under the thread sanitizer, and finally the container's runtime stage in a Debian
 # minbase root filesystem (docker/verify-runtime.sh).
@@ -39,6 +40,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${MQTT_MODBUS_TESTS_AS_ROOT:-}" ] && [ "$#" -eq
 fi
 
 Tests/check-imports.sh
+Tests/check-format.sh
 Tests/setup.sh
 swift build --build-tests
 if [ "$#" -gt 0 ]; then

@@ -54,7 +54,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         self.record = record
         self.registry = registry
         self.machine = ModbusConnectionStateMachine(
-            idleTimeout: idleTimeout.map { TimeAmount($0) }, maxQueuedRequests: maxQueued, now: .now())
+            idleTimeout: idleTimeout.map { TimeAmount($0) },
+            maxQueuedRequests: maxQueued,
+            now: .now()
+        )
         self.logger = logger
         self.wireLogger = wireLogger
     }

@@ -32,7 +32,9 @@ public struct ModbusReadHandler: Sendable {
 
     /// A handler that runs on the event loop, must not block, and appends exactly `request.count`
     /// values to the reply without allocating.
-    public static func syncInPlace(_ body: @escaping @Sendable (ModbusReadRequest, inout ModbusReadValues) throws -> Void) -> Self {
+    public static func syncInPlace(
+        _ body: @escaping @Sendable (ModbusReadRequest, inout ModbusReadValues) throws -> Void
+    ) -> Self {
         Self(kind: .syncInPlace(body))
     }
 

@@ -92,7 +92,8 @@ struct ModbusRequestDispatcher: Sendable {
             let isBits = request.area.isBitArea
             out.writeMultipleIntegers(
                 request.functionCode.rawValue,
-                UInt8(truncatingIfNeeded: isBits ? (request.count + 7) / 8 : request.count * 2))
+                UInt8(truncatingIfNeeded: isBits ? (request.count + 7) / 8 : request.count * 2)
+            )
             var values = ModbusReadValues(buffer: out, isBits: isBits, expected: request.count)
             // `values` holds the only reference to the storage, so the handler's appends do not
             // copy it.
@@ -159,7 +160,9 @@ struct ModbusRequestDispatcher: Sendable {
             } catch {
                 out.moveWriterIndex(to: pduStart)
                 out.writeModbusExceptionPDU(
-                    function: plan.functionCode.rawValue, code: exceptionCode(for: error, plan, frame))
+                    function: plan.functionCode.rawValue,
+                    code: exceptionCode(for: error, plan, frame)
+                )
             }
         }
         return out
@@ -224,7 +227,8 @@ struct ModbusRequestDispatcher: Sendable {
     private static func check(_ values: [UInt16], for request: ModbusReadRequest) throws {
         guard values.count == request.count else {
             throw HandlerContractViolation(
-                description: "read handler returned \(values.count) values for \(request.count) requested")
+                description: "read handler returned \(values.count) values for \(request.count) requested"
+            )
         }
         if request.area.isBitArea, let bad = values.first(where: { $0 > 1 }) {
             throw HandlerContractViolation(description: "read handler returned bit value \(bad); bits must be 0 or 1")
@@ -234,7 +238,9 @@ struct ModbusRequestDispatcher: Sendable {
     /// Maps a handler's error to the code on the wire: a Modbus exception keeps its code, anything
     /// else is logged at error level and becomes 04.
     private func exceptionCode(
-        for error: any Error, _ plan: ModbusRequestPlan, _ frame: ModbusTCPFrame
+        for error: any Error,
+        _ plan: ModbusRequestPlan,
+        _ frame: ModbusTCPFrame
     ) -> ModbusExceptionCode {
         let code: ModbusExceptionCode?
         switch error {
@@ -245,7 +251,8 @@ struct ModbusRequestDispatcher: Sendable {
         if let code, code.rawValue != 0 {
             logger.debug(
                 "handler answered with an exception",
-                metadata: ["function": "\(plan.functionCode)", "unit": "\(frame.unitID)", "exception": "\(error)"])
+                metadata: ["function": "\(plan.functionCode)", "unit": "\(frame.unitID)", "exception": "\(error)"]
+            )
             return code
         }
         logger.error(
@@ -253,17 +260,23 @@ struct ModbusRequestDispatcher: Sendable {
             metadata: [
                 "function": "\(plan.functionCode)", "unit": "\(frame.unitID)",
                 "transaction": "\(frame.transactionID)", "error": "\(String(reflecting: error))",
-            ])
+            ]
+        )
         return .serverDeviceFailure
     }
 }
 
 extension ModbusRequestDispatcher {
     /// The dispatcher of a server with `configuration`'s unit filter and device identity.
-    init(configuration: ModbusServerConfiguration, read: ModbusReadHandler, write: ModbusWriteHandler?, logger: Logger) {
+    init(configuration: ModbusServerConfiguration, read: ModbusReadHandler, write: ModbusWriteHandler?, logger: Logger)
+    {
         self.init(
-            read: read, write: write, units: ModbusUnitFilter(configuration.unitIDs),
-            identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification), logger: logger)
+            read: read,
+            write: write,
+            units: ModbusUnitFilter(configuration.unitIDs),
+            identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification),
+            logger: logger
+        )
     }
 }
 

@@ -37,8 +37,13 @@ struct ModbusRequestPlan: Sendable {
         /// host can tell which bits the master meant to change.
         func write(current: UInt16) -> ModbusWriteRequest {
             ModbusWriteRequest(
-                unitID: read.unitID, functionCode: .maskWriteRegister, area: .holdingRegister, address: read.address,
-                values: [Self.apply(mask, to: current)], mask: mask)
+                unitID: read.unitID,
+                functionCode: .maskWriteRegister,
+                area: .holdingRegister,
+                address: read.address,
+                values: [Self.apply(mask, to: current)],
+                mask: mask
+            )
         }
 
         /// The masked value, as the specification defines it.
@@ -61,38 +66,81 @@ struct ModbusRequestPlan: Sendable {
         functionCode = request.functionCode
         switch request {
         case .read(let area, let address, let count):
-            reply = .values(ModbusReadRequest(
-                unitID: unitID, functionCode: functionCode, area: area, address: address, count: count))
+            reply = .values(
+                ModbusReadRequest(
+                    unitID: unitID,
+                    functionCode: functionCode,
+                    area: area,
+                    address: address,
+                    count: count
+                )
+            )
         case .writeSingleCoil(let address, let value):
             write = ModbusWriteRequest(
-                unitID: unitID, functionCode: functionCode, area: .coil, address: address, values: [value ? 1 : 0])
+                unitID: unitID,
+                functionCode: functionCode,
+                area: .coil,
+                address: address,
+                values: [value ? 1 : 0]
+            )
             reply = .writeEcho
         case .writeSingleRegister(let address, let value):
             write = ModbusWriteRequest(
-                unitID: unitID, functionCode: functionCode, area: .holdingRegister, address: address, values: [value])
+                unitID: unitID,
+                functionCode: functionCode,
+                area: .holdingRegister,
+                address: address,
+                values: [value]
+            )
             reply = .writeEcho
         case .writeMultipleCoils(let address, let values):
             write = ModbusWriteRequest(
-                unitID: unitID, functionCode: functionCode, area: .coil, address: address, values: values)
+                unitID: unitID,
+                functionCode: functionCode,
+                area: .coil,
+                address: address,
+                values: values
+            )
             reply = .writeEcho
         case .writeMultipleRegisters(let address, let values):
             write = ModbusWriteRequest(
-                unitID: unitID, functionCode: functionCode, area: .holdingRegister, address: address, values: values)
+                unitID: unitID,
+                functionCode: functionCode,
+                area: .holdingRegister,
+                address: address,
+                values: values
+            )
             reply = .writeEcho
         case .maskWriteRegister(let address, let andMask, let orMask):
             maskWrite = MaskWrite(
                 read: ModbusReadRequest(
-                    unitID: unitID, functionCode: functionCode, area: .holdingRegister, address: address, count: 1),
-                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask))
+                    unitID: unitID,
+                    functionCode: functionCode,
+                    area: .holdingRegister,
+                    address: address,
+                    count: 1
+                ),
+                mask: ModbusRegisterMask(andMask: andMask, orMask: orMask)
+            )
             reply = .maskWriteEcho
         case .readWriteMultipleRegisters(let readAddress, let readCount, let writeAddress, let values):
             // The specification orders the write before the read.
             write = ModbusWriteRequest(
-                unitID: unitID, functionCode: functionCode, area: .holdingRegister, address: writeAddress,
-                values: values)
-            reply = .values(ModbusReadRequest(
-                unitID: unitID, functionCode: functionCode, area: .holdingRegister, address: readAddress,
-                count: readCount))
+                unitID: unitID,
+                functionCode: functionCode,
+                area: .holdingRegister,
+                address: writeAddress,
+                values: values
+            )
+            reply = .values(
+                ModbusReadRequest(
+                    unitID: unitID,
+                    functionCode: functionCode,
+                    area: .holdingRegister,
+                    address: readAddress,
+                    count: readCount
+                )
+            )
         case .readDeviceIdentification(let code, let objectID):
             reply = .deviceIdentification(code: code, objectID: objectID)
         case .diagnosticsReturnQueryData(let pdu):
@@ -129,12 +177,19 @@ struct ModbusRequestPlan: Sendable {
                 out.writeMultipleIntegers(write.functionCode.rawValue, write.address, write.values[0])
             default:
                 out.writeModbusWriteMultiplePDU(
-                    function: write.functionCode, address: write.address, count: write.values.count)
+                    function: write.functionCode,
+                    address: write.address,
+                    count: write.values.count
+                )
             }
         case .maskWriteEcho:
             guard let maskWrite else { preconditionFailure("a mask write echo needs a mask write") }
             out.writeMultipleIntegers(
-                functionCode.rawValue, maskWrite.read.address, maskWrite.mask.andMask, maskWrite.mask.orMask)
+                functionCode.rawValue,
+                maskWrite.read.address,
+                maskWrite.mask.andMask,
+                maskWrite.mask.orMask
+            )
         case .deviceIdentification(let code, let objectID):
             if let failure = identification.writeResponse(code: code, objectID: objectID, into: &out) { throw failure }
         case .echo(let pdu):

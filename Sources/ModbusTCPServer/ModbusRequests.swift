@@ -43,7 +43,11 @@ public struct ModbusWriteRequest: Sendable, Hashable {
 
     /// Creates a write request.
     public init(
-        unitID: UInt8, functionCode: ModbusFunctionCode, area: ModbusArea, address: UInt16, values: [UInt16],
+        unitID: UInt8,
+        functionCode: ModbusFunctionCode,
+        area: ModbusArea,
+        address: UInt16,
+        values: [UInt16],
         mask: ModbusRegisterMask? = nil
     ) {
         self.unitID = unitID
@@ -136,4 +140,3 @@ public struct ModbusReadValues: ~Copyable {
         return (buffer, problem)
     }
 }
-

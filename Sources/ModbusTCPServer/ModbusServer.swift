@@ -83,7 +83,11 @@ public final class ModbusServer: Service, Sendable {
         self.logger = logger
         self.wireLogger = wireLogger
         self.dispatcher = ModbusRequestDispatcher(
-            configuration: configuration, read: readHandler, write: writeHandler, logger: logger)
+            configuration: configuration,
+            read: readHandler,
+            write: writeHandler,
+            logger: logger
+        )
     }
 
     /// Creates a server from two async closures, the shape of the reference design.
@@ -98,8 +102,11 @@ public final class ModbusServer: Service, Sendable {
         logger: Logger = Logger(label: "modbus.server")
     ) {
         self.init(
-            configuration: configuration, readHandler: .async(onRead), writeHandler: onWrite.map { .async($0) },
-            logger: logger)
+            configuration: configuration,
+            readHandler: .async(onRead),
+            writeHandler: onWrite.map { .async($0) },
+            logger: logger
+        )
     }
 
     // MARK: Status
@@ -155,12 +162,14 @@ public final class ModbusServer: Service, Sendable {
     /// cancellation, then stops gracefully.
     public func run() async throws {
         try await start()
-        guard let stopped = state.withLock({ state -> EventLoopFuture<Void>? in
-            switch state {
-            case .running(_, let stopped), .stopping(let stopped): stopped.futureResult
-            case .idle, .starting: nil
-            }
-        }) else { return }
+        guard
+            let stopped = state.withLock({ state -> EventLoopFuture<Void>? in
+                switch state {
+                case .running(_, let stopped), .stopping(let stopped): stopped.futureResult
+                case .idle, .starting: nil
+                }
+            })
+        else { return }
         await withTaskCancellationOrGracefulShutdownHandler {
             try? await stopped.get()
         } onCancelOrGracefulShutdown: {
@@ -196,20 +205,26 @@ public final class ModbusServer: Service, Sendable {
             .flatMapErrorThrowing { error in
                 self.state.withLock { $0 = .idle }
                 throw ModbusServerError(
-                    .bindFailed, "cannot listen on \(configuration.host):\(configuration.port): \(error)")
+                    .bindFailed,
+                    "cannot listen on \(configuration.host):\(configuration.port): \(error)"
+                )
             }
             .map { listener in
                 let stopped = listener.eventLoop.makePromise(of: Void.self)
                 self.state.withLock { $0 = .running(listener: listener, stopped: stopped) }
                 self.logger.info(
                     "Modbus TCP server listening",
-                    metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"])
+                    metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"]
+                )
             }
     }
 
     private func validateConfiguration() throws {
         guard configuration.maxConnections >= 1 else {
-            throw ModbusServerError(.invalidConfiguration, "maxConnections must be at least 1, got \(configuration.maxConnections)")
+            throw ModbusServerError(
+                .invalidConfiguration,
+                "maxConnections must be at least 1, got \(configuration.maxConnections)"
+            )
         }
         guard (0...65535).contains(configuration.port) else {
             throw ModbusServerError(.invalidConfiguration, "port must be in 0...65535, got \(configuration.port)")
@@ -242,7 +257,8 @@ public final class ModbusServer: Service, Sendable {
                 } catch {
                     self.logger.error(
                         "cannot set up an accepted connection; closing it",
-                        metadata: ["peer": "\(peer)", "error": "\(error)"])
+                        metadata: ["peer": "\(peer)", "error": "\(error)"]
+                    )
                     self.setupFailures.increment()
                     return channel.eventLoop.makeFailedFuture(error)
                 }
@@ -259,18 +275,21 @@ public final class ModbusServer: Service, Sendable {
         // Options first: a connection that cannot be set up must not evict an idle one.
         try Self.setConnectionOptions(channel)
         let record = ModbusConnectionRecord(channel: channel)
-        switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy) {
+        switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy)
+        {
         case .admitted:
             break
         case .admittedAfterEvicting(let victim):
             logger.info(
                 "connection limit reached; closing the oldest idle connection",
-                metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"])
+                metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"]
+            )
             victim.channel.close(promise: nil)
         case .rejected:
             logger.warning(
                 "connection limit reached; refusing connection",
-                metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"])
+                metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"]
+            )
             throw ConnectionRefusal()
         }
         let registry = self.registry
@@ -278,10 +297,15 @@ public final class ModbusServer: Service, Sendable {
         logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
         try channel.pipeline.syncOperations.addHandler(
             ModbusConnectionHandler(
-                dispatcher: dispatcher, record: record,
-                registry: registry, idleTimeout: configuration.idleTimeout,
+                dispatcher: dispatcher,
+                record: record,
+                registry: registry,
+                idleTimeout: configuration.idleTimeout,
                 maxQueued: configuration.maxQueuedRequestsPerConnection,
-                logger: logger, wireLogger: wireLogger))
+                logger: logger,
+                wireLogger: wireLogger
+            )
+        )
     }
 
     /// The socket options of a Modbus connection. Runs on the channel's event loop.

@@ -29,7 +29,10 @@ public struct ModbusServerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// The objects reported by Read Device Identification (FC43 / MEI 14).
     public var deviceIdentification = ModbusDeviceIdentification(
-        vendorName: "swift-mqtt-modbus", productCode: "ModbusTCPServer", majorMinorRevision: "1.0")
+        vendorName: "swift-mqtt-modbus",
+        productCode: "ModbusTCPServer",
+        majorMinorRevision: "1.0"
+    )
 
     /// Creates a configuration with every default.
     public init() {}

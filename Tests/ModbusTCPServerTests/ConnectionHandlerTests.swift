@@ -28,7 +28,9 @@ struct ConnectionHandlerTests {
             batch += ModbusFrames.frame(ModbusFrames.read(0x04, address: index, count: 1), transaction: UInt16(index))
         }
         try channel.writeInbound(Self.bytes(batch))
-        #expect(try Self.nextWrite(channel) == (0..<3).flatMap { [0, UInt8($0), 0, 0, 0, 5, 1, 0x04, 2, 0, UInt8($0)] })
+        #expect(
+            try Self.nextWrite(channel) == (0..<3).flatMap { [0, UInt8($0), 0, 0, 0, 5, 1, 0x04, 2, 0, UInt8($0)] }
+        )
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
     }
 
@@ -136,7 +138,9 @@ struct ConnectionHandlerTests {
         }
         let channel = try await NIOAsyncTestingChannel { channel in
             try channel.pipeline.syncOperations.addHandlers(
-                ChannelOperationRecorder(log: log), Self.handler(for: channel, read: read))
+                ChannelOperationRecorder(log: log),
+                Self.handler(for: channel, read: read)
+            )
         }
         let first = ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 1)
         let second = ModbusFrames.frame(ModbusFrames.read(0x03, address: 2, count: 1), transaction: 2)
@@ -164,10 +168,18 @@ struct ConnectionHandlerTests {
         let logger = Logger(label: "test.modbus.server")
         return ModbusConnectionHandler(
             dispatcher: ModbusRequestDispatcher(
-                configuration: ModbusServerConfiguration(), read: read, write: nil, logger: logger),
-            record: ModbusConnectionRecord(channel: channel), registry: ModbusConnectionRegistry(),
-            idleTimeout: idleTimeout, maxQueued: maxQueued, logger: logger,
-            wireLogger: Logger(label: "test.modbus.wire"))
+                configuration: ModbusServerConfiguration(),
+                read: read,
+                write: nil,
+                logger: logger
+            ),
+            record: ModbusConnectionRecord(channel: channel),
+            registry: ModbusConnectionRegistry(),
+            idleTimeout: idleTimeout,
+            maxQueued: maxQueued,
+            logger: logger,
+            wireLogger: Logger(label: "test.modbus.wire")
+        )
     }
 
     /// A connected channel with the handler behind a recorder, serving a `TestStore` synchronously.
@@ -180,7 +192,8 @@ struct ConnectionHandlerTests {
         let log = ChannelOperationLog()
         try channel.pipeline.syncOperations.addHandlers(
             ChannelOperationRecorder(log: log),
-            handler(for: channel, read: .sync { try store.read($0) }, idleTimeout: idleTimeout, maxQueued: maxQueued))
+            handler(for: channel, read: .sync { try store.read($0) }, idleTimeout: idleTimeout, maxQueued: maxQueued)
+        )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 502)).wait()
         return (channel, log)
     }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import MetricsTestKit
 import NIOCore
 import Testing
 
 @testable import ModbusTCPServer
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The options of accepted sockets, and what happens when a connection cannot be set up.
 @Suite("Connection setup: socket options and setup failures")
@@ -41,7 +42,10 @@ struct ConnectionSetupTests {
         let metrics = TestMetrics()
         let server = ModbusServer(
             configuration: ModbusServerConfiguration(host: "127.0.0.1", port: 0),
-            readHandler: .sync { try store.read($0) }, logger: logs.logger("test.server"), metricsFactory: metrics)
+            readHandler: .sync { try store.read($0) },
+            logger: logs.logger("test.server"),
+            metricsFactory: metrics
+        )
         try await server.start()
         do {
             let port = try #require(server.port)
@@ -52,7 +56,10 @@ struct ConnectionSetupTests {
             try #require(errors.count == 1, "one error line: \(errors.map(\.message))")
             #expect(errors[0].message.contains("cannot set up an accepted connection"))
             #expect(errors[0].metadata["peer"]?.contains("127.0.0.1") == true)
-            #expect(errors[0].metadata["peer"]?.contains(":\(refused.localPort)") == true, "the peer names the client's port")
+            #expect(
+                errors[0].metadata["peer"]?.contains(":\(refused.localPort)") == true,
+                "the peer names the client's port"
+            )
             #expect(errors[0].metadata["error"] == "injected setsockopt failure")
             #expect(try metrics.expectCounter("modbus_server_connection_setup_failures_total").totalValue == 1)
             #expect(server.activeConnections == 0, "a failed connection does not occupy a slot")

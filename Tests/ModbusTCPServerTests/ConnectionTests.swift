@@ -1,9 +1,9 @@
 import Logging
+import MQTTTestSupport
 import ModbusTCPServer
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
-import MQTTTestSupport
 import Testing
 
 /// Framing across segments, pipelining, connection hygiene, lifecycle and logging.
@@ -21,8 +21,10 @@ struct ConnectionTests {
         }
     }
 
-    @Test("Pipelined requests in one segment are all answered, in order, each with its own transaction id",
-          arguments: HandlerForm.allCases)
+    @Test(
+        "Pipelined requests in one segment are all answered, in order, each with its own transaction id",
+        arguments: HandlerForm.allCases
+    )
     func pipelining(form: HandlerForm) async throws {
         let store = TestStore()
         let read: ModbusReadHandler =
@@ -36,7 +38,9 @@ struct ConnectionTests {
             let client = try RawModbusClient(port: port)
             var batch: [UInt8] = []
             for index in 0..<50 {
-                let pdu = index % 10 == 9 ? ModbusFrames.read(0x03, address: 0, count: 0)  // an exception among them
+                let pdu =
+                    index % 10 == 9
+                    ? ModbusFrames.read(0x03, address: 0, count: 0)  // an exception among them
                     : ModbusFrames.read(0x03, address: index, count: 1)
                 batch += ModbusFrames.frame(pdu, transaction: UInt16(1000 + index))
             }
@@ -53,7 +57,7 @@ struct ConnectionTests {
     @Test("IPv6 loopback is served")
     func ipv6() async throws {
         let store = TestStore()
-        try await withServer({ $0.host = "::1" }, read: .sync { try store.read($0) }, write: nil) { _, port in
+        try await withServer(.loopback { $0.host = "::1" }, read: .sync { try store.read($0) }, write: nil) { _, port in
             let client = try RawModbusClient(port: port, ipv6: true)
             #expect(try await client.request(ModbusFrames.read(0x04, address: 3, count: 1)) == [0x04, 2, 0, 3])
         }
@@ -64,14 +68,19 @@ struct ConnectionTests {
     @Test("Connection limit, close-oldest-idle: the connection idle longest makes room")
     func closeOldestIdle() async throws {
         let store = TestStore()
-        try await withServer({ $0.maxConnections = 2 }, read: .sync { try store.read($0) }, write: nil) { server, port in
+        try await withServer(.loopback { $0.maxConnections = 2 }, read: .sync { try store.read($0) }, write: nil) {
+            server,
+            port in
             let first = try RawModbusClient(port: port)
             _ = try await first.request(ModbusFrames.read(0x03, address: 0, count: 1))
             let second = try RawModbusClient(port: port)
             _ = try await second.request(ModbusFrames.read(0x03, address: 0, count: 1))
             #expect(server.activeConnections == 2)
             let third = try RawModbusClient(port: port)
-            #expect(try await third.request(ModbusFrames.read(0x03, address: 1, count: 1)) == [0x03, 2, 0, 1], "the newcomer is served")
+            #expect(
+                try await third.request(ModbusFrames.read(0x03, address: 1, count: 1)) == [0x03, 2, 0, 1],
+                "the newcomer is served"
+            )
             #expect(await first.waitForClose(), "the oldest idle connection was closed")
             #expect(try await second.request(ModbusFrames.read(0x03, address: 2, count: 1)) == [0x03, 2, 0, 2])
         }
@@ -80,10 +89,14 @@ struct ConnectionTests {
     @Test("Connection limit, close-oldest-idle: when every connection is busy, the newcomer is refused")
     func allBusyRefusesNewcomer() async throws {
         let gate = AsyncGate()
-        try await withServer({ $0.maxConnections = 1 }, read: .async { request in
-            await gate.enterAndWait()
-            return [UInt16](repeating: 5, count: request.count)
-        }, write: nil) { _, port in
+        try await withServer(
+            .loopback { $0.maxConnections = 1 },
+            read: .async { request in
+                await gate.enterAndWait()
+                return [UInt16](repeating: 5, count: request.count)
+            },
+            write: nil
+        ) { _, port in
             let busy = try RawModbusClient(port: port)
             try await busy.send(ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 1)))
             await gate.waitUntilEntered()
@@ -97,8 +110,14 @@ struct ConnectionTests {
     @Test("Connection limit, reject-new: the newcomer is closed, the others stay")
     func rejectNew() async throws {
         let store = TestStore()
-        try await withServer({ $0.maxConnections = 1; $0.connectionLimitPolicy = .rejectNew },
-                             read: .sync { try store.read($0) }, write: nil) { _, port in
+        try await withServer(
+            .loopback {
+                $0.maxConnections = 1
+                $0.connectionLimitPolicy = .rejectNew
+            },
+            read: .sync { try store.read($0) },
+            write: nil
+        ) { _, port in
             let first = try RawModbusClient(port: port)
             _ = try await first.request(ModbusFrames.read(0x03, address: 0, count: 1))
             let second = try RawModbusClient(port: port)
@@ -111,8 +130,12 @@ struct ConnectionTests {
     func idleTimeout() async throws {
         let store = TestStore()
         let logs = LogCapture()
-        try await withServer({ $0.idleTimeout = .milliseconds(200) }, read: .sync { try store.read($0) }, write: nil,
-                             logger: logs.logger("test.server")) { server, port in
+        try await withServer(
+            .loopback { $0.idleTimeout = .milliseconds(200) },
+            read: .sync { try store.read($0) },
+            write: nil,
+            logger: logs.logger("test.server")
+        ) { server, port in
             let client = try RawModbusClient(port: port)
             _ = try await client.request(ModbusFrames.read(0x03, address: 0, count: 1))
             #expect(await client.waitForClose(), "closed after 200 ms without a request")
@@ -123,7 +146,13 @@ struct ConnectionTests {
     @Test("Idle timeout also closes a client that stopped reading with requests still queued")
     func idleTimeoutWithQueuedRequests() async throws {
         let store = TestStore()
-        try await withServer({ $0.idleTimeout = .milliseconds(500) }, read: .sync { try store.read($0) }, write: nil) { server, port in
+        try await withServer(
+            .loopback { $0.idleTimeout = .milliseconds(500) },
+            read: .sync { try store.read($0) },
+            write: nil
+        ) {
+            server,
+            port in
             let stalled = try RawModbusClient(port: port, receiveBuffer: 4096)
             // About 5 MB of replies for a client that reads none: the server's output blocks with
             // requests queued, and the client makes no progress from then on.
@@ -140,14 +169,22 @@ struct ConnectionTests {
     @Test("A client that never reads its replies does not hold up another client")
     func stalledClient() async throws {
         let store = TestStore()
-        try await withServer({ $0.maxQueuedRequestsPerConnection = 8 }, read: .sync { try store.read($0) }, write: nil) { _, port in
+        try await withServer(
+            .loopback { $0.maxQueuedRequestsPerConnection = 8 },
+            read: .sync { try store.read($0) },
+            write: nil
+        ) { _, port in
             let stalled = try RawModbusClient(port: port)
             // 20,000 requests for 125 registers: about 5 MB of replies that nobody reads.
             let request = ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 125))
             let flood = Task { try await stalled.send(Array([[UInt8]](repeating: request, count: 20_000).joined())) }
             let other = try RawModbusClient(port: port)
             for index in 0..<100 {
-                #expect(try await other.request(ModbusFrames.read(0x03, address: index, count: 1)) == [0x03, 2, 0, UInt8(index)])
+                #expect(
+                    try await other.request(ModbusFrames.read(0x03, address: index, count: 1)) == [
+                        0x03, 2, 0, UInt8(index),
+                    ]
+                )
             }
             // The stalled client then reads everything: nothing was lost on its connection either.
             var received = 0
@@ -178,7 +215,10 @@ struct ConnectionTests {
                     // A valid header around a random PDU: the reply must be a well-formed frame.
                     let pduLength = Int(generator.next() % 253) + 1
                     var pdu = (0..<pduLength).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
-                    pdu[0] = [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x08, 0x0F, 0x10, 0x16, 0x17, 0x2B][Int(generator.next() % 12)]
+                    pdu[0] =
+                        [0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x08, 0x0F, 0x10, 0x16, 0x17, 0x2B][
+                            Int(generator.next() % 12)
+                        ]
                     try await client.send(ModbusFrames.frame(pdu, transaction: UInt16(round)))
                     let reply = try await client.receiveFrame()
                     #expect(Int(reply[0]) << 8 | Int(reply[1]) == round)
@@ -195,7 +235,9 @@ struct ConnectionTests {
     @Test("64 simultaneous connections are all served")
     func sixtyFourConnections() async throws {
         let store = TestStore()
-        try await withServer({ $0.maxConnections = 64 }, read: .sync { try store.read($0) }, write: nil) { server, port in
+        try await withServer(.loopback { $0.maxConnections = 64 }, read: .sync { try store.read($0) }, write: nil) {
+            server,
+            port in
             let clients = try (0..<64).map { _ in try RawModbusClient(port: port) }
             try await withThrowingTaskGroup(of: Int.self) { group in
                 for (index, client) in clients.enumerated() {
@@ -203,8 +245,10 @@ struct ConnectionTests {
                         var correct = 0
                         for round in 0..<20 {
                             let address = (index * 7 + round) % 500
-                            let reply = try await client.request(ModbusFrames.read(0x04, address: address, count: 1),
-                                                                 transaction: UInt16(round))
+                            let reply = try await client.request(
+                                ModbusFrames.read(0x04, address: address, count: 1),
+                                transaction: UInt16(round)
+                            )
                             if reply == [0x04, 2, UInt8(address >> 8), UInt8(address & 0xFF)] { correct += 1 }
                         }
                         return correct
@@ -224,7 +268,9 @@ struct ConnectionTests {
     func status() async throws {
         let store = TestStore()
         let server = ModbusServer(
-            configuration: .init(host: "127.0.0.1", port: 0), readHandler: .sync { try store.read($0) })
+            configuration: .init(host: "127.0.0.1", port: 0),
+            readHandler: .sync { try store.read($0) }
+        )
         #expect(server.port == nil && !server.isRunning)
         try await server.start()
         let port = try #require(server.port)
@@ -246,7 +292,8 @@ struct ConnectionTests {
             readHandler: .async { request in
                 await gate.enterAndWait()
                 return [UInt16](repeating: 9, count: request.count)
-            })
+            }
+        )
         try await server.start()
         let port = try #require(server.port)
         let client = try RawModbusClient(port: port)
@@ -255,13 +302,18 @@ struct ConnectionTests {
         let stopping = Task { await server.stop() }
         #expect(!(await Self.stopsWhileGateClosed(server)))
         gate.open()
-        #expect(Array(try await client.receiveFrame()[7...]) == [0x03, 4, 0, 9, 0, 9], "the in-flight request is answered")
+        #expect(
+            Array(try await client.receiveFrame()[7...]) == [0x03, 4, 0, 9, 0, 9],
+            "the in-flight request is answered"
+        )
         #expect(await client.waitForClose(), "then the connection is closed")
         await stopping.value
         #expect(!server.isRunning)
     }
 
-    @Test("Graceful stop: replies waiting for a slow reader's socket are all delivered, whole, before the connection closes")
+    @Test(
+        "Graceful stop: replies waiting for a slow reader's socket are all delivered, whole, before the connection closes"
+    )
     func gracefulStopDeliversQueuedReplies() async throws {
         let store = TestStore()
         let answered = TestLock(0)
@@ -272,7 +324,8 @@ struct ConnectionTests {
             readHandler: .sync { request in
                 answered.withLock { $0 += 1 }
                 return try store.read(request)
-            })
+            }
+        )
         try await server.start()
         // A small receive buffer: the client falls behind at once, and replies pile up in the
         // server's socket and in the server itself.
@@ -280,7 +333,10 @@ struct ConnectionTests {
         var requests: [UInt8] = []
         requests.reserveCapacity(20_000 * 12)
         for index in 0..<20_000 {
-            requests += ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 125), transaction: UInt16(truncatingIfNeeded: index))
+            requests += ModbusFrames.frame(
+                ModbusFrames.read(0x03, address: 0, count: 125),
+                transaction: UInt16(truncatingIfNeeded: index)
+            )
         }
         let sending = Task { try? await client.send(requests) }
         // Until the server has stopped answering (its output is blocked): nothing announces
@@ -302,7 +358,9 @@ struct ConnectionTests {
         _ = await sending.value
         #expect(frames.count == answered.withLock { $0 }, "every answered request's reply arrived")
         for (index, frame) in frames.enumerated() {
-            guard frame.count == 7 + 252, frame[0] == UInt8(truncatingIfNeeded: index >> 8), frame[1] == UInt8(truncatingIfNeeded: index) else {
+            guard frame.count == 7 + 252, frame[0] == UInt8(truncatingIfNeeded: index >> 8),
+                frame[1] == UInt8(truncatingIfNeeded: index)
+            else {
                 Issue.record("reply \(index) of \(frames.count): \(frame.prefix(9)) (\(frame.count) bytes)")
                 break
             }
@@ -319,7 +377,10 @@ struct ConnectionTests {
     @Test("run() serves until swift-service-lifecycle's graceful shutdown")
     func serviceGroup() async throws {
         let store = TestStore()
-        let server = ModbusServer(configuration: .init(host: "127.0.0.1", port: 0), readHandler: .sync { try store.read($0) })
+        let server = ModbusServer(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            readHandler: .sync { try store.read($0) }
+        )
         try await server.start()
         let port = try #require(server.port)
         let group = ServiceGroup(services: [server], logger: Logger(label: "test.group"))
@@ -336,7 +397,10 @@ struct ConnectionTests {
     @Test("run() stops when its task is cancelled")
     func cancellation() async throws {
         let store = TestStore()
-        let server = ModbusServer(configuration: .init(host: "127.0.0.1", port: 0), readHandler: .sync { try store.read($0) })
+        let server = ModbusServer(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            readHandler: .sync { try store.read($0) }
+        )
         try await server.start()
         let running = Task { try await server.run() }
         let client = try RawModbusClient(port: try #require(server.port))
@@ -349,7 +413,10 @@ struct ConnectionTests {
     @Test("A program that is not async starts and stops the server from an ordinary thread")
     func blockingAPI() async throws {
         let store = TestStore()
-        let server = ModbusServer(configuration: .init(host: "127.0.0.1", port: 0), readHandler: .sync { try store.read($0) })
+        let server = ModbusServer(
+            configuration: .init(host: "127.0.0.1", port: 0),
+            readHandler: .sync { try store.read($0) }
+        )
         let port = try await onOwnThread {
             try server.startBlocking()
             return server.port
@@ -368,7 +435,10 @@ struct ConnectionTests {
         let invalid = ModbusServer(configuration: configuration, readHandler: .sync { try store.read($0) })
         await #expect(throws: ModbusServerError.self) { try await invalid.start() }
         try await withServer(read: .sync { try store.read($0) }, write: nil) { _, port in
-            let clash = ModbusServer(configuration: .init(host: "127.0.0.1", port: port), readHandler: .sync { try store.read($0) })
+            let clash = ModbusServer(
+                configuration: .init(host: "127.0.0.1", port: port),
+                readHandler: .sync { try store.read($0) }
+            )
             do {
                 try await clash.start()
                 Issue.record("binding a port in use must fail")
@@ -382,7 +452,9 @@ struct ConnectionTests {
     func wireLog() async throws {
         let store = TestStore()
         let logs = LogCapture()
-        try await withServer(read: .sync { try store.read($0) }, write: nil, wireLogger: logs.logger("test.wire")) { _, port in
+        try await withServer(read: .sync { try store.read($0) }, write: nil, wireLogger: logs.logger("test.wire")) {
+            _,
+            port in
             let client = try RawModbusClient(port: port)
             _ = try await client.request(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 0x0102)
         }

@@ -10,7 +10,9 @@ struct InteroperabilityTests {
     @Test("pymodbus's client reads and writes every area", arguments: HandlerForm.allCases)
     func pymodbus(form: HandlerForm) async throws {
         let store = TestStore()
-        let script = try #require(Bundle.module.url(forResource: "pymodbus_client", withExtension: "py", subdirectory: "Interop"))
+        let script = try #require(
+            Bundle.module.url(forResource: "pymodbus_client", withExtension: "py", subdirectory: "Interop")
+        )
         try await withServer(read: form.read(store), write: form.write(store)) { _, port in
             let result = try await ExternalProcess.run(TestPython.path, [script.path, "\(port)"])
             #expect(result.status == 0, "pymodbus checks:\n\(result.output)")
@@ -57,10 +59,14 @@ struct InteroperabilityTests {
         let store = TestStore()
         try await withServer(read: .sync { try store.read($0) }, write: nil) { _, port in
             let result = try await ExternalProcess.run(
-                "mbpoll", ["-m", "tcp", "-p", "\(port)", "-0", "-1", "-o", "8", "-t", "4", "-r", "999", "-c", "2", "127.0.0.1"])
+                "mbpoll",
+                ["-m", "tcp", "-p", "\(port)", "-0", "-1", "-o", "8", "-t", "4", "-r", "999", "-c", "2", "127.0.0.1"]
+            )
             #expect(result.output.contains("Illegal data address"), "\(result.output)")
             let write = try await ExternalProcess.run(
-                "mbpoll", ["-m", "tcp", "-p", "\(port)", "-0", "-1", "-o", "8", "-t", "4", "-r", "1", "127.0.0.1", "5"])
+                "mbpoll",
+                ["-m", "tcp", "-p", "\(port)", "-0", "-1", "-o", "8", "-t", "4", "-r", "1", "127.0.0.1", "5"]
+            )
             #expect(write.output.contains("Illegal function"), "no write handler: 01. \(write.output)")
         }
     }
@@ -68,7 +74,9 @@ struct InteroperabilityTests {
     /// Runs mbpoll once and returns address → value from its output.
     private func mbpoll(_ port: Int, _ arguments: [String], values: [String] = []) async throws -> [Int: Int] {
         let result = try await ExternalProcess.run(
-            "mbpoll", ["-m", "tcp", "-p", "\(port)", "-a", "1", "-0", "-1", "-o", "8"] + arguments + ["127.0.0.1"] + values)
+            "mbpoll",
+            ["-m", "tcp", "-p", "\(port)", "-a", "1", "-0", "-1", "-o", "8"] + arguments + ["127.0.0.1"] + values
+        )
         try #require(result.status == 0, "mbpoll failed:\n\(result.output)")
         var parsed: [Int: Int] = [:]
         for line in result.output.split(separator: "\n") where line.hasPrefix("[") {

@@ -41,7 +41,9 @@ enum ExternalProcess {
         // pipe open, so waiting for its end of file could take as long as that child lives.
         return try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = {
-                continuation.resume(returning: Result(status: $0.terminationStatus, output: output.finish(within: .seconds(2))))
+                continuation.resume(
+                    returning: Result(status: $0.terminationStatus, output: output.finish(within: .seconds(2)))
+                )
             }
             do { try runWithDefaultSignalMask(process) } catch {
                 process.terminationHandler = nil
@@ -49,7 +51,10 @@ enum ExternalProcess {
                 return
             }
             let killer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)), execute: killer)
+            DispatchQueue.global().asyncAfter(
+                deadline: .now() + .milliseconds(Int(timeout.components.seconds * 1000)),
+                execute: killer
+            )
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,7 +78,9 @@ final class RawModbusClient: @unchecked Sendable {
     private func sendBlocking(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard sent > 0 else { throw Failure(description: "send failed: errno \(errno)") }
             offset += sent
         }
@@ -89,8 +92,12 @@ final class RawModbusClient: @unchecked Sendable {
         var offset = 0
         while offset < count {
             let received = bytes[offset...].withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if received == 0 { throw Failure(description: "connection closed by server after \(offset) of \(count) bytes") }
-            if received < 0 { throw Failure(description: "receive failed (errno \(errno)) after \(offset) of \(count) bytes") }
+            if received == 0 {
+                throw Failure(description: "connection closed by server after \(offset) of \(count) bytes")
+            }
+            if received < 0 {
+                throw Failure(description: "receive failed (errno \(errno)) after \(offset) of \(count) bytes")
+            }
             offset += received
         }
         return bytes
@@ -126,7 +133,9 @@ final class RawModbusClient: @unchecked Sendable {
         guard reply[2] == 0, reply[3] == 0 else { throw Failure(description: "protocol id not 0 in reply") }
         guard reply[6] == unit else { throw Failure(description: "unit id not echoed: \(reply[6]) for \(unit)") }
         let length = Int(reply[4]) << 8 | Int(reply[5])
-        guard length == reply.count - 6 else { throw Failure(description: "MBAP length \(length) for \(reply.count - 6) bytes") }
+        guard length == reply.count - 6 else {
+            throw Failure(description: "MBAP length \(length) for \(reply.count - 6) bytes")
+        }
         return Array(reply[7...])
     }
 
@@ -139,7 +148,9 @@ final class RawModbusClient: @unchecked Sendable {
                 var first: UInt8 = 0
                 let received = recv(self.fd, &first, 1, 0)
                 if received == 0 { return frames }
-                if received < 0 { throw Failure(description: "receive failed (errno \(errno)) after \(frames.count) frames") }
+                if received < 0 {
+                    throw Failure(description: "receive failed (errno \(errno)) after \(frames.count) frames")
+                }
                 let rest = try self.receiveBlocking(6)
                 let length = Int(rest[3]) << 8 | Int(rest[4])
                 guard length >= 1 else { throw Failure(description: "reply with MBAP length \(length)") }
@@ -165,7 +176,8 @@ final class RawModbusClient: @unchecked Sendable {
 
 /// Builders for request frames.
 enum ModbusFrames {
-    static func frame(_ pdu: [UInt8], unit: UInt8 = 1, transaction: UInt16 = 0x1234, protocolID: UInt16 = 0) -> [UInt8] {
+    static func frame(_ pdu: [UInt8], unit: UInt8 = 1, transaction: UInt16 = 0x1234, protocolID: UInt16 = 0) -> [UInt8]
+    {
         let length = pdu.count + 1
         return [
             UInt8(transaction >> 8), UInt8(transaction & 0xFF), UInt8(protocolID >> 8), UInt8(protocolID & 0xFF),

@@ -30,7 +30,9 @@ final class TestStore: Sendable {
             throw ModbusException(.illegalDataAddress, "beyond the test store")
         }
         areas.withLock { areas in
-            for (offset, value) in request.values.enumerated() { areas[request.area]![Int(request.address) + offset] = value }
+            for (offset, value) in request.values.enumerated() {
+                areas[request.area]![Int(request.address) + offset] = value
+            }
         }
         writes.withLock { $0.append(request) }
     }
@@ -45,18 +47,30 @@ final class TestStore: Sendable {
 }
 
 /// Starts a server on an ephemeral loopback port, runs `body`, and always stops the server.
+extension ModbusServerConfiguration {
+    /// A test server on 127.0.0.1 and a free port, changed by `change`.
+    static func loopback(_ change: (inout Self) -> Void = { _ in }) -> Self {
+        var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: 0)
+        change(&configuration)
+        return configuration
+    }
+}
+
 func withServer<T>(
-    _ configure: (inout ModbusServerConfiguration) -> Void = { _ in },
+    _ configuration: ModbusServerConfiguration = .loopback(),
     read: ModbusReadHandler,
     write: ModbusWriteHandler?,
     logger: Logger = Logger(label: "test.modbus.server"),
     wireLogger: Logger = Logger(label: "test.modbus.wire"),
     _ body: (ModbusServer, Int) async throws -> T
 ) async throws -> T {
-    var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: 0)
-    configure(&configuration)
     let server = ModbusServer(
-        configuration: configuration, readHandler: read, writeHandler: write, logger: logger, wireLogger: wireLogger)
+        configuration: configuration,
+        readHandler: read,
+        writeHandler: write,
+        logger: logger,
+        wireLogger: wireLogger
+    )
     try await server.start()
     do {
         let result = try await body(server, server.port!)
@@ -77,14 +91,22 @@ enum HandlerForm: String, CaseIterable, Sendable, CustomStringConvertible {
         switch self {
         case .sync: .sync { try store.read($0) }
         case .syncInPlace: .syncInPlace { request, values in values.append(contentsOf: try store.read(request)) }
-        case .async: .async { request in await Task.yield(); return try store.read(request) }
+        case .async:
+            .async { request in
+                await Task.yield()
+                return try store.read(request)
+            }
         }
     }
 
     func write(_ store: TestStore) -> ModbusWriteHandler {
         switch self {
         case .sync, .syncInPlace: .sync { try store.write($0) }
-        case .async: .async { request in await Task.yield(); try store.write(request) }
+        case .async:
+            .async { request in
+                await Task.yield()
+                try store.write(request)
+            }
         }
     }
 }
