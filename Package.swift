@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
@@ -76,16 +77,16 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
-        // The status endpoint: GET /health and GET /metrics (Prometheus) over HTTP.
+        // The read-only status listener on Hummingbird: the status page, its JSON API, /health
+        // and /metrics (Prometheus).
         .target(
             name: "MQTTModbusBridgeStatus",
             dependencies: [
                 "MQTTModbusBridge",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"]

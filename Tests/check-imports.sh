@@ -18,7 +18,7 @@ declare -A allowed=(
     [MQTTModbusBridgeConfiguration]="ModbusCore Yams Logging Foundation"
     [MQTTModbusBridgeBroker]="MQTTModbusBridgeConfiguration Mosquitto Foundation"
     [MQTTModbusBridge]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker ModbusCore ModbusTCPServer Mosquitto Logging Metrics ServiceLifecycle NIOCore $platform"
-    [MQTTModbusBridgeStatus]="MQTTModbusBridge NIOCore NIOPosix NIOHTTP1 Logging Prometheus ServiceLifecycle Synchronization Foundation"
+    [MQTTModbusBridgeStatus]="MQTTModbusBridge Hummingbird NIOCore Logging Prometheus ServiceLifecycle Synchronization Foundation"
     [MQTTModbusBridgeSimulator]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker Mosquitto Logging ServiceLifecycle $platform"
     [mqtt-modbus-bridge]="ArgumentParser MQTTModbusBridgeConfiguration MQTTModbusBridge MQTTModbusBridgeStatus MQTTModbusBridgeSimulator ModbusCore Logging Metrics Prometheus ServiceLifecycle Foundation"
 )

@@ -1,221 +1,253 @@
+import Foundation
+import Hummingbird
 import Logging
 import MQTTModbusBridge
 import NIOCore
-import NIOHTTP1
-import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// A small HTTP/1.1 endpoint for operations: `GET /health` (200 when healthy, 503 otherwise, with
-/// a JSON body) and `GET /metrics` (the Prometheus text format).
+/// The bridge's read-only HTTP listener for operations and commissioning, on Hummingbird:
 ///
-/// It answers only those two paths and only `GET` and `HEAD`; it reads no request body and keeps
-/// no state between requests, so it cannot be used to change anything. It keeps what a client can
-/// cost bounded: at most ``maxConnections`` connections (more are closed at once), each closed
-/// after ``idleTimeout`` without a request, and no further request read while a client does not
-/// read its responses.
+/// - `GET /` — the status page (HTML, refreshes itself): every point with its value, registers,
+///   age and freshness, the last write of each writable point, the Modbus connections, the
+///   broker;
+/// - `GET /api/points`, `GET /api/connections` — the same data as JSON;
+/// - `GET /health` — 200 when healthy, 503 otherwise, with a JSON body;
+/// - `GET /metrics` — the Prometheus text format.
+///
+/// It answers only `GET` and `HEAD` (405 otherwise), reads no request body and keeps no state
+/// between requests, so nothing on it can change anything. It keeps what a client can cost
+/// bounded: at most ``maxConnections`` connections (more are closed at once), each closed after
+/// ``idleTimeout`` without a request.
 public final class StatusEndpoint: Service, Sendable {
     /// Connections open at once; further ones are closed on arrival.
     public static let maxConnections = 16
     /// A connection with no request for this long is closed.
     public static let idleTimeout = TimeAmount.seconds(30)
+    /// How often the status page reloads itself.
+    public static let pageRefreshSeconds = 2
 
     /// Where the endpoint listens.
     public let host: String
     private let requestedPort: Int
     private let health: @Sendable () -> BridgeHealth
+    private let status: (@Sendable () -> BridgeStatusSnapshot)?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
-    private let listener = Mutex<(any Channel)?>(nil)
-    private let connections = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let boundPort = Mutex<Int?>(nil)
+    private let connections = ConnectionCounter(limit: StatusEndpoint.maxConnections)
 
     /// - Parameters:
     ///   - host: the address to listen on (`127.0.0.1` keeps it local; `0.0.0.0` in a container).
     ///   - port: the TCP port; 0 picks a free one (see ``port``).
     ///   - registry: where `/metrics` reads from (the registry of the `PrometheusMetricsFactory`
     ///     bootstrapped into swift-metrics); `nil` answers `/metrics` with 404.
+    ///   - status: called for every request of the status page and the JSON API; `nil` answers
+    ///     them with 404.
     ///   - health: called for every `/health` request.
     public init(
         host: String,
         port: Int,
         registry: PrometheusCollectorRegistry?,
         logger: Logger = Logger(label: "bridge.http"),
+        status: (@Sendable () -> BridgeStatusSnapshot)? = nil,
         health: @escaping @Sendable () -> BridgeHealth
     ) {
         self.host = host
         self.requestedPort = port
         self.registry = registry
+        self.status = status
         self.health = health
         self.logger = logger
     }
 
     /// Connections open now.
-    var connectionCount: Int { connections.withLock { $0.count } }
+    var connectionCount: Int { connections.count }
 
     /// The port listened on, once running.
-    public var port: Int? { listener.withLock { $0?.localAddress?.port } }
+    public var port: Int? { boundPort.withLock { $0 } }
 
     /// Listens until graceful shutdown or cancellation, then closes the listener and every
     /// connection (a scraper's keep-alive connection included).
     public func run() async throws {
-        let channel = try await start()
-        await withGracefulShutdownHandler {
-            await withTaskCancellationHandler {
-                try? await channel.closeFuture.get()
-            } onCancel: {
-                channel.close(promise: nil)
-            }
-        } onGracefulShutdown: {
-            channel.close(promise: nil)
-        }
-        let open = connections.withLock { Array($0.values) }
-        for connection in open { try? await connection.close() }
-    }
-
-    /// Starts listening and returns the listening channel (``run()`` does this for you).
-    func start() async throws -> any Channel {
-        let health = self.health
-        let registry = self.registry
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                let id = ObjectIdentifier(channel)
-                let admitted = self.connections.withLock { open -> Bool in
-                    guard open.count < Self.maxConnections else { return false }
-                    open[id] = channel
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in _ = self.connections.withLock { $0.removeValue(forKey: id) } }
-                do {
-                    // IPPROTO_TCP level; `.socketOption(.tcp_nodelay)` would set SO_DEBUG.
-                    try channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: 1)
-                    let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
-                    try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-                    try pipeline.addHandler(StatusRequestHandler(health: health, registry: registry))
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    // NIO closes the connection without a word; say why.
-                    self.logger.error(
-                        "status endpoint: cannot set up an accepted connection; closing it",
-                        metadata: [
-                            "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "unknown")", "error": "\(error)",
-                        ]
-                    )
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
-            .bind(host: host, port: requestedPort).get()
-        listener.withLock { $0 = channel }
-        logger.info(
-            "status endpoint listening (GET /health, GET /metrics)",
-            metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+        let routes = StatusRoutes(health: health, status: status, registry: registry)
+        let connections = self.connections
+        let application = Application(
+            responder: CallbackResponder<BasicRequestContext> { request, _ in routes.respond(to: request) },
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [ConnectionLimitHandler(counter: connections)],
+                    idleTimeout: Self.idleTimeout
+                )
+            ),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: requestedPort), serverName: nil),
+            onServerRunning: { [self] channel in
+                boundPort.withLock { $0 = channel.localAddress?.port }
+                logger.info(
+                    "status endpoint listening (GET /, /api/points, /api/connections, /health, /metrics)",
+                    metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
+                )
+            },
+            logger: logger
         )
-        return channel
+        try await application.run()
     }
 }
 
-/// Answers one connection's requests: `/health` and `/metrics`, nothing else.
-///
-/// It holds reading while the channel is not writable: requests are answered as they are read,
-/// and a client that pipelines requests without reading the responses would otherwise pile them
-/// up in memory. It closes the connection when the `IdleStateHandler` in front reports no read
-/// for the idle timeout.
-private final class StatusRequestHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+/// Counts the listener's connections against its limit.
+final class ConnectionCounter: Sendable {
+    private let open = Mutex(0)
+    let limit: Int
 
-    private var readHeld = false
+    init(limit: Int) { self.limit = limit }
 
-    func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readHeld = true
+    /// Takes a slot; `false` when all are taken.
+    func admit() -> Bool {
+        open.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, readHeld {
-            readHeld = false
-            context.read()
-        }
-        context.fireChannelWritabilityChanged()
+    func release() { open.withLock { $0 -= 1 } }
+
+    var count: Int { open.withLock { $0 } }
+}
+
+/// Closes a connection at once when the listener already has its limit of connections, so a
+/// client that opens many cannot hold more than ``StatusEndpoint/maxConnections`` (Hummingbird's
+/// own limit stops accepting instead, which leaves newcomers waiting in the backlog).
+final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let counter: ConnectionCounter
+    private var admitted = false
+
+    init(counter: ConnectionCounter) { self.counter = counter }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        admitted = counter.admit()
+        if !admitted { context.close(promise: nil) }
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if admitted { counter.release() }
+        admitted = false
     }
 
-    private let health: @Sendable () -> BridgeHealth
-    private let registry: PrometheusCollectorRegistry?
-    private var head: HTTPRequestHead?
+    func channelInactive(context: ChannelHandlerContext) {
+        if admitted { counter.release() }
+        admitted = false
+        context.fireChannelInactive()
+    }
+}
 
-    init(health: @escaping @Sendable () -> BridgeHealth, registry: PrometheusCollectorRegistry?) {
-        self.health = health
-        self.registry = registry
+/// What each path answers; pure apart from the closures it calls.
+struct StatusRoutes: Sendable {
+    let health: @Sendable () -> BridgeHealth
+    let status: (@Sendable () -> BridgeStatusSnapshot)?
+    let registry: PrometheusCollectorRegistry?
+
+    static let paths = ["/", "/api/points", "/api/connections", "/health", "/metrics"]
+
+    func respond(to request: Request) -> Response {
+        let path = request.uri.path
+        guard Self.paths.contains(path) else {
+            return Self.text(.notFound, "not found: the paths are \(Self.paths.joined(separator: ", "))\n")
+        }
+        guard request.method == .get || request.method == .head else {
+            var response = Self.text(.methodNotAllowed, "only GET and HEAD\n")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        var response = answer(path)
+        response.headers[.cacheControl] = "no-store"
+        if request.method == .head {
+            response.headers[.contentLength] = "\(response.body.contentLength ?? 0)"
+            response.body = ResponseBody()
+        }
+        return response
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break  // Neither endpoint takes a body; it is read and dropped.
-        case .end:
-            guard let head = head.take() else { return }
-            respond(to: head, context: context)
-        }
-    }
-
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let (status, contentType, body) = answer(head)
-        var headers = HTTPHeaders([
-            ("Content-Type", contentType), ("Content-Length", "\(body.count)"), ("Cache-Control", "no-store"),
-        ])
-        if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
-        if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(
-            wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
-            promise: nil
-        )
-        if head.method != .HEAD {
-            context.write(
-                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))),
-                promise: nil
-            )
-        }
-        if head.isKeepAlive {
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        } else {
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in bound.value.close(promise: nil) }
-        }
-    }
-
-    private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        guard path == "/health" || path == "/metrics" else {
-            return (
-                .notFound, "text/plain; charset=utf-8",
-                Array("not found: the endpoints are /health and /metrics\n".utf8)
-            )
-        }
-        guard head.method == .GET || head.method == .HEAD else {
-            return (.methodNotAllowed, "text/plain; charset=utf-8", Array("only GET and HEAD\n".utf8))
-        }
-        if path == "/health" {
+    private func answer(_ path: String) -> Response {
+        switch path {
+        case "/health":
             let report = health()
-            return (report.isHealthy ? .ok : .serviceUnavailable, "application/json", Array((report.json + "\n").utf8))
+            return Self.body(report.isHealthy ? .ok : .serviceUnavailable, "application/json", report.json + "\n")
+        case "/metrics":
+            guard let registry else { return Self.text(.notFound, "metrics are not enabled\n") }
+            return Self.body(.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+        default:
+            guard let status else { return Self.text(.notFound, "the status page is not enabled\n") }
+            let snapshot = status()
+            switch path {
+            case "/api/points":
+                return Self.json(StatusJSON.points(snapshot))
+            case "/api/connections":
+                return Self.json(StatusJSON.connections(snapshot))
+            default:
+                return Self.body(
+                    .ok,
+                    "text/html; charset=utf-8",
+                    StatusPage.render(snapshot, refreshSeconds: StatusEndpoint.pageRefreshSeconds)
+                )
+            }
         }
-        guard let registry else {
-            return (.notFound, "text/plain; charset=utf-8", Array("metrics are not enabled\n".utf8))
-        }
-        return (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
+    }
+
+    static func text(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        body(status, "text/plain; charset=utf-8", text)
+    }
+
+    static func json(_ bytes: [UInt8]) -> Response {
+        body(.ok, "application/json", bytes)
+    }
+
+    static func body(_ status: HTTPResponse.Status, _ contentType: String, _ text: String) -> Response {
+        body(status, contentType, Array(text.utf8))
+    }
+
+    static func body(_ status: HTTPResponse.Status, _ contentType: String, _ bytes: [UInt8]) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: contentType, .contentLength: "\(bytes.count)"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes))
+        )
+    }
+}
+
+/// The JSON of `GET /api/points` and `GET /api/connections`: snake-case keys, ISO 8601 times.
+enum StatusJSON {
+    private struct Points: Encodable {
+        var takenAt: Date
+        var broker: BridgeStatusSnapshot.BrokerStatus
+        var modbus: BridgeStatusSnapshot.ModbusListenerStatus
+        var points: [BridgeStatusSnapshot.PointStatus]
+    }
+
+    private struct Connections: Encodable {
+        var takenAt: Date
+        var connections: [BridgeStatusSnapshot.ConnectionStatus]
+    }
+
+    static func points(_ snapshot: BridgeStatusSnapshot) -> [UInt8] {
+        encode(
+            Points(takenAt: snapshot.takenAt, broker: snapshot.broker, modbus: snapshot.modbus, points: snapshot.points)
+        )
+    }
+
+    static func connections(_ snapshot: BridgeStatusSnapshot) -> [UInt8] {
+        encode(Connections(takenAt: snapshot.takenAt, connections: snapshot.connections))
+    }
+
+    private static func encode(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        // Every field is a string, number, bool, array or date: encoding cannot fail.
+        return Array((try? encoder.encode(value)) ?? Data("{}".utf8)) + [0x0A]
     }
 }

@@ -29,6 +29,8 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let dispatcher: ModbusRequestDispatcher
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
+    /// Requests read since the last read completion, added to the record's count then.
+    private var unreportedRequests = 0
     private let wireLogger: Logger
     private var logger: Logger
 
@@ -119,6 +121,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             while let frame = try assembler.nextFrame(from: &bytes) {
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
                 machine.requestReceived()
+                unreportedRequests += 1
                 queue.append(frame)
             }
         } catch {
@@ -134,7 +137,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         let now = context.eventLoop.now
-        if machine.readCompleted(now: now) { record.touch(now) }
+        if machine.readCompleted(now: now) {
+            record.requestsReceived(unreportedRequests, at: now)
+            unreportedRequests = 0
+        }
         writeOutput(context: context)
         context.fireChannelReadComplete()
     }

@@ -4,15 +4,45 @@ import Synchronization
 /// What the rest of the server knows of one open connection.
 final class ModbusConnectionRecord: Sendable {
     let channel: any Channel
+    /// The peer's address, as logged.
+    let peer: String
+    /// `NIODeadline.uptimeNanoseconds` when the connection was accepted.
+    let acceptedAt: UInt64
+    /// Requests received, added once per read (not per frame) to keep the hot path to one
+    /// relaxed atomic add per socket read.
+    private let requestCount = Atomic<Int>(0)
     /// `NIODeadline.uptimeNanoseconds` of the last request, for choosing which idle connection
     /// to close. Relaxed atomics: an approximate order is all the limit policy needs.
     private let lastActivity: Atomic<UInt64>
     /// Whether a request is waiting for an asynchronous handler.
     private let busy = Atomic<Bool>(false)
 
-    init(channel: any Channel) {
+    init(channel: any Channel, peer: String) {
         self.channel = channel
-        self.lastActivity = Atomic(NIODeadline.now().uptimeNanoseconds)
+        self.peer = peer
+        let now = NIODeadline.now().uptimeNanoseconds
+        self.acceptedAt = now
+        self.lastActivity = Atomic(now)
+    }
+
+    /// Counts `count` requests received, the last of them at `now`.
+    func requestsReceived(_ count: Int, at now: NIODeadline) {
+        requestCount.add(count, ordering: .relaxed)
+        touch(now)
+    }
+
+    var requests: Int { requestCount.load(ordering: .relaxed) }
+
+    /// What a status page shows of this connection.
+    func snapshot(now: UInt64) -> ModbusConnectionSnapshot {
+        let requests = self.requests
+        let last = lastActivityNanoseconds
+        return ModbusConnectionSnapshot(
+            peer: peer,
+            connectedFor: .nanoseconds(Int64(now &- min(now, acceptedAt))),
+            requests: requests,
+            sinceLastRequest: requests == 0 ? nil : .nanoseconds(Int64(now &- min(now, last)))
+        )
     }
 
     func touch(_ now: NIODeadline) { lastActivity.store(now.uptimeNanoseconds, ordering: .relaxed) }
@@ -57,4 +87,23 @@ final class ModbusConnectionRegistry: Sendable {
     var count: Int { connections.withLock { $0.count } }
 
     var all: [ModbusConnectionRecord] { connections.withLock { Array($0.values) } }
+}
+
+/// One open Modbus TCP connection, as ``ModbusServer/connections`` reports it.
+public struct ModbusConnectionSnapshot: Sendable, Hashable {
+    /// The master's address and port.
+    public var peer: String
+    /// How long the connection has been open.
+    public var connectedFor: Duration
+    /// Requests received on it (answered or not).
+    public var requests: Int
+    /// Time since the last request; `nil` before the first.
+    public var sinceLastRequest: Duration?
+
+    public init(peer: String, connectedFor: Duration, requests: Int, sinceLastRequest: Duration?) {
+        self.peer = peer
+        self.connectedFor = connectedFor
+        self.requests = requests
+        self.sinceLastRequest = sinceLastRequest
+    }
 }

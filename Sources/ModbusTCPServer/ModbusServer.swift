@@ -127,6 +127,13 @@ public final class ModbusServer: Service, Sendable {
     /// How many client connections are open.
     public var activeConnections: Int { registry.count }
 
+    /// The open connections, longest open first: peer, age, requests and the time since the
+    /// last one (for a status page; takes the registry's lock once).
+    public var connections: [ModbusConnectionSnapshot] {
+        let now = NIODeadline.now().uptimeNanoseconds
+        return registry.all.sorted { $0.acceptedAt < $1.acceptedAt }.map { $0.snapshot(now: now) }
+    }
+
     // MARK: Lifecycle
 
     /// Binds the listener and starts serving. Returns once the port is bound; does nothing if the
@@ -274,7 +281,7 @@ public final class ModbusServer: Service, Sendable {
         try testHooks.connectionSetup?(channel)
         // Options first: a connection that cannot be set up must not evict an idle one.
         try Self.setConnectionOptions(channel)
-        let record = ModbusConnectionRecord(channel: channel)
+        let record = ModbusConnectionRecord(channel: channel, peer: peer)
         switch registry.admit(record, limit: configuration.maxConnections, policy: configuration.connectionLimitPolicy)
         {
         case .admitted:

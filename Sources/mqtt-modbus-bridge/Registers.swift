@@ -31,7 +31,7 @@ struct Registers: ParsableCommand {
                     rows.append([
                         "\(unit.id)", Self.areaName(area),
                         "\(point.address)" + (point.bitPosition.map { ".\($0)" } ?? ""),
-                        Self.reference(area, point.address), "\(point.registerCount)", point.name, "\(point.type)",
+                        area.modiconReference(point.address), "\(point.registerCount)", point.name, "\(point.type)",
                         "\(point.byteOrder)", Self.number(point.scale), Self.number(point.offset),
                         point.isWritable ? "read/write" : "read", point.stateTopic ?? "", point.command?.topic ?? "",
                         point.command.map { "\($0.ack.mode) \(DurationSyntax.format($0.ack.timeout))" } ?? "",
@@ -61,18 +61,6 @@ struct Registers: ParsableCommand {
         }
     }
 
-    /// The 1-based Modicon reference SCADA tools often show (00001, 10001, 30001, 40001 ranges).
-    static func reference(_ area: ModbusArea, _ address: UInt16) -> String {
-        let prefix: Int
-        switch area {
-        case .coil: prefix = 0
-        case .discreteInput: prefix = 1
-        case .inputRegister: prefix = 3
-        case .holdingRegister: prefix = 4
-        }
-        return "\(prefix)\(String(Int(address) + 1).leftPadded(5))"
-    }
-
     static func number(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
@@ -80,11 +68,5 @@ struct Registers: ParsableCommand {
     static func csvField(_ text: String) -> String {
         text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
             ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -20,7 +20,7 @@ struct Run: AsyncParsableCommand {
     @Option(
         name: .customLong("status-listen"),
         help: ArgumentHelp(
-            "Serve GET /health and GET /metrics (Prometheus) on this address, e.g. 127.0.0.1:9102 or 0.0.0.0:9102 in a container; off by default.",
+            "Serve the read-only status listener on this address: the status page (GET /), /api/points, /api/connections, /health and /metrics (Prometheus), e.g. 127.0.0.1:9102, or 0.0.0.0:9102 in a container; off by default.",
             valueName: "host:port"
         )
     )
@@ -43,7 +43,8 @@ struct Run: AsyncParsableCommand {
                 host: statusListen.host,
                 port: statusListen.port,
                 registry: registry,
-                logger: logger.component("http")
+                logger: logger.component("http"),
+                status: { bridge.statusSnapshot() }
             ) { bridge.health }
             services.append(.init(service: endpoint))
         }

@@ -173,7 +173,7 @@ struct ConnectionHandlerTests {
                 write: nil,
                 logger: logger
             ),
-            record: ModbusConnectionRecord(channel: channel),
+            record: ModbusConnectionRecord(channel: channel, peer: "test"),
             registry: ModbusConnectionRegistry(),
             idleTimeout: idleTimeout,
             maxQueued: maxQueued,

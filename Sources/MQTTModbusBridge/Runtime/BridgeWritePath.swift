@@ -22,6 +22,8 @@ final class BridgeWritePath: Sendable {
     }
 
     let tracker = AckTracker()
+    /// Each point's last write and its outcome (the status page shows them).
+    let lastWrites = LastWriteLog()
     private let state = Mutex(State())
     private let map: RegisterMap
     private let cache: PointCache
@@ -121,8 +123,10 @@ final class BridgeWritePath: Sendable {
             values: request.values,
             changedBits: request.mask?.changedBits
         )
+        let started = ContinuousClock.now
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
             metrics.writes(.gatewayPathUnavailable).increment()
+            record(planned, .brokerUnavailable(reason: "the MQTT broker is not connected"), startedAt: started)
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
         // A device that is gone would apply the command whenever it comes back, if ever.
@@ -131,6 +135,11 @@ final class BridgeWritePath: Sendable {
                 cache.isDeviceOffline(device)
             else { continue }
             metrics.writes(.gatewayTargetDeviceFailedToRespond).increment()
+            record(
+                planned,
+                .rejected(code: .gatewayTargetDeviceFailedToRespond, reason: "device offline"),
+                startedAt: started
+            )
             throw ModbusException(
                 .gatewayTargetDeviceFailedToRespond,
                 "device \(map.devices[device].name) of point \(map.points[write.point].name) is offline"
@@ -143,6 +152,7 @@ final class BridgeWritePath: Sendable {
         }
         guard let inFlight else {
             metrics.writes(.serverDeviceBusy).increment()
+            record(planned, .rejected(code: .serverDeviceBusy, reason: "too many writes in flight"), startedAt: started)
             throw ModbusException(
                 .serverDeviceBusy,
                 "\(maxWritesInFlight) writes are already waiting for acknowledgements"
@@ -160,7 +170,13 @@ final class BridgeWritePath: Sendable {
 
         let tokens = planned.map { cache.lastUpdate(of: $0.point) }
         let outcomes = await withTaskGroup(of: WriteOutcome.self) { group in
-            for write in planned { group.addTask { await self.command(write) } }
+            for write in planned {
+                group.addTask {
+                    let outcome = await self.command(write)
+                    self.lastWrites.record(point: write.point, value: write.value, outcome: outcome, startedAt: started)
+                    return outcome
+                }
+            }
             var outcomes: [WriteOutcome] = []
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
@@ -189,6 +205,16 @@ final class BridgeWritePath: Sendable {
             case .broker? where point.stateTopic != nil: continue
             default: cache.update(point: write.point, image: write.image, ifUnchangedSince: token)
             }
+        }
+    }
+
+    private func record(
+        _ planned: [PlannedPointWrite],
+        _ outcome: WriteOutcome,
+        startedAt start: ContinuousClock.Instant
+    ) {
+        for write in planned {
+            lastWrites.record(point: write.point, value: write.value, outcome: outcome, startedAt: start)
         }
     }
 

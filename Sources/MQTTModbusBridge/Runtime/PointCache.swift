@@ -28,6 +28,9 @@ final class PointCache: Sendable {
         /// Per device: the monotonic time of its last message (0: none since start or since the
         /// broker connection was lost).
         var lastSeen: [UInt64]
+        /// Per point: when its last value arrived (0: never). Unlike `updated`, not cleared when
+        /// the broker connection is lost, so a status page can tell "stale" from "never received".
+        var received: [UInt64]
     }
 
     init(map: RegisterMap) {
@@ -50,7 +53,8 @@ final class PointCache: Sendable {
                 words: [UInt16](repeating: 0, count: total),
                 updated: [UInt64](repeating: 0, count: map.points.count),
                 offline: [Bool](repeating: false, count: map.devices.count),
-                lastSeen: [UInt64](repeating: 0, count: map.devices.count)
+                lastSeen: [UInt64](repeating: 0, count: map.devices.count),
+                received: [UInt64](repeating: 0, count: map.points.count)
             )
         )
     }
@@ -97,6 +101,7 @@ final class PointCache: Sendable {
         state.withLock { storage in
             store(image, of: index, in: &storage)
             storage.updated[index] = max(time, 1)
+            storage.received[index] = max(time, 1)
             if let device = map.deviceOfPoint[index] { storage.lastSeen[device] = max(time, 1) }
         }
     }
@@ -125,6 +130,7 @@ final class PointCache: Sendable {
             guard storage.updated[index] == token else { return }
             store(image, of: index, in: &storage)
             storage.updated[index] = max(Self.now(), token + 1, 1)
+            storage.received[index] = storage.updated[index]
         }
     }
 
@@ -138,6 +144,31 @@ final class PointCache: Sendable {
                 storage.offline[index] = false
                 storage.lastSeen[index] = 0
             }
+        }
+    }
+
+    /// What a status page shows of a point: its stored registers (the last value received,
+    /// whatever its freshness), how long ago that value arrived, and its freshness now, decided
+    /// as a Modbus read decides it.
+    func status(of index: Int, at time: UInt64 = PointCache.now()) -> CachedPointStatus {
+        state.withLock { storage in
+            let received = storage.received[index]
+            let freshness: PointFreshness
+            if let device = map.deviceOfPoint[index], isOffline(device, storage, time) {
+                freshness = .deviceOffline
+            } else if received == 0 {
+                freshness = .missing
+            } else if isFresh(index, storage, time) {
+                freshness = .fresh
+            } else {
+                freshness = .stale
+            }
+            let offset = offsets[index]
+            return CachedPointStatus(
+                registers: received == 0 ? [] : Array(storage.words[offset..<offset + map.points[index].registerCount]),
+                age: received == 0 ? nil : .nanoseconds(Int64(time > received ? time - received : 0)),
+                freshness: freshness
+            )
         }
     }
 
@@ -259,4 +290,25 @@ final class PointCache: Sendable {
             }
         }
     }
+}
+
+/// Whether a point's value can be served as live now.
+public enum PointFreshness: String, Sendable, Hashable, Codable, CaseIterable {
+    /// A value arrived and is within its `max_age`; its device (if any) is online.
+    case fresh
+    /// A value arrived, but it is older than `max_age`, or the broker connection was lost since.
+    case stale
+    /// No value has arrived since start.
+    case missing
+    /// The point's device said it is offline, or has been silent longer than its `silence`.
+    case deviceOffline = "device_offline"
+}
+
+/// One point's entry in the cache, for a status page.
+struct CachedPointStatus: Sendable, Hashable {
+    /// The registers of the last value received (empty: none yet).
+    var registers: [UInt16]
+    /// Time since that value arrived.
+    var age: Duration?
+    var freshness: PointFreshness
 }
