@@ -44,8 +44,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Creates the bridge; nothing connects or listens until ``run()``.
     ///
     /// - Throws: an `MQTTError` when the broker settings cannot be applied (for example a
-    ///   missing TLS file), or a `CocoaError` when the password file cannot be read.
+    ///   missing TLS file), a `CocoaError` when the password file cannot be read, or a
+    ///   ``BridgeStartError`` for a setting this build cannot serve (`modbus.unknown_unit: ignore`).
     public init(configuration: BridgeConfiguration, logger: Logger = Logger(label: "bridge")) throws {
+        try BridgeStartError.check(configuration)
         self.configuration = configuration
         self.logger = logger
         self.map = RegisterMap(configuration)
