@@ -44,10 +44,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Creates the bridge; nothing connects or listens until ``run()``.
     ///
     /// - Throws: an `MQTTError` when the broker settings cannot be applied (for example a
-    ///   missing TLS file), a `CocoaError` when the password file cannot be read, or a
-    ///   ``BridgeStartError`` for a setting this build cannot serve (`modbus.unknown_unit: ignore`).
+    ///   missing TLS file), or a `CocoaError` when the password file cannot be read.
     public init(configuration: BridgeConfiguration, logger: Logger = Logger(label: "bridge")) throws {
-        try BridgeStartError.check(configuration)
         self.configuration = configuration
         self.logger = logger
         self.map = RegisterMap(configuration)
@@ -71,6 +69,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
         listener.unitIDs = configuration.unitIDs
+        listener.unknownUnitResponse = configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
         listener.maxConnections = configuration.modbus.maxConnections
         listener.connectionLimitPolicy =
             configuration.modbus.connectionLimitPolicy == .rejectNew ? .rejectNew : .closeOldestIdle

@@ -430,14 +430,6 @@ final class ConfigurationLoader {
             ModbusListenerSettings.UnknownUnitPolicy.allCases.map { ($0.rawValue, $0) }
         ) {
             settings.unknownUnit = policy
-            if policy == .ignore {
-                // The model is ready for it; the Modbus server is not (docs/design.md §3.8).
-                diagnostics.warning(
-                    "'unknown_unit: ignore' is not supported by this build: its Modbus server always answers unknown units, so 'run' refuses to start",
-                    at: view["unknown_unit"]?.mark,
-                    fix: "use unknown_unit: exception (0B), or aliases for masters that send unit 0 or 255"
-                )
-            }
         }
         return settings
     }
