@@ -116,6 +116,7 @@ enum StatusPage {
         case .stale: "stale"
         case .missing: "missing"
         case .deviceOffline: "device offline"
+        case .connectionLost: "connection lost"
         }
     }
 
@@ -163,7 +164,7 @@ enum StatusPage {
         table{border-collapse:collapse;font-size:0.9em}\
         th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top}\
         th{background:#f2f2f2}.registers,.value{font-family:monospace}\
-        .fresh{color:#11772b}.stale{color:#a05a00}.missing{color:#666}.device_offline,.down,.disconnected{color:#b00020}\
+        .fresh{color:#11772b}.stale{color:#a05a00}.missing{color:#666}.device_offline,.connection_lost,.down,.disconnected{color:#b00020}\
         .connected{color:#11772b}.connecting{color:#a05a00}.summary{margin:0.3em 0}.note{color:#666;font-size:0.85em}
         """
 }

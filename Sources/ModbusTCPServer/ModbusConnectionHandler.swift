@@ -165,6 +165,13 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             if wireLogger.logLevel <= .debug {
                 logSent(output.getSlice(at: start, length: output.writerIndex - start)!)
             }
+        case .unanswered:
+            if wireLogger.logLevel <= .debug {
+                wireLogger.debug(
+                    "no reply: unit not served",
+                    metadata: ["transaction": "\(frame.transactionID)", "unit": "\(frame.unitID)"]
+                )
+            }
         case .suspend(let plan):
             machine.asyncHandlerStarted()
             record.setBusy(true)

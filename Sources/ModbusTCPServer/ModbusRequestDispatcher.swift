@@ -12,6 +12,7 @@ struct ModbusRequestDispatcher: Sendable {
     let read: ModbusReadHandler
     let write: ModbusWriteHandler?
     let units: ModbusUnitFilter
+    let unknownUnitResponse: ModbusUnknownUnitResponse
     let identification: ModbusDeviceIdentificationResponder
     let logger: Logger
 
@@ -19,6 +20,9 @@ struct ModbusRequestDispatcher: Sendable {
     enum Outcome {
         /// The reply frame was appended.
         case answered
+        /// The request is not answered (a unit outside the filter, with
+        /// ``ModbusUnknownUnitResponse/noResponse``); nothing was appended.
+        case unanswered
         /// A handler may suspend; nothing was appended. Call ``answerAsynchronously``.
         case suspend(ModbusRequestPlan)
     }
@@ -32,6 +36,7 @@ struct ModbusRequestDispatcher: Sendable {
 
     /// Appends the reply frame for `frame` to `out`, unless a handler may suspend.
     func answerSynchronously(_ frame: ModbusTCPFrame, into out: inout ByteBuffer) -> Outcome {
+        if unknownUnitResponse == .noResponse, !units.serves(frame.unitID) { return .unanswered }
         let function = frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) ?? 0
         let plan: ModbusRequestPlan
         switch validate(frame) {
@@ -274,6 +279,7 @@ extension ModbusRequestDispatcher {
             read: read,
             write: write,
             units: ModbusUnitFilter(configuration.unitIDs),
+            unknownUnitResponse: configuration.unknownUnitResponse,
             identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification),
             logger: logger
         )

@@ -12,6 +12,10 @@ public struct ModbusServerConfiguration: Sendable {
     /// failed to respond). `nil`, the default, answers every unit id, 0 and 0xFF included, as a
     /// server reached directly must (TCP guide §4.4.1.2).
     public var unitIDs: Set<UInt8>? = nil
+    /// How a request for a unit id outside ``unitIDs`` is answered: exception 0B (the default,
+    /// what the specification asks of a gateway whose target does not respond), or not at all,
+    /// for masters that treat a gateway like a serial line, where an absent slave is a timeout.
+    public var unknownUnitResponse: ModbusUnknownUnitResponse = .exception
     /// The most connections served at once. See ``connectionLimitPolicy`` for what happens to the
     /// next one.
     public var maxConnections: Int = 32
@@ -55,4 +59,13 @@ public enum ModbusConnectionLimitPolicy: Sendable, Hashable {
     case closeOldestIdle
     /// Refuse the new connection (it is accepted and closed at once).
     case rejectNew
+}
+
+/// What a ``ModbusServer`` answers to a request for a unit id it does not serve.
+public enum ModbusUnknownUnitResponse: Sendable, Hashable {
+    /// Exception 0B, gateway target device failed to respond.
+    case exception
+    /// Nothing: the request is dropped, and the connection answers the requests behind it in
+    /// order. The master sees its own response timeout.
+    case noResponse
 }

@@ -41,6 +41,22 @@ struct Explain: ParsableCommand {
         print(
             "point \(point.name): unit \(point.unitID), \(point.area) \(point.address), \(point.type), order \(point.byteOrder), scale \(point.scale), offset \(point.offset)"
         )
+        if let aliases = configuration.unit(id: point.unitID)?.aliases, !aliases.isEmpty {
+            print("  unit \(point.unitID) also answers as unit \(aliases.map(String.init).joined(separator: ", "))")
+        }
+        if let quality = point.quality {
+            let codes =
+                quality.area.isBitArea
+                ? "1 fresh, 0 otherwise"
+                : PointQuality.allCases.map { "\($0.rawValue) \($0)" }.joined(separator: ", ")
+            print("  quality register: \(quality.area) \(quality.address), read-only (\(codes))")
+        }
+        if let lastCommand = point.lastCommand {
+            let codes = LastCommandStatus.Outcome.allCases.map { "\($0.rawValue) \($0)" }.joined(separator: ", ")
+            print(
+                "  last-command register: \(lastCommand.area) \(lastCommand.address), read-only (high byte: \(codes); low byte: the exception code answered, 0 for none)"
+            )
+        }
         if let payload {
             do {
                 let value = try PayloadDecoder(point: point).decode(Array(payload.utf8))

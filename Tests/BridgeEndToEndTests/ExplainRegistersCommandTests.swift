@@ -79,4 +79,46 @@ struct ExplainRegistersCommandTests {
             )
         )
     }
+
+    static let reference = ValidateCommandTests.repositoryRoot.appendingPathComponent(
+        "examples/configs/complete-reference.yaml"
+    ).path
+
+    @Test("registers and explain show a point's quality and last-command registers, and a unit's aliases")
+    func statusRegisters() async throws {
+        let executable = try ValidateCommandTests.executable()
+        let csv = try await runProgram(executable, ["registers", "-c", Self.reference, "--format", "csv"])
+        #expect(csv.status == 0, "\(csv.output)")
+        let lines = csv.output.split(separator: "\n").map(String.init)
+        #expect(
+            lines.contains("1,input_register,1000,301001,1,boiler_temperature.quality,quality,,,,read,,,"),
+            "\(csv.output)"
+        )
+        #expect(
+            lines.contains { $0.contains(",holding_register,1000,401001,1,boiler_setpoint.last_command,last_command,") }
+        )
+        #expect(lines.contains { $0.contains(",discrete_input,0,100001,1,burner_enable.quality,quality,") })
+
+        let markdown = try await runProgram(executable, ["registers", "-c", Self.reference])
+        #expect(markdown.output.hasSuffix("\nUnit 1 also answers as unit 0, 255.\n"), "\(markdown.output)")
+
+        let explained = try await runProgram(
+            executable,
+            ["explain", "-c", Self.reference, "--point", "boiler_setpoint", "--registers", "215"]
+        )
+        #expect(explained.status == 0, "\(explained.output)")
+        #expect(
+            explained.output.contains(
+                "  last-command register: holding register 1000, read-only (high byte: 0 no write yet, 1 acknowledged, 2 refused, 3 timed out, 4 broker unavailable, 5 device offline, 6 not sent; low byte: the exception code answered, 0 for none)"
+            ),
+            "\(explained.output)"
+        )
+        #expect(explained.output.contains("  unit 1 also answers as unit 0, 255\n"), "\(explained.output)")
+        #expect(
+            explained.output.contains(
+                "  quality register: holding register 1001, read-only (0 fresh, 1 stale, 2 missing, 3 device offline, 4 connection lost)"
+            ),
+            "\(explained.output)"
+        )
+    }
 }

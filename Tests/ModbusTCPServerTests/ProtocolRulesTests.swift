@@ -469,6 +469,37 @@ struct ProtocolRulesTests {
         }
     }
 
+    @Test(
+        "Unit filter with noResponse: other units get no reply at all, and the requests behind them are answered in order"
+    )
+    func unitFilterWithoutResponse() async throws {
+        let store = TestStore()
+        try await withServer(
+            .loopback {
+                $0.unitIDs = [3]
+                $0.unknownUnitResponse = .noResponse
+            },
+            read: .sync { try store.read($0) },
+            write: nil
+        ) { _, port in
+            let client = try RawModbusClient(port: port)
+            // Pipelined in one write: unit 9 (not served), unit 3, unit 0xFF (not served), unit 3.
+            let read = ModbusFrames.read(0x03, address: 2, count: 1)
+            try await client.send(
+                ModbusFrames.frame(read, unit: 9, transaction: 1) + ModbusFrames.frame(read, unit: 3, transaction: 2)
+                    + ModbusFrames.frame([0x41, 0], unit: 0xFF, transaction: 3)
+                    + ModbusFrames.frame(read, unit: 3, transaction: 4)
+            )
+            let first = try await client.receiveFrame()
+            let second = try await client.receiveFrame()
+            #expect(Array(first.prefix(2)) == [0, 2] && Array(first[6...]) == [3, 0x03, 2, 0, 2], "\(first)")
+            #expect(Array(second.prefix(2)) == [0, 4] && Array(second[6...]) == [3, 0x03, 2, 0, 2], "\(second)")
+            // Nothing else comes: a request answered after these would still be on its way, so
+            // the connection is checked to be idle and alive with one more served request.
+            #expect(try await client.request(read, unit: 3, transaction: 5) == [0x03, 2, 0, 2])
+        }
+    }
+
     // MARK: Diagnostics and device identification
 
     @Test("FC8/00 echoes the request; other sub-functions answer 01")

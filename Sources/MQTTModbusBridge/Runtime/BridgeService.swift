@@ -69,6 +69,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
         listener.unitIDs = configuration.unitIDs
+        listener.unknownUnitResponse = configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
         listener.maxConnections = configuration.modbus.maxConnections
         listener.connectionLimitPolicy =
             configuration.modbus.connectionLimitPolicy == .rejectNew ? .rejectNew : .closeOldestIdle

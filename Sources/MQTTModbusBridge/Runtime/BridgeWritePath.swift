@@ -125,8 +125,9 @@ final class BridgeWritePath: Sendable {
         )
         let started = ContinuousClock.now
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
+            record(planned, LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable))
+            logWrites(planned, .brokerUnavailable(reason: "the MQTT broker is not connected"), startedAt: started)
             metrics.writes(.gatewayPathUnavailable).increment()
-            record(planned, .brokerUnavailable(reason: "the MQTT broker is not connected"), startedAt: started)
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
         // A device that is gone would apply the command whenever it comes back, if ever.
@@ -134,10 +135,21 @@ final class BridgeWritePath: Sendable {
             guard let device = map.deviceOfPoint[write.point], map.devices[device].offlineWrites == .refuse,
                 cache.isDeviceOffline(device)
             else { continue }
+            // The offline device's points say why; the others of the write were not sent either.
+            for other in planned {
+                let offline = map.deviceOfPoint[other.point].map { cache.isDeviceOffline($0) } ?? false
+                cache.recordCommand(
+                    point: other.point,
+                    LastCommandStatus(
+                        outcome: offline ? .deviceOffline : .notSent,
+                        exceptionCode: .gatewayTargetDeviceFailedToRespond
+                    )
+                )
+            }
             metrics.writes(.gatewayTargetDeviceFailedToRespond).increment()
-            record(
+            logWrites(
                 planned,
-                .rejected(code: .gatewayTargetDeviceFailedToRespond, reason: "device offline"),
+                .rejected(code: .gatewayTargetDeviceFailedToRespond, reason: "device offline, nothing published"),
                 startedAt: started
             )
             throw ModbusException(
@@ -151,8 +163,13 @@ final class BridgeWritePath: Sendable {
             return state.inFlight
         }
         guard let inFlight else {
+            record(planned, LastCommandStatus(outcome: .notSent, exceptionCode: .serverDeviceBusy))
+            logWrites(
+                planned,
+                .rejected(code: .serverDeviceBusy, reason: "too many writes in flight"),
+                startedAt: started
+            )
             metrics.writes(.serverDeviceBusy).increment()
-            record(planned, .rejected(code: .serverDeviceBusy, reason: "too many writes in flight"), startedAt: started)
             throw ModbusException(
                 .serverDeviceBusy,
                 "\(maxWritesInFlight) writes are already waiting for acknowledgements"
@@ -169,19 +186,24 @@ final class BridgeWritePath: Sendable {
         }
 
         let tokens = planned.map { cache.lastUpdate(of: $0.point) }
-        let outcomes = await withTaskGroup(of: WriteOutcome.self) { group in
-            for write in planned {
-                group.addTask {
-                    let outcome = await self.command(write)
-                    self.lastWrites.record(point: write.point, value: write.value, outcome: outcome, startedAt: started)
-                    return outcome
-                }
-            }
-            var outcomes: [WriteOutcome] = []
-            for await outcome in group { outcomes.append(outcome) }
-            return outcomes
+        let results = await withTaskGroup(of: (point: Int, result: CommandResult).self) { group in
+            for write in planned { group.addTask { (write.point, await self.command(write)) } }
+            var results: [(point: Int, result: CommandResult)] = []
+            for await result in group { results.append(result) }
+            return results
         }
-        let outcome = WriteOutcome.combined(outcomes)
+        // Before the reply: a master that reads the last-command register after it sees this write.
+        for (point, result) in results { cache.recordCommand(point: point, result.status) }
+        for write in planned {
+            guard let result = results.first(where: { $0.point == write.point }) else { continue }
+            lastWrites.record(
+                point: write.point,
+                value: write.value,
+                outcome: result.result.outcome,
+                startedAt: started
+            )
+        }
+        let outcome = WriteOutcome.combined(results.map(\.result.outcome))
         if let code = outcome.exceptionCode {
             metrics.writes(code).increment()
             logger.warning(
@@ -208,7 +230,8 @@ final class BridgeWritePath: Sendable {
         }
     }
 
-    private func record(
+    /// Logs the same outcome for every point of a write refused as a whole (the status page).
+    private func logWrites(
         _ planned: [PlannedPointWrite],
         _ outcome: WriteOutcome,
         startedAt start: ContinuousClock.Instant
@@ -218,11 +241,34 @@ final class BridgeWritePath: Sendable {
         }
     }
 
+    /// Records the same status for every point of a write that was refused as a whole.
+    private func record(_ planned: [PlannedPointWrite], _ status: LastCommandStatus) {
+        for write in planned { cache.recordCommand(point: write.point, status) }
+    }
+
+    /// How one point's command ended, and what its last-command register says about it.
+    private struct CommandResult: Sendable {
+        var outcome: WriteOutcome
+        var status: LastCommandStatus
+
+        /// A command that was published (or whose publish failed).
+        init(_ outcome: WriteOutcome) {
+            self.outcome = outcome
+            self.status = LastCommandStatus(outcome)
+        }
+
+        /// A command the bridge did not send.
+        init(notSent outcome: WriteOutcome) {
+            self.outcome = outcome
+            self.status = LastCommandStatus(outcome: .notSent, exceptionCode: outcome.exceptionCode)
+        }
+    }
+
     /// Publishes one point's command and waits for its acknowledgement.
-    private func command(_ write: PlannedPointWrite) async -> WriteOutcome {
+    private func command(_ write: PlannedPointWrite) async -> CommandResult {
         let point = map.points[write.point]
         guard let command = point.command else {
-            return .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only")
+            return CommandResult(notSent: .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only"))
         }
         let ack = command.ack
         let sequence = state.withLock { state in
@@ -234,7 +280,7 @@ final class BridgeWritePath: Sendable {
         do {
             payload = try CommandEncoder(point: point).encode(write.value, correlationID: correlationID)
         } catch {
-            return .rejected(code: .illegalDataValue, reason: "\(point.name): \(error)")
+            return CommandResult(notSent: .rejected(code: .illegalDataValue, reason: "\(point.name): \(error)"))
         }
         let qos = MQTTQoS(rawValue: UInt8(command.qos.rawValue)) ?? .atLeastOnce
         logger.debug(
@@ -255,9 +301,9 @@ final class BridgeWritePath: Sendable {
                     retain: command.retain,
                     timeout: ack.timeout
                 )
-                return .acknowledged
+                return CommandResult(.acknowledged)
             } catch {
-                return Self.outcome(ofPublishError: error)
+                return CommandResult(Self.outcome(ofPublishError: error))
             }
         case .mqtt5:
             let key = AckTracker.Key.correlationData(Array(correlationID.utf8))
@@ -266,18 +312,24 @@ final class BridgeWritePath: Sendable {
                 responseTopic: routes.responseTopic(for: point),
                 correlationData: Array(correlationID.utf8)
             )
-            return await publishAndWait(command, payload, qos, properties, promise, ack) { self.tracker.remove(key) }
+            return CommandResult(
+                await publishAndWait(command, payload, qos, properties, promise, ack) { self.tracker.remove(key) }
+            )
         case .correlationID:
             let key = AckTracker.Key.correlationID(correlationID)
             let promise = tracker.register(key, settings: ack)
-            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
-                self.tracker.remove(key)
-            }
+            return CommandResult(
+                await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
+                    self.tracker.remove(key)
+                }
+            )
         case .stateEcho:
             let (id, promise) = tracker.registerEcho(point: write.point, of: point, value: write.value, settings: ack)
-            return await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
-                self.tracker.removeEcho(point: write.point, id: id)
-            }
+            return CommandResult(
+                await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
+                    self.tracker.removeEcho(point: write.point, id: id)
+                }
+            )
         }
     }
 

@@ -23,6 +23,11 @@ final class PointCache: Sendable {
     private struct Storage: ~Copyable {
         var words: [UInt16]
         var updated: [UInt64]
+        /// Per point: it had a value when the broker connection was lost, and none came since
+        /// (what its quality register tells from "never received").
+        var lost: [Bool]
+        /// Per point: ``LastCommandStatus/registerValue`` of its last write.
+        var lastCommand: [UInt16]
         /// Per device: its availability topic said offline (and has not said online since).
         var offline: [Bool]
         /// Per device: the monotonic time of its last message (0: none since start or since the
@@ -52,6 +57,8 @@ final class PointCache: Sendable {
             Storage(
                 words: [UInt16](repeating: 0, count: total),
                 updated: [UInt64](repeating: 0, count: map.points.count),
+                lost: [Bool](repeating: false, count: map.points.count),
+                lastCommand: [UInt16](repeating: LastCommandStatus.none.registerValue, count: map.points.count),
                 offline: [Bool](repeating: false, count: map.devices.count),
                 lastSeen: [UInt64](repeating: 0, count: map.devices.count),
                 received: [UInt64](repeating: 0, count: map.points.count)
@@ -102,6 +109,7 @@ final class PointCache: Sendable {
             store(image, of: index, in: &storage)
             storage.updated[index] = max(time, 1)
             storage.received[index] = max(time, 1)
+            storage.lost[index] = false
             if let device = map.deviceOfPoint[index] { storage.lastSeen[device] = max(time, 1) }
         }
     }
@@ -131,6 +139,7 @@ final class PointCache: Sendable {
             store(image, of: index, in: &storage)
             storage.updated[index] = max(Self.now(), token + 1, 1)
             storage.received[index] = storage.updated[index]
+            storage.lost[index] = false
         }
     }
 
@@ -138,7 +147,10 @@ final class PointCache: Sendable {
     /// point's missing-value policy until a fresh message arrives.
     func invalidateAll() {
         state.withLock { storage in
-            for index in storage.updated.indices { storage.updated[index] = 0 }
+            for index in storage.updated.indices {
+                if storage.updated[index] != 0 { storage.lost[index] = true }
+                storage.updated[index] = 0
+            }
             // What the devices said is unknown until their (retained) availability comes again.
             for index in storage.offline.indices {
                 storage.offline[index] = false
@@ -153,16 +165,7 @@ final class PointCache: Sendable {
     func status(of index: Int, at time: UInt64 = PointCache.now()) -> CachedPointStatus {
         state.withLock { storage in
             let received = storage.received[index]
-            let freshness: PointFreshness
-            if let device = map.deviceOfPoint[index], isOffline(device, storage, time) {
-                freshness = .deviceOffline
-            } else if received == 0 {
-                freshness = .missing
-            } else if isFresh(index, storage, time) {
-                freshness = .fresh
-            } else {
-                freshness = .stale
-            }
+            let freshness = PointFreshness(quality(index, storage, time))
             let offset = offsets[index]
             return CachedPointStatus(
                 registers: received == 0 ? [] : Array(storage.words[offset..<offset + map.points[index].registerCount]),
@@ -190,15 +193,39 @@ final class PointCache: Sendable {
         }
     }
 
+    /// The point's quality now, as its quality register reports it.
+    func quality(of index: Int, at time: UInt64 = PointCache.now()) -> PointQuality {
+        state.withLock { quality(index, $0, time) }
+    }
+
+    /// The one freshness rule: a value is current exactly when its quality is fresh, so a
+    /// quality register can never disagree with what its value answers.
     private func isFresh(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) -> Bool {
-        let updated = storage.updated[index]
-        guard updated != 0 else { return false }
+        quality(index, storage, time) == .fresh
+    }
+
+    private func quality(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) -> PointQuality {
         // A point of a device that is gone has no current value, however recent its last one.
-        if let device = map.deviceOfPoint[index], isOffline(device, storage, time) { return false }
-        guard let maxAge = maxAges[index] else { return true }
+        if let device = map.deviceOfPoint[index], isOffline(device, storage, time) { return .deviceOffline }
+        let updated = storage.updated[index]
+        guard updated != 0 else { return storage.lost[index] ? .connectionLost : .missing }
+        guard let maxAge = maxAges[index] else { return .fresh }
         // A reader takes the clock before the lock, so an update can land in between and be
         // newer than `time`: that value is fresh (the unsigned difference would wrap to "stale").
-        return time <= updated || time - updated <= maxAge
+        return time <= updated || time - updated <= maxAge ? .fresh : .stale
+    }
+
+    // MARK: Last commands
+
+    /// Records how the last write to a point ended, for its last-command register. Called before
+    /// the Modbus reply is sent, so a master that reads after the reply sees this write.
+    func recordCommand(point index: Int, _ status: LastCommandStatus) {
+        state.withLock { $0.lastCommand[index] = status.registerValue }
+    }
+
+    /// The last-command register of a point.
+    func lastCommand(of index: Int) -> UInt16 {
+        state.withLock { $0.lastCommand[index] }
     }
 
     /// Appends the values of `count` addresses of `area` from `address` to `values`.
@@ -218,7 +245,12 @@ final class PointCache: Sendable {
                 if entryIndex < entries.count, entries[entryIndex].start <= current {
                     let entry = entries[entryIndex]
                     let stop = min(entry.end, end)
-                    if entry.points.count == 1 && map.points[entry.points[0]].bitPosition == nil {
+                    if entry.role == .quality {
+                        // Always answerable: its job is to say why the value is not.
+                        values.append(quality(entry.points[0], storage, time).registerValue(in: area))
+                    } else if entry.role == .lastCommand {
+                        values.append(storage.lastCommand[entry.points[0]])
+                    } else if entry.points.count == 1 && map.points[entry.points[0]].bitPosition == nil {
                         let index = entry.points[0]
                         let words = try currentWords(index, storage, time)
                         for address in current..<stop { values.append(words.word(at: address - entry.start)) }
@@ -292,16 +324,30 @@ final class PointCache: Sendable {
     }
 }
 
-/// Whether a point's value can be served as live now.
+/// Whether a point's value can be served as live now: its ``PointQuality`` (what a quality
+/// register reports) in the words of the status page and its JSON.
 public enum PointFreshness: String, Sendable, Hashable, Codable, CaseIterable {
     /// A value arrived and is within its `max_age`; its device (if any) is online.
     case fresh
-    /// A value arrived, but it is older than `max_age`, or the broker connection was lost since.
+    /// A value arrived, but it is older than `max_age`.
     case stale
     /// No value has arrived since start.
     case missing
     /// The point's device said it is offline, or has been silent longer than its `silence`.
     case deviceOffline = "device_offline"
+    /// A value arrived, but the broker connection was lost since, and none has arrived after.
+    case connectionLost = "connection_lost"
+
+    /// The freshness a quality register reports as `quality`.
+    init(_ quality: PointQuality) {
+        switch quality {
+        case .fresh: self = .fresh
+        case .stale: self = .stale
+        case .missing: self = .missing
+        case .deviceOffline: self = .deviceOffline
+        case .connectionLost: self = .connectionLost
+        }
+    }
 }
 
 /// One point's entry in the cache, for a status page.

@@ -7,12 +7,24 @@ import ModbusCore
 /// Bit points (`type: bit`) share a register with other bit points of the same address; they
 /// form one entry whose register value is composed of their bits.
 struct RegisterMap: Sendable {
-    /// One register range: a point, or the bit points of one register.
+    /// One register range: a point, or the bit points of one register, or a point's status
+    /// register.
     struct Entry: Sendable {
+        /// What the entry's addresses answer.
+        enum Role: Sendable, Hashable {
+            /// The point's value (or, for bit points, their register).
+            case value
+            /// The point's ``PointQuality``, computed at read time.
+            case quality
+            /// The ``LastCommandStatus`` of the point's last write.
+            case lastCommand
+        }
+
         var start: Int
         var count: Int
         /// Indices into ``points``; more than one only for bit points sharing a register.
         var points: [Int]
+        var role: Role = .value
         var end: Int { start + count }
     }
 
@@ -34,6 +46,7 @@ struct RegisterMap: Sendable {
         var units: [UInt8: UnitLayout] = [:]
         for unit in configuration.units {
             var layout = UnitLayout(fillGaps: unit.fillGaps, areas: [:])
+            let unitStart = points.count
             for area in ModbusArea.allCases {
                 var entries: [Entry] = []
                 for point in unit.points(in: area) {
@@ -49,7 +62,22 @@ struct RegisterMap: Sendable {
                 }
                 layout.areas[area] = entries
             }
-            units[unit.id] = layout
+            // Status registers may sit in another area than their point's value, so they join
+            // once every point of the unit has its index. Validation keeps them clear of the
+            // rest, so sorting by address keeps the entries disjoint and in order.
+            for index in unitStart..<points.count {
+                let status: [(StatusRegister?, Entry.Role)] = [
+                    (points[index].quality, .quality), (points[index].lastCommand, .lastCommand),
+                ]
+                for case (let register?, let role) in status {
+                    layout.areas[register.area, default: []].append(
+                        Entry(start: Int(register.address), count: 1, points: [index], role: role)
+                    )
+                }
+            }
+            for area in ModbusArea.allCases { layout.areas[area]?.sort { $0.start < $1.start } }
+            // An alias answers with the same points: one layout, several ids.
+            for id in unit.answeredIDs { units[id] = layout }
         }
         self.points = points
         self.units = units

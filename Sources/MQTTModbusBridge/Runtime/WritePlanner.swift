@@ -45,6 +45,14 @@ struct WritePlanner: Sendable {
                 throw ModbusException(.illegalDataAddress, "no point at \(area) \(current) of unit \(unit)")
             }
             let entry = entries[entryIndex]
+            // Status registers only report; like any read-only point they refuse writes.
+            guard entry.role == .value else {
+                let kind = entry.role == .quality ? "quality" : "last-command"
+                throw ModbusException(
+                    .illegalDataAddress,
+                    "\(area) \(entry.start) is the \(kind) register of \(map.points[entry.points[0]].name) (read-only)"
+                )
+            }
             guard entry.start >= start, entry.end <= end else {
                 let point = map.points[entry.points[0]]
                 throw ModbusException(

@@ -55,6 +55,7 @@ public struct BridgeConfiguration: Sendable, Hashable {
         return nil
     }
 
-    /// The ids of the configured units: the Modbus server answers these and 0B for the others.
-    public var unitIDs: Set<UInt8> { Set(units.map(\.id)) }
+    /// The unit ids the bridge answers: every unit's id and its aliases. Requests for the others
+    /// are answered as ``ModbusListenerSettings/unknownUnit`` says.
+    public var unitIDs: Set<UInt8> { Set(units.flatMap(\.answeredIDs)) }
 }

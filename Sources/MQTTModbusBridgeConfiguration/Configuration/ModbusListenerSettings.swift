@@ -10,6 +10,18 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         case rejectNew = "reject_new"
     }
 
+    /// How a request for a unit id the configuration does not serve (neither a unit's id nor an
+    /// alias) is answered.
+    public enum UnknownUnitPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Exception 0B, gateway target device failed to respond: what the specification asks of
+        /// a gateway whose target does not answer (App §7, TCP guide §4.4.1.2), and the quickest
+        /// clear answer for a master. Default.
+        case exception
+        /// No answer at all, like a serial gateway whose slave is absent: some masters only mark
+        /// a unit as failed after a timeout and treat 0B as a protocol error.
+        case ignore
+    }
+
     /// Listen address. Default `0.0.0.0`.
     public var host: String
     /// TCP port, 0...65535 (0 picks a free port). Default 502.
@@ -29,6 +41,9 @@ public struct ModbusListenerSettings: Sendable, Hashable {
     public var maxWritesInFlight: Int
     /// The objects of Read Device Identification (FC43/14).
     public var deviceIdentification: ModbusDeviceIdentification
+    /// How requests for units the configuration does not serve are answered. Default
+    /// ``UnknownUnitPolicy/exception`` (0B).
+    public var unknownUnit: UnknownUnitPolicy
 
     /// The identity reported when the configuration names none.
     public static let defaultDeviceIdentification = ModbusDeviceIdentification(
@@ -47,8 +62,10 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         maxQueuedRequestsPerConnection: Int = 64,
         shutdownGracePeriod: Duration = .seconds(10),
         maxWritesInFlight: Int = 64,
-        deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification
+        deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification,
+        unknownUnit: UnknownUnitPolicy = .exception
     ) {
+        self.unknownUnit = unknownUnit
         self.host = host
         self.port = port
         self.maxConnections = maxConnections

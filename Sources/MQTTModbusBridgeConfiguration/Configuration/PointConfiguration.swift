@@ -2,8 +2,13 @@ import ModbusCore
 
 /// One Modbus unit (slave id) served by the bridge, with its points.
 public struct UnitConfiguration: Sendable, Hashable {
-    /// The unit id, 0...255. Requests for a unit the configuration does not list are answered 0B.
+    /// The unit id, 0...255. Requests for a unit the configuration does not list are answered
+    /// as ``ModbusListenerSettings/unknownUnit`` says (0B by default).
     public var id: UInt8
+    /// More unit ids answered with this unit's points, for masters that address a TCP gateway's
+    /// only unit as 0 or 255 (TCP guide §4.4.1.2) instead of by its id. Never the id of another
+    /// unit or another unit's alias (validation).
+    public var aliases: [UInt8]
     /// An optional label for logs and exports.
     public var name: String?
     /// `true`: addresses no point covers read as 0 (registers) or off (bits) instead of
@@ -13,12 +18,22 @@ public struct UnitConfiguration: Sendable, Hashable {
     public var points: [PointConfiguration]
 
     /// Creates a unit.
-    public init(id: UInt8, name: String? = nil, fillGaps: Bool = false, points: [PointConfiguration]) {
+    public init(
+        id: UInt8,
+        aliases: [UInt8] = [],
+        name: String? = nil,
+        fillGaps: Bool = false,
+        points: [PointConfiguration]
+    ) {
         self.id = id
+        self.aliases = aliases
         self.name = name
         self.fillGaps = fillGaps
         self.points = points
     }
+
+    /// Every unit id answered with this unit's points: its id, then its aliases.
+    public var answeredIDs: [UInt8] { [id] + aliases }
 
     /// The unit's points in `area`, sorted by address.
     public func points(in area: ModbusArea) -> [PointConfiguration] {
@@ -90,6 +105,11 @@ public struct PointConfiguration: Sendable, Hashable {
     /// The device the point belongs to (``DeviceConfiguration/name``): its availability governs
     /// the point's freshness and writes. `nil`: none.
     public var device: String?
+    /// The register that reports the point's ``PointQuality`` (`quality:`); `nil`: none.
+    public var quality: StatusRegister?
+    /// The register that reports the ``LastCommandStatus`` of the point's last write
+    /// (`last_command:`, writable points only); `nil`: none.
+    public var lastCommand: StatusRegister?
 
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.
@@ -110,9 +130,13 @@ public struct PointConfiguration: Sendable, Hashable {
         onMissing: MissingValuePolicy = .exception(.gatewayTargetDeviceFailedToRespond),
         command: CommandSettings? = nil,
         location: ConfigurationLocation = ConfigurationLocation(file: "", line: 0, column: 0),
-        device: String? = nil
+        device: String? = nil,
+        quality: StatusRegister? = nil,
+        lastCommand: StatusRegister? = nil
     ) {
         self.device = device
+        self.quality = quality
+        self.lastCommand = lastCommand
         self.name = name
         self.descriptionText = descriptionText
         self.unitID = unitID

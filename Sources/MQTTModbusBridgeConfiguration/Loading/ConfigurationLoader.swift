@@ -17,6 +17,8 @@ final class ConfigurationLoader {
     /// its point.
     var pointNames: [(name: String, mark: Mark?, line: Int)] = []
     var unitIDMarks: [UInt8: Mark] = [:]
+    /// Every unit alias read, with its position and its unit, for the collision check.
+    var unitAliases: [(alias: UInt8, mark: Mark?, unit: UInt8)] = []
     /// Device names read from `devices:`, with where each was defined.
     var deviceMarks: [String: Mark] = [:]
     /// The device the unit being read names, for its points that name none.
@@ -385,7 +387,7 @@ final class ConfigurationLoader {
 
     static let modbusKeys = [
         "host", "port", "max_connections", "connection_limit_policy", "idle_timeout", "max_queued_requests",
-        "max_writes_in_flight", "shutdown_grace_period", "device_identification",
+        "max_writes_in_flight", "shutdown_grace_period", "device_identification", "unknown_unit",
     ]
     static let identificationKeys = [
         "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name",
@@ -423,6 +425,12 @@ final class ConfigurationLoader {
             settings.shutdownGracePeriod = value
         }
         if let entry = view["device_identification"] { settings.deviceIdentification = parseIdentification(entry) }
+        if let policy = reader.choice(
+            view["unknown_unit"],
+            ModbusListenerSettings.UnknownUnitPolicy.allCases.map { ($0.rawValue, $0) }
+        ) {
+            settings.unknownUnit = policy
+        }
         return settings
     }
 

@@ -55,6 +55,9 @@ struct LoadedPoint {
     var nameMark: Mark?
     var addressMark: Mark?
     var ackModeSource: AckModeSource?
+    /// Where `quality:` and `last_command:` were written, for the overlap check.
+    var qualityMark: Mark?
+    var lastCommandMark: Mark?
     /// `false` when the point had errors: it is checked for overlaps but not configured.
     var isValid: Bool
 }
@@ -64,14 +67,15 @@ extension ConfigurationLoader {
         "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset",
         "state_topic",
         "payload", "qos", "max_age", "on_missing", "command_topic", "command_template", "command_retain", "ack",
-        "device",
+        "device", "quality", "last_command",
     ]
+    static let statusRegisterKeys = ["area", "address"]
     static let defaultsKeys = ["byte_order", "qos", "max_age", "on_missing", "payload", "ack"]
     static let payloadKeys = ["format", "path", "true_words", "false_words"]
     static let ackKeys = [
         "mode", "timeout", "response_topic", "id_field", "success_field", "error_field", "code_field", "tolerance",
     ]
-    static let unitKeys = ["id", "name", "fill_gaps", "device", "points", "templates"]
+    static let unitKeys = ["id", "aliases", "name", "fill_gaps", "device", "points", "templates"]
 
     static let areaChoices: [(String, ModbusArea)] = [
         ("coil", .coil), ("discrete_input", .discreteInput), ("holding_register", .holdingRegister),
@@ -346,6 +350,7 @@ extension ConfigurationLoader {
                 unitIDMarks[UInt8(id)] = mark
             }
         }
+        let aliases = view["aliases"].map { parseAliases($0, unit: unitID, context: view.context) } ?? []
         let name = reader.string(view["name"])
         let fillGaps = reader.bool(view["fill_gaps"]) ?? false
         unitDevice = resolveDevice(view["device"], context: view.context)
@@ -386,7 +391,32 @@ extension ConfigurationLoader {
                 fix: "add 'points:' (or 'templates:'), or remove the unit"
             )
         }
-        return UnitConfiguration(id: unitID, name: name, fillGaps: fillGaps, points: points)
+        return UnitConfiguration(id: unitID, aliases: aliases, name: name, fillGaps: fillGaps, points: points)
+    }
+
+    /// `aliases: [0, 255]`: more unit ids answered with the unit's points. Collisions with other
+    /// units are checked once every unit is read (``validateAcrossPoints(units:)``).
+    func parseAliases(_ entry: Entry, unit: UInt8, context: String) -> [UInt8] {
+        guard let nodes = reader.sequence(entry) else { return [] }
+        var aliases: [UInt8] = []
+        for node in nodes {
+            let element = Entry(key: "aliases", keyNode: entry.keyNode, value: node)
+            guard let value = reader.integer(element, in: 0...255, fix: "Modbus unit ids are 0...255") else {
+                continue
+            }
+            let alias = UInt8(value)
+            if aliases.contains(alias) {
+                diagnostics.error(
+                    "\(context): alias \(alias) is listed twice",
+                    at: element.mark,
+                    fix: "remove one of them"
+                )
+                continue
+            }
+            aliases.append(alias)
+            unitAliases.append((alias, element.mark, unit))
+        }
+        return aliases
     }
 
     func location(of node: Node) -> ConfigurationLocation {
@@ -516,6 +546,11 @@ extension ConfigurationLoader {
             context: context
         )
 
+        let quality = view["quality"].flatMap { parseStatusRegister($0, .quality, context: context) }
+        let lastCommand =
+            command == nil
+            ? nil : view["last_command"].flatMap { parseStatusRegister($0, .lastCommand, context: context) }
+
         let descriptionText = reader.string(view["description"])
         let device = view.has("device") ? resolveDevice(view["device"], context: context) : unitDevice
         if !name.isEmpty { pointNames.append((name, nameEntry?.mark, node.mark?.line ?? 0)) }
@@ -540,14 +575,73 @@ extension ConfigurationLoader {
             onMissing: onMissing,
             command: command,
             location: location(of: node),
-            device: device
+            device: device,
+            quality: quality,
+            lastCommand: lastCommand
         )
         return LoadedPoint(
             point: point,
             nameMark: nameEntry?.mark,
             addressMark: addressEntry?.mark,
             ackModeSource: ackModeSource,
+            qualityMark: view["quality"]?.mark,
+            lastCommandMark: view["last_command"]?.mark,
             isValid: diagnostics.errorCount == errorsBefore
+        )
+    }
+
+    /// The two kinds of status register, and the areas each may live in.
+    enum StatusRegisterKind {
+        case quality
+        case lastCommand
+
+        var key: String { self == .quality ? "quality" : "last_command" }
+        var title: String { self == .quality ? "quality register" : "last-command register" }
+        /// Never coils: a master may write those. A last-command status needs 16 bits.
+        var areas: [ModbusArea] {
+            self == .quality ? [.holdingRegister, .inputRegister, .discreteInput] : [.holdingRegister, .inputRegister]
+        }
+    }
+
+    /// `quality: { area: input_register, address: 100 }` (or `last_command:`).
+    func parseStatusRegister(_ entry: Entry, _ kind: StatusRegisterKind, context: String) -> StatusRegister? {
+        guard
+            let view = reader.mapping(
+                entry.value,
+                context: "\(context) \(kind.key)",
+                allowed: Self.statusRegisterKeys,
+                at: entry.mark
+            )
+        else { return nil }
+        let allowed = Self.areaChoices.filter { kind.areas.contains($0.1) }
+        let allowedNames = allowed.map(\.0).joined(separator: ", ")
+        let areaEntry = reader.required(view, "area", fix: "add 'area:' (\(allowedNames))")
+        var area: ModbusArea?
+        if let areaEntry, let chosen = reader.choice(areaEntry, Self.areaChoices) {
+            if kind.areas.contains(chosen) {
+                area = chosen
+            } else {
+                diagnostics.error(
+                    "a \(kind.title) cannot be in area \(chosen.configurationName)",
+                    at: areaEntry.mark,
+                    fix: kind == .quality
+                        ? "it is read-only, and a master may write coils: use \(allowedNames)"
+                        : "it holds 16 bits of status: use \(allowedNames)"
+                )
+            }
+        }
+        let addressEntry = reader.required(view, "address", fix: "add 'address: <0-based address>'")
+        let address = reader.integer(addressEntry, in: 0...65535, fix: "Modbus addresses are 0...65535")
+        guard let area, let address else { return nil }
+        let mark = entry.keyNode.mark
+        return StatusRegister(
+            area: area,
+            address: UInt16(address),
+            location: ConfigurationLocation(
+                file: diagnostics.file,
+                line: mark?.line ?? 0,
+                column: mark?.column ?? 0
+            )
         )
     }
 
@@ -706,7 +800,7 @@ extension ConfigurationLoader {
                 )
             }
         } else {
-            for key in ["command_template", "command_retain", "ack"] {
+            for key in ["command_template", "command_retain", "ack", "last_command"] {
                 if let entry = view[key] {
                     diagnostics.error(
                         "'\(key)' needs a 'command_topic'",
