@@ -44,8 +44,9 @@ struct Run: AsyncParsableCommand {
                 port: statusListen.port,
                 registry: registry,
                 logger: logger.component("http"),
-                status: { bridge.statusSnapshot() }
-            ) { bridge.health }
+                status: { bridge.statusSnapshot() },
+                health: { bridge.health }
+            )
             services.append(.init(service: endpoint))
         }
         let group = ServiceGroup(

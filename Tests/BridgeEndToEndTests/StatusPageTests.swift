@@ -58,8 +58,12 @@ struct StatusPageTests {
     static func json(_ url: String) async throws -> [String: Any] {
         let response = try #require(try await httpGet(url), "nothing answers \(url)")
         #expect(response.status == 200, "\(response)")
-        let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8))
-        return try #require(object as? [String: Any], "\(response.body)")
+        return try parse(response.body)
+    }
+
+    static func parse(_ body: String) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(body.utf8))
+        return try #require(object as? [String: Any], "\(body)")
     }
 
     static func point(_ name: String, in document: [String: Any]) throws -> [String: Any] {
@@ -82,10 +86,12 @@ struct StatusPageTests {
 
             // The flow value outlives its 300 ms max_age: stale, with its last value still shown.
             let url = "http://127.0.0.1:\(port)/api/points"
-            let document = try await poll("flow to turn stale", timeout: .seconds(10)) { () -> [String: Any]? in
-                let document = try await Self.json(url)
-                return try Self.point("flow", in: document)["freshness"] as? String == "stale" ? document : nil
+            let body = try await poll("flow to turn stale", timeout: .seconds(10)) { () -> String? in
+                let response = try #require(try await httpGet(url))
+                let document = try Self.parse(response.body)
+                return try Self.point("flow", in: document)["freshness"] as? String == "stale" ? response.body : nil
             }
+            let document = try Self.parse(body)
             let broker = try #require(document["broker"] as? [String: Any])
             #expect(broker["state"] as? String == "connected")
             #expect(broker["port"] as? Int == harness.broker.port)
