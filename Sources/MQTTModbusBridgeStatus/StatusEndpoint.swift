@@ -7,10 +7,13 @@ import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// A small HTTP/1.1 endpoint for operations: `GET /health` (200 when healthy, 503 otherwise, with
-/// a JSON body) and `GET /metrics` (the Prometheus text format).
+/// A small HTTP/1.1 endpoint for operations: `GET /health` (liveness: 200 whenever the process
+/// serves, with a JSON report), `GET /ready` (readiness: 200 while ``BridgeReadiness/isReady``,
+/// else 503, with a JSON body naming what fails) and `GET /metrics` (the Prometheus text format).
+/// docs/operations-observability.md says how orchestrators and SCADA redundancy pairs use them.
 ///
-/// It answers only those two paths and only `GET` and `HEAD`; it reads no request body and keeps
+/// The readiness decision is ``BridgeReadiness``'s, a value with no HTTP in it; this type only
+/// maps it to a status code. It answers only those three paths and only `GET` and `HEAD`; it reads no request body and keeps
 /// no state between requests, so it cannot be used to change anything. It keeps what a client can
 /// cost bounded: at most ``maxConnections`` connections (more are closed at once), each closed
 /// after ``idleTimeout`` without a request, and no further request read while a client does not
@@ -25,6 +28,7 @@ public final class StatusEndpoint: Service, Sendable {
     public let host: String
     private let requestedPort: Int
     private let health: @Sendable () -> BridgeHealth
+    private let readiness: (@Sendable () -> BridgeReadiness)?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private let listener = Mutex<(any Channel)?>(nil)
@@ -35,17 +39,21 @@ public final class StatusEndpoint: Service, Sendable {
     ///   - port: the TCP port; 0 picks a free one (see ``port``).
     ///   - registry: where `/metrics` reads from (the registry of the `PrometheusMetricsFactory`
     ///     bootstrapped into swift-metrics); `nil` answers `/metrics` with 404.
+    ///   - readiness: called for every `/ready` request (``MQTTModbusBridgeService/readiness``);
+    ///     `nil` answers `/ready` with 404.
     ///   - health: called for every `/health` request.
     public init(
         host: String,
         port: Int,
         registry: PrometheusCollectorRegistry?,
         logger: Logger = Logger(label: "bridge.http"),
+        readiness: (@Sendable () -> BridgeReadiness)? = nil,
         health: @escaping @Sendable () -> BridgeHealth
     ) {
         self.host = host
         self.requestedPort = port
         self.registry = registry
+        self.readiness = readiness
         self.health = health
         self.logger = logger
     }
@@ -76,6 +84,7 @@ public final class StatusEndpoint: Service, Sendable {
     /// Starts listening and returns the listening channel (``run()`` does this for you).
     func start() async throws -> any Channel {
         let health = self.health
+        let readiness = self.readiness
         let registry = self.registry
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -94,7 +103,9 @@ public final class StatusEndpoint: Service, Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-                    try pipeline.addHandler(StatusRequestHandler(health: health, registry: registry))
+                    try pipeline.addHandler(
+                        StatusRequestHandler(health: health, readiness: readiness, registry: registry)
+                    )
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     // NIO closes the connection without a word; say why.
@@ -110,14 +121,14 @@ public final class StatusEndpoint: Service, Sendable {
             .bind(host: host, port: requestedPort).get()
         listener.withLock { $0 = channel }
         logger.info(
-            "status endpoint listening (GET /health, GET /metrics)",
+            "status endpoint listening (GET /health, GET /ready, GET /metrics)",
             metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
         )
         return channel
     }
 }
 
-/// Answers one connection's requests: `/health` and `/metrics`, nothing else.
+/// Answers one connection's requests: `/health`, `/ready` and `/metrics`, nothing else.
 ///
 /// It holds reading while the channel is not writable: requests are answered as they are read,
 /// and a client that pipelines requests without reading the responses would otherwise pile them
@@ -155,11 +166,17 @@ private final class StatusRequestHandler: ChannelDuplexHandler {
     }
 
     private let health: @Sendable () -> BridgeHealth
+    private let readiness: (@Sendable () -> BridgeReadiness)?
     private let registry: PrometheusCollectorRegistry?
     private var head: HTTPRequestHead?
 
-    init(health: @escaping @Sendable () -> BridgeHealth, registry: PrometheusCollectorRegistry?) {
+    init(
+        health: @escaping @Sendable () -> BridgeHealth,
+        readiness: (@Sendable () -> BridgeReadiness)?,
+        registry: PrometheusCollectorRegistry?
+    ) {
         self.health = health
+        self.readiness = readiness
         self.registry = registry
     }
 
@@ -200,18 +217,25 @@ private final class StatusRequestHandler: ChannelDuplexHandler {
 
     private func answer(_ head: HTTPRequestHead) -> (HTTPResponseStatus, String, [UInt8]) {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-        guard path == "/health" || path == "/metrics" else {
+        guard path == "/health" || path == "/ready" || path == "/metrics" else {
             return (
                 .notFound, "text/plain; charset=utf-8",
-                Array("not found: the endpoints are /health and /metrics\n".utf8)
+                Array("not found: the endpoints are /health, /ready and /metrics\n".utf8)
             )
         }
         guard head.method == .GET || head.method == .HEAD else {
             return (.methodNotAllowed, "text/plain; charset=utf-8", Array("only GET and HEAD\n".utf8))
         }
         if path == "/health" {
-            let report = health()
-            return (report.isHealthy ? .ok : .serviceUnavailable, "application/json", Array((report.json + "\n").utf8))
+            // Liveness: answering at all is the answer; the body is for people and monitoring.
+            return (.ok, "application/json", Array((health().json + "\n").utf8))
+        }
+        if path == "/ready" {
+            guard let readiness else {
+                return (.notFound, "text/plain; charset=utf-8", Array("readiness is not enabled\n".utf8))
+            }
+            let report = readiness()
+            return (report.isReady ? .ok : .serviceUnavailable, "application/json", Array((report.json + "\n").utf8))
         }
         guard let registry else {
             return (.notFound, "text/plain; charset=utf-8", Array("metrics are not enabled\n".utf8))

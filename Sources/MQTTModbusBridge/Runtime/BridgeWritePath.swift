@@ -70,33 +70,47 @@ final class BridgeWritePath: Sendable {
     // MARK: Acknowledgements
 
     /// Resolves the writes a message acknowledges: an MQTT 5 response (by correlation data) or
-    /// an ack carrying a correlation id. Acks nobody waits for are counted and logged.
+    /// an ack carrying a correlation id. Acks nobody waits for are counted (late, duplicate or
+    /// unmatched) and logged.
     func acknowledge(_ message: MQTTMessage) {
         if routes.responseTopics.contains(message.topic) {
-            if let data = message.properties.correlationData, let promise = tracker.take(.correlationData(data)) {
-                let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
-                promise.fulfil(
-                    AckPayloadEvaluator.evaluate(
+            if let data = message.properties.correlationData {
+                let key = AckTracker.Key.correlationData(data)
+                if let promise = tracker.take(key) {
+                    let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
+                    let outcome = AckPayloadEvaluator.evaluate(
                         payload: message.payload,
                         userProperties: properties,
                         settings: promise.settings
                     )
-                )
+                    // Not fulfilled: the write timed out an instant ago and has not ended yet.
+                    if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
+                    return
+                }
+                if routes.correlationAckTopics[message.topic] == nil {
+                    strayAck(tracker.classify(key), on: message.topic)
+                    return
+                }
             } else if routes.correlationAckTopics[message.topic] == nil {
-                unmatchedAck(on: message.topic)
+                strayAck(.unmatched, on: message.topic)
+                return
             }
         }
         let idFields = routes.correlationIDFields(forAckTopic: message.topic)
         guard !idFields.isEmpty else { return }
+        var stray = AckTracker.StrayAck.unmatched
         for field in idFields {
-            if let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field),
-                let promise = tracker.take(.correlationID(id))
-            {
-                promise.fulfil(AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings))
+            guard let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field) else { continue }
+            let key = AckTracker.Key.correlationID(id)
+            if let promise = tracker.take(key) {
+                let outcome = AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings)
+                if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
                 return
             }
+            let kind = tracker.classify(key)
+            if kind != .unmatched { stray = kind }
         }
-        unmatchedAck(on: message.topic)
+        strayAck(stray, on: message.topic)
     }
 
     /// A point reported a new state (not a retained one): it may confirm a state_echo write.
@@ -104,16 +118,46 @@ final class BridgeWritePath: Sendable {
         tracker.offerState(point: index, value: value)
     }
 
-    private func unmatchedAck(on topic: String) {
-        metrics.lateAcks.increment()
-        logger.debug("an acknowledgement nobody waits for (late or foreign)", metadata: ["topic": "\(topic)"])
+    private func strayAck(_ kind: AckTracker.StrayAck, on topic: String) {
+        switch kind {
+        case .late: metrics.lateAcks.increment()
+        case .duplicate: metrics.duplicateAcks.increment()
+        case .unmatched: metrics.unmatchedAcks.increment()
+        }
+        logger.debug("an acknowledgement nobody waits for", metadata: ["topic": "\(topic)", "kind": "\(kind)"])
     }
 
     // MARK: Writes
 
     /// Applies a Modbus write: plans it per point, publishes every command, and returns only
-    /// when every point was acknowledged (docs/design.md §4).
+    /// when every point was acknowledged (docs/design.md §4). Every outcome is counted, as a
+    /// write and as a Modbus request.
     func write(_ request: ModbusWriteRequest) async throws {
+        do {
+            try await perform(request)
+        } catch {
+            // The server answers any other error 04.
+            let code = (error as? ModbusException)?.code ?? .serverDeviceFailure
+            metrics.writes(code).increment()
+            countRequest(request, exception: code)
+            throw error
+        }
+        metrics.writes(nil).increment()
+        countRequest(request, exception: nil)
+    }
+
+    /// Counts the request once: FC23 writes, then reads, so its read is counted unless the write
+    /// failed; FC22 reads, then writes, so its write is counted (a failed read ends it before).
+    private func countRequest(_ request: ModbusWriteRequest, exception: ModbusExceptionCode?) {
+        if request.functionCode == .readWriteMultipleRegisters && exception == nil { return }
+        metrics.requests.count(
+            function: request.functionCode.rawValue,
+            unit: request.unitID,
+            exception: exception?.rawValue
+        )
+    }
+
+    private func perform(_ request: ModbusWriteRequest) async throws {
         let planned = try planner.plan(
             unit: request.unitID,
             area: request.area,
@@ -123,7 +167,6 @@ final class BridgeWritePath: Sendable {
         )
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
             record(planned, LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable))
-            metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
         // A device that is gone would apply the command whenever it comes back, if ever.
@@ -142,7 +185,6 @@ final class BridgeWritePath: Sendable {
                     )
                 )
             }
-            metrics.writes(.gatewayTargetDeviceFailedToRespond).increment()
             throw ModbusException(
                 .gatewayTargetDeviceFailedToRespond,
                 "device \(map.devices[device].name) of point \(map.points[write.point].name) is offline"
@@ -155,7 +197,6 @@ final class BridgeWritePath: Sendable {
         }
         guard let inFlight else {
             record(planned, LastCommandStatus(outcome: .notSent, exceptionCode: .serverDeviceBusy))
-            metrics.writes(.serverDeviceBusy).increment()
             throw ModbusException(
                 .serverDeviceBusy,
                 "\(maxWritesInFlight) writes are already waiting for acknowledgements"
@@ -182,7 +223,6 @@ final class BridgeWritePath: Sendable {
         for (point, result) in results { cache.recordCommand(point: point, result.status) }
         let outcome = WriteOutcome.combined(results.map(\.result.outcome))
         if let code = outcome.exceptionCode {
-            metrics.writes(code).increment()
             logger.warning(
                 "write failed",
                 metadata: [
@@ -192,7 +232,6 @@ final class BridgeWritePath: Sendable {
             )
             throw ModbusException(code, "\(outcome)")
         }
-        metrics.writes(nil).increment()
         // The device confirmed: reads return the written value until its next state message,
         // unless one arrived while the write waited (it is newer, and may differ: a clamped
         // value). With state_echo the state message itself was the confirmation. Broker mode
@@ -259,6 +298,7 @@ final class BridgeWritePath: Sendable {
 
         switch ack.mode {
         case .broker:
+            let start = ContinuousClock.now
             do {
                 try await client.publish(
                     topic: command.topic,
@@ -267,6 +307,7 @@ final class BridgeWritePath: Sendable {
                     retain: command.retain,
                     timeout: ack.timeout
                 )
+                metrics.recordAckLatency(ContinuousClock.now - start, mode: .broker)
                 return CommandResult(.acknowledged)
             } catch {
                 return CommandResult(Self.outcome(ofPublishError: error))
@@ -311,7 +352,9 @@ final class BridgeWritePath: Sendable {
         defer { cleanup() }
         // One deadline for the publish and the acknowledgement together: the Modbus reply never
         // waits longer than the point's ack timeout.
-        let deadline = ContinuousClock.now + ack.timeout
+        let start = ContinuousClock.now
+        let deadline = start + ack.timeout
+        var published = true
         do {
             try await client.publish(
                 topic: command.topic,
@@ -322,9 +365,18 @@ final class BridgeWritePath: Sendable {
                 timeout: ack.timeout
             )
         } catch {
+            published = false
             promise.fulfil(Self.outcome(ofPublishError: error))
         }
-        return await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
+        let outcome = await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
+        // The device answered, yes or no: how long it took is the latency of its acknowledgements.
+        switch outcome {
+        case .acknowledged, .rejected:
+            if published { metrics.recordAckLatency(ContinuousClock.now - start, mode: ack.mode) }
+        case .timedOut, .brokerUnavailable:
+            break
+        }
+        return outcome
     }
 
     static func outcome(ofPublishError error: any Error) -> WriteOutcome {
