@@ -11,7 +11,7 @@
 #      so it is PID 1 as in a container) as the image's user, never as root:
 #      --version, validate on every shipped config, simulate (the compose file's device) and
 #      run against a mosquitto broker on loopback, then reads and an acknowledged write from
-#      outside with mbpoll (libmodbus), /health over HTTP, and SIGTERM to PID 1, which must
+#      outside with mbpoll (libmodbus), /ready over HTTP, and SIGTERM to PID 1, which must
 #      stop the bridge gracefully.
 #
 # The commands and packages below are checked against the Dockerfile, so the two cannot drift
@@ -176,15 +176,15 @@ show_logs() { for log in bridge simulator broker; do echo "--- $log.log" >&2; ta
 health() {
     python3 - "$status_port" <<'EOF'
 import sys, urllib.request
-with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=2) as response:
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/ready", timeout=2) as response:
     body = response.read().decode()
     if response.status != 200:
         sys.exit(1)
     print(body)
 EOF
 }
-wait_for 30 "/health answers 200 from the bridge in the image" health || { show_logs; fail "/health never answered 200"; }
-say "/health: $(health)"
+wait_for 30 "/ready answers 200 from the bridge in the image" health || { show_logs; fail "/ready never answered 200"; }
+say "/ready: $(health)"
 
 mbpoll_read() { mbpoll -m tcp -p "$modbus_port" -0 -1 -o 2 -a 1 "$@" 127.0.0.1; }
 # The simulator publishes the boiler's telemetry; a read succeeds once a value has arrived.

@@ -60,12 +60,12 @@ cat <<'TEXT'
   mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 215           # write 21.5 °C: held until the device acks
   mbpoll -m tcp -p 5020 -0 -1 -a 2 -t 1 -r 0 -c 3 127.0.0.1          # pumps running
   mosquitto_sub -v -t 'demo/#'                                      # the MQTT side
-  curl -s 127.0.0.1:9102/health; curl -s 127.0.0.1:9102/metrics      # health and Prometheus metrics
+  curl -s 127.0.0.1:9102/ready; curl -s 127.0.0.1:9102/metrics       # readiness and Prometheus metrics
 TEXT
 echo "=== Now:"
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -B -t 3:float -r 0 127.0.0.1 | grep '^\[' || true
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 215 | grep -i 'written' || true
 mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 | grep '^\[' || true
-(exec 3<>/dev/tcp/127.0.0.1/9102 && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && tail -n 1 <&3; echo) || true
+(exec 3<>/dev/tcp/127.0.0.1/9102 && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && tail -n 1 <&3; echo) || true
 echo "=== Running; Ctrl-C stops the demo."
 wait

@@ -13,7 +13,11 @@ import Synchronization
 ///   age and freshness, the last write of each writable point, the Modbus connections, the
 ///   broker;
 /// - `GET /api/points`, `GET /api/connections` — the same data as JSON;
-/// - `GET /health` — 200 when healthy, 503 otherwise, with a JSON body;
+/// - `GET /health` — liveness: 200 whenever the process serves, with a JSON report;
+/// - `GET /ready` — readiness: 200 while ``BridgeReadiness/isReady`` (broker connected, every
+///   subscription acknowledged, Modbus listener up), else 503 with a JSON body naming what fails
+///   (docs/operations-observability.md says how orchestrators and SCADA redundancy pairs use
+///   them);
 /// - `GET /metrics` — the Prometheus text format.
 ///
 /// It answers only `GET` and `HEAD` (405 otherwise), reads no request body and keeps no state
@@ -33,6 +37,7 @@ public final class StatusEndpoint: Service, Sendable {
     private let requestedPort: Int
     private let health: @Sendable () -> BridgeHealth
     private let status: (@Sendable () -> BridgeStatusSnapshot)?
+    private let readiness: (@Sendable () -> BridgeReadiness)?
     private let registry: PrometheusCollectorRegistry?
     private let logger: Logger
     private let boundPort = Mutex<Int?>(nil)
@@ -45,6 +50,8 @@ public final class StatusEndpoint: Service, Sendable {
     ///     bootstrapped into swift-metrics); `nil` answers `/metrics` with 404.
     ///   - status: called for every request of the status page and the JSON API; `nil` answers
     ///     them with 404.
+    ///   - readiness: called for every `/ready` request (``MQTTModbusBridgeService/readiness``);
+    ///     `nil` answers `/ready` with 404.
     ///   - health: called for every `/health` request.
     public init(
         host: String,
@@ -52,12 +59,14 @@ public final class StatusEndpoint: Service, Sendable {
         registry: PrometheusCollectorRegistry?,
         logger: Logger = Logger(label: "bridge.http"),
         status: (@Sendable () -> BridgeStatusSnapshot)? = nil,
+        readiness: (@Sendable () -> BridgeReadiness)? = nil,
         health: @escaping @Sendable () -> BridgeHealth
     ) {
         self.host = host
         self.requestedPort = port
         self.registry = registry
         self.status = status
+        self.readiness = readiness
         self.health = health
         self.logger = logger
     }
@@ -71,7 +80,7 @@ public final class StatusEndpoint: Service, Sendable {
     /// Listens until graceful shutdown or cancellation, then closes the listener and every
     /// connection (a scraper's keep-alive connection included).
     public func run() async throws {
-        let routes = StatusRoutes(health: health, status: status, registry: registry)
+        let routes = StatusRoutes(health: health, readiness: readiness, status: status, registry: registry)
         let connections = self.connections
         let application = Application(
             responder: CallbackResponder<BasicRequestContext> { request, _ in routes.respond(to: request) },
@@ -85,7 +94,7 @@ public final class StatusEndpoint: Service, Sendable {
             onServerRunning: { [self] channel in
                 boundPort.withLock { $0 = channel.localAddress?.port }
                 logger.info(
-                    "status endpoint listening (GET /, /api/points, /api/connections, /health, /metrics)",
+                    "status endpoint listening (GET /, /api/points, /api/connections, /health, /ready, /metrics)",
                     metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"]
                 )
             },
@@ -147,10 +156,11 @@ final class ConnectionLimitHandler: ChannelInboundHandler, RemovableChannelHandl
 /// What each path answers; pure apart from the closures it calls.
 struct StatusRoutes: Sendable {
     let health: @Sendable () -> BridgeHealth
+    let readiness: (@Sendable () -> BridgeReadiness)?
     let status: (@Sendable () -> BridgeStatusSnapshot)?
     let registry: PrometheusCollectorRegistry?
 
-    static let paths = ["/", "/api/points", "/api/connections", "/health", "/metrics"]
+    static let paths = ["/", "/api/points", "/api/connections", "/health", "/ready", "/metrics"]
 
     func respond(to request: Request) -> Response {
         let path = request.uri.path
@@ -174,8 +184,12 @@ struct StatusRoutes: Sendable {
     private func answer(_ path: String) -> Response {
         switch path {
         case "/health":
-            let report = health()
-            return Self.body(report.isHealthy ? .ok : .serviceUnavailable, "application/json", report.json + "\n")
+            // Liveness: answering at all is the answer; the body is for people and monitoring.
+            return Self.body(.ok, "application/json", health().json + "\n")
+        case "/ready":
+            guard let readiness else { return Self.text(.notFound, "readiness is not enabled\n") }
+            let report = readiness()
+            return Self.body(report.isReady ? .ok : .serviceUnavailable, "application/json", report.json + "\n")
         case "/metrics":
             guard let registry else { return Self.text(.notFound, "metrics are not enabled\n") }
             return Self.body(.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())

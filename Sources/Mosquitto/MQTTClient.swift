@@ -80,6 +80,14 @@ public final class MQTTClient: Sendable {
         MQTTConnectionStateSequence(stream: self.core.connectionStates())
     }
 
+    /// How many subscriptions the client keeps, and how many the broker has acknowledged on
+    /// the current connection: use it to tell "connected" from "connected and subscribed"
+    /// (after a reconnection the client reports ``MQTTConnectionState/connected`` once every
+    /// restored subscription was answered, but a refused or unanswered one is not in force).
+    public var subscriptionCounts: MQTTSubscriptionCounts {
+        self.core.subscriptionCounts
+    }
+
     /// Messages dropped because the consumer of ``messages`` fell behind by
     /// more than ``MQTTConfiguration/messageBufferCapacity`` messages (or had
     /// stopped consuming). Monotonic over the client's lifetime.

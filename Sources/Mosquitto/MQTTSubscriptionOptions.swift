@@ -45,3 +45,22 @@ public struct MQTTSubscriptionOptions: Sendable, Hashable {
         return bits
     }
 }
+
+/// The client's subscriptions at one moment (``MQTTClient/subscriptionCounts``).
+public struct MQTTSubscriptionCounts: Sendable, Hashable {
+    /// Subscriptions the client keeps and restores on every reconnection: those a
+    /// `subscribe` call made and the broker granted, less those unsubscribed.
+    public var remembered: Int
+    /// Filters the broker granted on the current connection; 0 while disconnected.
+    public var acknowledged: Int
+    /// SUBSCRIBE packets sent (by calls or by restoring after a reconnection) whose SUBACK has
+    /// not arrived yet.
+    public var pending: Int
+
+    /// Counts as the client reports them.
+    public init(remembered: Int, acknowledged: Int, pending: Int) {
+        self.remembered = remembered
+        self.acknowledged = acknowledged
+        self.pending = pending
+    }
+}

@@ -20,7 +20,7 @@ struct Run: AsyncParsableCommand {
     @Option(
         name: .customLong("status-listen"),
         help: ArgumentHelp(
-            "Serve the read-only status listener on this address: the status page (GET /), /api/points, /api/connections, /health and /metrics (Prometheus), e.g. 127.0.0.1:9102, or 0.0.0.0:9102 in a container; off by default.",
+            "Serve the read-only status listener on this address: the status page (GET /), /api/points, /api/connections, /health (liveness), /ready (readiness) and /metrics (Prometheus), e.g. 127.0.0.1:9102, or 0.0.0.0:9102 in a container; off by default.",
             valueName: "host:port"
         )
     )
@@ -35,7 +35,13 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "bridge")
         // Before the bridge exists: its counters are created against the bootstrapped backend.
         let registry = statusListen.map { _ in PrometheusCollectorRegistry() }
-        if let registry { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+        if let registry {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            // Acknowledgements take well under a millisecond on a LAN, up to the ack timeout.
+            factory.durationHistogramBuckets[MQTTModbusBridgeService.ackLatencyHistogram] =
+                MQTTModbusBridgeService.ackLatencyBuckets
+            MetricsSystem.bootstrap(factory)
+        }
         let bridge = try MQTTModbusBridgeService(configuration: configuration, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
         if let statusListen {
@@ -45,6 +51,7 @@ struct Run: AsyncParsableCommand {
                 registry: registry,
                 logger: logger.component("http"),
                 status: { bridge.statusSnapshot() },
+                readiness: { bridge.readiness },
                 health: { bridge.health }
             )
             services.append(.init(service: endpoint))

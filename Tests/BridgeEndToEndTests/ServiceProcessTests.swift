@@ -139,7 +139,7 @@ struct ServiceProcessTests {
     }
 
     @Test(
-        "a broker down at start: reads follow the missing-value policy, writes 0A, /health 503; then the broker comes up and values flow; SIGTERM exits 0"
+        "a broker down at start: reads follow the missing-value policy, writes 0A, /health 200 but /ready 503; then the broker comes up, /ready 200 and values flow; SIGTERM exits 0"
     )
     func brokerDownAtStart() async throws {
         let brokerPort = try freeLoopbackPort()
@@ -161,9 +161,18 @@ struct ServiceProcessTests {
             let degraded = try await poll("the status endpoint", timeout: .seconds(20)) {
                 try await httpGet("http://127.0.0.1:\(statusPort)/health")
             }
-            #expect(degraded.status == 503, "\(degraded.body)")
+            #expect(degraded.status == 200, "liveness: the process serves; \(degraded.body)")
+            #expect(degraded.body.contains(#""status":"degraded""#), "\(degraded.body)")
             #expect(!degraded.body.contains(#""mqtt":"connected""#), "\(degraded.body)")
+            let notReady = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/ready"))
+            #expect(notReady.status == 503, "\(notReady.body)")
+            #expect(
+                notReady.body.contains(#""failing":["broker_not_connected","subscriptions_pending"]"#)
+                    && notReady.body.contains(#""pending":3}"#),
+                "\(notReady.body)"
+            )
             let metrics = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/metrics"))
+            #expect(metrics.body.contains("bridge_ready 0"), "\(metrics.body)")
             #expect(metrics.body.contains(#"bridge_modbus_writes_total{outcome="exception_0A"} 1"#), "\(metrics.body)")
             #expect(metrics.body.contains("bridge_mqtt_connected 0"), "\(metrics.body)")
 
@@ -180,6 +189,8 @@ struct ServiceProcessTests {
             }
             let healthy = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/health"))
             #expect(healthy.status == 200, "\(healthy.body)")
+            let ready = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/ready"))
+            #expect(ready.status == 200, "online is announced after the subscriptions: \(ready.body)")
 
             // SIGTERM: graceful shutdown, exit status 0, "offline" published.
             let mark = observed.count

@@ -22,13 +22,32 @@ struct StatusEndpointTests {
         )
     }
 
-    /// Runs `body` with an endpoint on a free port whose health follows `connected`.
+    static func readiness(_ connected: Bool, acknowledged: Int = 10, listening: Bool = true) -> BridgeReadiness {
+        BridgeReadiness(
+            brokerConnected: connected,
+            subscriptionsConfigured: 10,
+            subscriptionsAcknowledged: acknowledged,
+            modbusListening: listening
+        )
+    }
+
+    /// Runs `body` with an endpoint on a free port whose health follows `connected` and whose
+    /// readiness follows `ready`.
     static func withEndpoint(
         registry: PrometheusCollectorRegistry? = PrometheusCollectorRegistry(),
         connected: TestLock<Bool> = TestLock(true),
+        ready: TestLock<BridgeReadiness>? = TestLock(readiness(true)),
         _ body: (Int, RunningService, StatusEndpoint) async throws -> Void
     ) async throws {
-        let endpoint = StatusEndpoint(host: "127.0.0.1", port: 0, registry: registry, logger: e2eLogger("e2e.http")) {
+        var readiness: (@Sendable () -> BridgeReadiness)?
+        if let ready { readiness = { ready.withLock { $0 } } }
+        let endpoint = StatusEndpoint(
+            host: "127.0.0.1",
+            port: 0,
+            registry: registry,
+            logger: e2eLogger("e2e.http"),
+            readiness: readiness
+        ) {
             health(connected.withLock { $0 })
         }
         let running = startService(endpoint, label: "e2e.http")
@@ -49,7 +68,7 @@ struct StatusEndpointTests {
         return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("/health follows the report (200 / 503, JSON); /metrics is the registry; HEAD, 404 and 405")
+    @Test("/health is 200 with the report (JSON) whatever it says; /metrics is the registry; HEAD, 404 and 405")
     func answers() async throws {
         let registry = PrometheusCollectorRegistry()
         registry.makeCounter(
@@ -70,13 +89,16 @@ struct StatusEndpointTests {
             )
             connected.withLock { $0 = false }
             let degraded = try #require(try await httpGet("http://127.0.0.1:\(port)/health"))
-            #expect(degraded.status == 503 && degraded.body.contains(#""status":"degraded""#), "\(degraded)")
+            #expect(degraded.status == 200 && degraded.body.contains(#""status":"degraded""#), "\(degraded)")
             let metrics = try #require(try await httpGet("http://127.0.0.1:\(port)/metrics"))
             #expect(metrics.status == 200 && metrics.body.contains("e2e_probe_total 3"), "\(metrics)")
             let root = try await httpGet("http://127.0.0.1:\(port)/")
             let query = try await httpGet("http://127.0.0.1:\(port)/health?verbose=1")
             #expect(root?.status == 404)
-            #expect(query?.status == 503, "a query string is ignored")
+            #expect(
+                query?.status == 200 && query?.body.contains(#""status":"degraded""#) == true,
+                "a query string is ignored"
+            )
             let methods = try await Self.python(
                 """
                 import sys, http.client
@@ -94,6 +116,49 @@ struct StatusEndpointTests {
                 ],
                 "\(methods)"
             )
+        }
+    }
+
+    @Test("/ready: 200 while ready, else 503 naming what fails and how many subscriptions are pending")
+    func ready() async throws {
+        let ready = TestLock(Self.readiness(true))
+        try await Self.withEndpoint(ready: ready) { port, _, _ in
+            let ok = try #require(try await httpGet("http://127.0.0.1:\(port)/ready"))
+            #expect(ok.status == 200)
+            #expect(
+                ok.body.trimmingCharacters(in: .newlines)
+                    == #"{"status":"ready","failing":[],"broker_connected":true,"subscriptions":{"configured":10,"acknowledged":10,"pending":0},"modbus_listening":true}"#
+            )
+            ready.withLock { $0 = Self.readiness(true, acknowledged: 7) }
+            let pending = try #require(try await httpGet("http://127.0.0.1:\(port)/ready"))
+            #expect(pending.status == 503)
+            #expect(
+                pending.body.trimmingCharacters(in: .newlines)
+                    == #"{"status":"not_ready","failing":["subscriptions_pending"],"broker_connected":true,"subscriptions":{"configured":10,"acknowledged":7,"pending":3},"modbus_listening":true}"#
+            )
+            ready.withLock { $0 = Self.readiness(false, acknowledged: 10, listening: false) }
+            let down = try #require(try await httpGet("http://127.0.0.1:\(port)/ready"))
+            #expect(down.status == 503)
+            #expect(
+                down.body.trimmingCharacters(in: .newlines)
+                    == #"{"status":"not_ready","failing":["broker_not_connected","subscriptions_pending","modbus_not_listening"],"broker_connected":false,"subscriptions":{"configured":10,"acknowledged":0,"pending":10},"modbus_listening":false}"#,
+                "no subscription is in force without a connection"
+            )
+            let head = try await Self.python(
+                """
+                import sys, http.client
+                connection = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=5)
+                connection.request("HEAD", "/ready")
+                response = connection.getresponse()
+                print(response.status, len(response.read()))
+                """,
+                port: port
+            )
+            #expect(head == "503 0")
+        }
+        try await Self.withEndpoint(ready: nil) { port, _, _ in
+            let answer = try await httpGet("http://127.0.0.1:\(port)/ready")
+            #expect(answer?.status == 404, "no readiness given")
         }
     }
 

@@ -379,6 +379,56 @@ struct ClientSessionStateMachineTests {
         #expect(machine.subscriptions.map(\.filter) == ["refused/#", "silent/#"], "still restored next time")
     }
 
+    @Test(
+        "acknowledged filters: granted SUBACKs count on this connection; a loss, a refusal or an unsubscribe does not"
+    )
+    func acknowledgedFilters() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        #expect(machine.acknowledgedFilters.isEmpty && machine.pendingSubscribeCount == 0)
+        machine.subscribed("a", messageID: 1)
+        machine.sent(.subscribe(subscription("b")), 2, by: "b")
+        machine.sent(.subscribe(subscription("c")), 3, by: "c")
+        #expect(machine.acknowledgedFilters == ["a"] && machine.pendingSubscribeCount == 2)
+        _ = machine.subscribeAcknowledged(messageID: 2, .granted(.atMostOnce))
+        _ = machine.subscribeAcknowledged(messageID: 3, .refused(reasonCode: 0x87, reason: "Not authorized"))
+        #expect(machine.acknowledgedFilters == ["a", "b"] && machine.pendingSubscribeCount == 0)
+        machine.sent(.unsubscribe(filter: "b"), 4, by: "unsubscribe")
+        #expect(machine.acknowledgedFilters == ["a"], "not in force once the UNSUBSCRIBE is sent")
+
+        // A new connection starts with nothing in force; restores count as their SUBACKs arrive.
+        _ = machine.connectionEnded(error: brokerGone, now: at(1_000))
+        #expect(machine.acknowledgedFilters.isEmpty)
+        _ = machine.attempt(1, at: at(1_100))
+        _ = machine.connackAccepted(now: at(1_100))
+        machine.subscriptionRestoreSent(subscription("a"), messageID: 5, deadline: at(11_100))
+        #expect(machine.subscriptionRestoresSent().isEmpty)
+        #expect(machine.acknowledgedFilters.isEmpty && machine.pendingSubscribeCount == 1)
+        #expect(machine.subscribeAcknowledged(messageID: 5, .granted(.atLeastOnce)) == [.publishState(.connected)])
+        #expect(machine.acknowledgedFilters == ["a"] && machine.pendingSubscribeCount == 0)
+
+        // A restore the broker refuses is remembered but not in force.
+        machine.subscribed("d", messageID: 6)
+        _ = machine.connectionEnded(error: brokerGone, now: at(2_000))
+        _ = machine.attempt(1, at: at(2_100))
+        _ = machine.connackAccepted(now: at(2_100))
+        machine.subscriptionRestoreSent(subscription("a"), messageID: 7, deadline: at(12_100))
+        machine.subscriptionRestoreSent(subscription("d"), messageID: 8, deadline: at(12_100))
+        _ = machine.subscriptionRestoresSent()
+        _ = machine.subscribeAcknowledged(messageID: 7, .granted(.atLeastOnce))
+        _ = machine.subscribeAcknowledged(messageID: 8, .refused(reasonCode: 0x87, reason: "Not authorized"))
+        #expect(machine.connectionState == .connected)
+        #expect(machine.subscriptions.count == 2 && machine.acknowledgedFilters == ["a"])
+        // After the unsubscribe of "b" the entries moved; subscribing "d" again still replaces its own.
+        machine.sent(.subscribe(subscription("d", .atMostOnce)), 9, by: "d again")
+        _ = machine.subscribeAcknowledged(messageID: 9, .granted(.atMostOnce))
+        #expect(machine.subscriptions == [subscription("a"), subscription("d", .atMostOnce)])
+        #expect(machine.acknowledgedFilters == ["a", "d"])
+
+        _ = machine.disconnect(reasonCode: 0)
+        #expect(machine.acknowledgedFilters.isEmpty, "nothing is in force without a session")
+    }
+
     @Test("disconnect() fails every waiter with disconnected and sends DISCONNECT with its reason code")
     func disconnect() {
         var machine = Machine(configuration: configuration())

@@ -53,11 +53,30 @@ final class AckPromise: Sendable {
 /// A promise is registered before its command is published, so an ack that arrives before the
 /// publish call returns is not missed; it is removed when the write ends, so a late ack finds
 /// nothing and changes nothing.
+///
+/// The keys of the last ``endedCapacity`` writes are kept after they end, with whether they were
+/// answered, so that an ack nobody waits for can be told apart (``classify(_:)``): late (its
+/// write ended unanswered: timed out, or the broker connection was lost), duplicate (its write
+/// was answered already) or unmatched (no write of this bridge, or too long ago to tell).
 final class AckTracker: Sendable {
     enum Key: Hashable, Sendable {
         case correlationData([UInt8])
         case correlationID(String)
     }
+
+    /// What an ack that finds no waiting write was.
+    enum StrayAck: Hashable, Sendable {
+        /// Its write ended without an answer (timed out, or failed when the broker was lost).
+        case late
+        /// Its write was answered already.
+        case duplicate
+        /// No write of this bridge that is remembered.
+        case unmatched
+    }
+
+    /// How many ended writes are remembered for ``classify(_:)``: enough for the writes of the
+    /// longest ack timeout at thousands of writes per second, and a bounded amount of memory.
+    static let endedCapacity = 4096
 
     struct EchoExpectation: Sendable {
         var id: Int
@@ -70,6 +89,21 @@ final class AckTracker: Sendable {
         var byKey: [Key: AckPromise] = [:]
         var echoes: [Int: [EchoExpectation]] = [:]
         var nextEchoID = 0
+        /// Ended writes: whether each was answered; ``endedOrder`` is the ring that bounds it.
+        var ended: [Key: Bool] = [:]
+        var endedOrder: [Key] = []
+        var endedNext = 0
+
+        mutating func noteEnded(_ key: Key, answered: Bool) {
+            if ended.updateValue(answered, forKey: key) != nil { return }
+            if endedOrder.count < AckTracker.endedCapacity {
+                endedOrder.append(key)
+            } else {
+                ended[endedOrder[endedNext]] = nil
+                endedOrder[endedNext] = key
+                endedNext = (endedNext + 1) % AckTracker.endedCapacity
+            }
+        }
     }
     private let state = Mutex(State())
 
@@ -79,13 +113,30 @@ final class AckTracker: Sendable {
         return promise
     }
 
+    /// The write of `key` ended (answered or not); a later ack for it is late.
     func remove(_ key: Key) {
-        _ = state.withLock { $0.byKey.removeValue(forKey: key) }
+        state.withLock { state in
+            if state.byKey.removeValue(forKey: key) != nil { state.noteEnded(key, answered: false) }
+        }
     }
 
-    /// The promise waiting for `key`, removed from the tracker; `nil` for a late or unknown ack.
+    /// The promise waiting for `key`, removed from the tracker; `nil` for a stray ack (see
+    /// ``classify(_:)``).
     func take(_ key: Key) -> AckPromise? {
-        state.withLock { $0.byKey.removeValue(forKey: key) }
+        state.withLock { state in
+            guard let promise = state.byKey.removeValue(forKey: key) else { return nil }
+            state.noteEnded(key, answered: true)
+            return promise
+        }
+    }
+
+    /// What an ack for `key` that found no waiting write was.
+    func classify(_ key: Key) -> StrayAck {
+        switch state.withLock({ $0.ended[key] }) {
+        case true?: .duplicate
+        case false?: .late
+        case nil: .unmatched
+        }
     }
 
     func registerEcho(
@@ -124,6 +175,7 @@ final class AckTracker: Sendable {
     func failAll(_ outcome: WriteOutcome) {
         let promises = state.withLock { state -> [AckPromise] in
             let all = Array(state.byKey.values) + state.echoes.values.flatMap { $0.map(\.promise) }
+            for key in state.byKey.keys { state.noteEnded(key, answered: false) }
             state.byKey = [:]
             state.echoes = [:]
             return all

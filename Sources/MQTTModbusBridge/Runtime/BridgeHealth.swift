@@ -1,11 +1,14 @@
 import MQTTModbusBridgeConfiguration
 
-/// What a health check of the bridge reports: whether it can do its job right now.
+/// What the bridge reports about itself on `GET /health`, the liveness check.
 ///
-/// The bridge is healthy when its Modbus listener is up and it is connected to the broker. While
-/// the broker is unreachable it keeps serving (reads follow each point's staleness policy, writes
-/// answer 0A), but it reports itself unhealthy so that an orchestrator or a monitoring system can
-/// see it.
+/// Liveness only asks whether the process serves, so `/health` answers 200 whenever it answers
+/// at all; restarting a bridge because its broker is down would not bring the broker back. The
+/// body says more, for people and monitoring: ``isHealthy`` (`"status":"ok"` or `"degraded"`)
+/// is true when the Modbus listener is up and the broker connected. While the broker is
+/// unreachable the bridge keeps serving (reads follow each point's staleness policy, writes
+/// answer 0A). Whether it should receive traffic is ``BridgeReadiness`` (`GET /ready`), which
+/// also waits for every subscription to be acknowledged.
 public struct BridgeHealth: Sendable, Hashable {
     /// The MQTT connection: `connected`, `connecting` or `disconnected`.
     public var mqtt: String
@@ -18,7 +21,8 @@ public struct BridgeHealth: Sendable, Hashable {
     /// State payloads that could not be decoded since start.
     public var payloadDecodeFailures: Int
 
-    /// Whether the bridge serves live data: listener up and broker connected.
+    /// Whether the bridge serves live data: listener up and broker connected (not whether it is
+    /// subscribed to everything yet: that is ``BridgeReadiness``).
     public var isHealthy: Bool { modbusListening && mqtt == "connected" }
 
     /// The report as a JSON object, as `/health` serves it.

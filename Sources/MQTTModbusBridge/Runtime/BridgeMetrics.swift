@@ -3,47 +3,122 @@ import Metrics
 import ModbusCore
 import Synchronization
 
-/// The bridge's counters, reported through swift-metrics (a no-op unless the program
-/// bootstraps a metrics backend, such as Prometheus).
+/// The bridge's metrics, reported through swift-metrics (a no-op unless the program bootstraps a
+/// metrics backend, such as Prometheus). Every series is listed, with its labels, in
+/// docs/operations-observability.md.
+///
+/// No label names a topic or a point: a configuration of 10,000 points must not make 10,000
+/// series. Labels come from small fixed sets (function codes, exception codes, ack modes) and
+/// from the configured units.
 final class BridgeMetrics: Sendable {
     /// MQTT messages received.
-    let messagesReceived = Counter(label: "bridge_mqtt_messages_received_total")
-    /// State payloads that could not be decoded (the point kept its last good value).
-    let decodeFailures = Counter(label: "bridge_payload_decode_failures_total")
-    /// Acknowledgements that arrived after their write had ended, or that nobody waited for.
-    let lateAcks = Counter(label: "bridge_late_acks_total")
+    let messagesReceived: Counter
+    /// State payloads decoded into a point's value.
+    let messagesDecoded: Counter
+    /// State and availability payloads that could not be decoded (rejected; the point kept its
+    /// last good value).
+    let decodeFailures: Counter
+    /// Messages the client dropped because its buffer was full (the consumer fell behind).
+    let messagesDropped: Counter
+    /// Acknowledgements of this bridge's commands whose write had already ended without them
+    /// (timed out, or the broker connection was lost).
+    let lateAcks: Counter
+    /// Acknowledgements of a write that had already been acknowledged.
+    let duplicateAcks: Counter
+    /// Messages on an acknowledgement topic that match no command of this bridge (another
+    /// bridge's, an earlier run's, no or a malformed correlation).
+    let unmatchedAcks: Counter
     /// How many times the MQTT connection came up.
-    let connections = ConnectionCounter()
+    let connections: ConnectionCounter
     /// 1 while connected to the broker, else 0.
-    let mqttConnected = Gauge(label: "bridge_mqtt_connected")
+    let mqttConnected: Gauge
+    /// Subscriptions acknowledged on the current connection, and those not (yet).
+    let subscriptionsAcknowledged: Gauge
+    let subscriptionsPending: Gauge
+    /// 1 while the Modbus listener accepts connections.
+    let modbusListening: Gauge
+    /// 1 while ``BridgeReadiness/isReady``.
+    let ready: Gauge
+    /// Modbus TCP connections open now.
+    let modbusConnectionsOpen: Gauge
+    /// Points whose value is older than their max_age or whose device is offline, and points
+    /// with no value (never received, or invalidated by a lost broker connection).
+    let pointsStale: Gauge
+    let pointsMissing: Gauge
     /// Modbus writes waiting for acknowledgements.
-    let writesInFlight = Gauge(label: "bridge_writes_in_flight")
+    let writesInFlight: Gauge
+    /// Modbus requests that reached the bridge's handlers, by function code, unit and outcome.
+    let requests: RequestCounters
 
-    private let writesOK = Counter(label: "bridge_modbus_writes_total", dimensions: [("outcome", "ok")])
-    private let writeFailures: [UInt8: Counter] = Dictionary(
-        uniqueKeysWithValues: [UInt8(0x02), 0x03, 0x04, 0x06, 0x0A, 0x0B].map {
-            (
-                $0,
-                Counter(
-                    label: "bridge_modbus_writes_total",
-                    dimensions: [("outcome", "exception_\(BridgeMetrics.hex($0))")]
-                )
-            )
+    private let writesOK: Counter
+    private let writeFailures: [UInt8: Counter]
+    private let otherFailures: Counter
+    /// From a command's publish to its device's answer (positive or negative), by ack mode.
+    private let ackLatency: [AckSettings.Mode: Timer]
+
+    /// The name of the acknowledgement latency histogram (for per-histogram bucket settings).
+    static let ackLatencyLabel = "bridge_write_ack_latency_seconds"
+
+    /// Exception codes the bridge answers itself (design.md §3.7); any other is `exception_other`.
+    static let exceptionCodes: [UInt8] = [0x01, 0x02, 0x03, 0x04, 0x06, 0x0A, 0x0B]
+
+    init(units: [UInt8], factory: any MetricsFactory = MetricsSystem.factory) {
+        func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
+            Counter(label: label, dimensions: dimensions, factory: factory)
         }
-    )
-    private let otherFailures = Counter(
-        label: "bridge_modbus_writes_total",
-        dimensions: [("outcome", "exception_other")]
-    )
-
-    init() {
+        func gauge(_ label: String) -> Gauge { Gauge(label: label, dimensions: [], factory: factory) }
+        messagesReceived = counter("bridge_mqtt_messages_received_total")
+        messagesDecoded = counter("bridge_mqtt_messages_decoded_total")
+        decodeFailures = counter("bridge_payload_decode_failures_total")
+        messagesDropped = counter("bridge_mqtt_messages_dropped_total")
+        lateAcks = counter("bridge_late_acks_total")
+        duplicateAcks = counter("bridge_duplicate_acks_total")
+        unmatchedAcks = counter("bridge_unmatched_acks_total")
+        connections = ConnectionCounter(
+            connections: counter("bridge_mqtt_connections_total"),
+            reconnects: counter("bridge_mqtt_reconnects_total")
+        )
+        mqttConnected = gauge("bridge_mqtt_connected")
+        subscriptionsAcknowledged = gauge("bridge_mqtt_subscriptions_acknowledged")
+        subscriptionsPending = gauge("bridge_mqtt_subscriptions_pending")
+        modbusListening = gauge("bridge_modbus_listening")
+        ready = gauge("bridge_ready")
+        modbusConnectionsOpen = gauge("bridge_modbus_connections_open")
+        pointsStale = gauge("bridge_points_stale")
+        pointsMissing = gauge("bridge_points_missing")
+        writesInFlight = gauge("bridge_writes_in_flight")
+        requests = RequestCounters(units: units, factory: factory)
+        writesOK = counter("bridge_modbus_writes_total", [("outcome", "ok")])
+        writeFailures = Dictionary(
+            uniqueKeysWithValues: Self.exceptionCodes.map {
+                ($0, counter("bridge_modbus_writes_total", [("outcome", "exception_\(Self.hex($0))")]))
+            }
+        )
+        otherFailures = counter("bridge_modbus_writes_total", [("outcome", "exception_other")])
+        ackLatency = Dictionary(
+            uniqueKeysWithValues: AckSettings.Mode.allCases.map {
+                (
+                    $0,
+                    Timer(
+                        label: Self.ackLatencyLabel,
+                        dimensions: [("mode", $0.rawValue)],
+                        preferredDisplayUnit: .seconds,
+                        factory: factory
+                    )
+                )
+            }
+        )
         // Reported from the start, not only after the first change.
-        mqttConnected.record(0)
-        writesInFlight.record(0)
+        for gauge in [
+            mqttConnected, subscriptionsAcknowledged, subscriptionsPending, modbusListening, ready,
+            modbusConnectionsOpen, pointsStale, pointsMissing, writesInFlight,
+        ] {
+            gauge.record(0)
+        }
     }
 
     /// `0A` for 10: exception codes as the Modbus documents write them.
-    private static func hex(_ code: UInt8) -> String {
+    static func hex(_ code: UInt8) -> String {
         let digits = String(code, radix: 16, uppercase: true)
         return digits.count == 1 ? "0" + digits : digits
     }
@@ -54,12 +129,111 @@ final class BridgeMetrics: Sendable {
         return writeFailures[code.rawValue] ?? otherFailures
     }
 
+    /// Records how long a device took to answer a command acknowledged in `mode`.
+    func recordAckLatency(_ duration: Duration, mode: AckSettings.Mode) {
+        ackLatency[mode]?.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Updates the readiness gauges.
+    func record(_ readiness: BridgeReadiness) {
+        mqttConnected.record(readiness.brokerConnected ? 1 : 0)
+        subscriptionsAcknowledged.record(readiness.brokerConnected ? readiness.subscriptionsAcknowledged : 0)
+        subscriptionsPending.record(readiness.subscriptionsPending)
+        modbusListening.record(readiness.modbusListening ? 1 : 0)
+        ready.record(readiness.isReady ? 1 : 0)
+    }
+
     final class ConnectionCounter: Sendable {
         private let count = Atomic<Int>(0)
-        private let counter = Counter(label: "bridge_mqtt_connections_total")
-        func incrementAndGet() -> Int {
-            counter.increment()
-            return count.add(1, ordering: .relaxed).newValue
+        private let connections: Counter
+        private let reconnects: Counter
+
+        init(connections: Counter, reconnects: Counter) {
+            self.connections = connections
+            self.reconnects = reconnects
         }
+
+        /// Counts a connection (and, after the first, a reconnection); returns how many there were.
+        func incrementAndGet() -> Int {
+            connections.increment()
+            let count = count.add(1, ordering: .relaxed).newValue
+            if count > 1 { reconnects.increment() }
+            return count
+        }
+    }
+
+    /// `bridge_modbus_requests_total{function, unit, outcome}`, every series made up front: the
+    /// read handler runs on the event loop for every request, so counting one must be an index
+    /// into an array and an atomic add, never a dictionary lookup under a lock or a new series.
+    ///
+    /// The set is bounded: the 10 function codes that reach the bridge's handlers × the
+    /// configured units × 9 outcomes (`ok`, the 7 exception codes the bridge answers,
+    /// `exception_other`).
+    final class RequestCounters: Sendable {
+        /// Function codes whose requests reach the handlers (design.md §3.5).
+        static let functions: [UInt8] = [1, 2, 3, 4, 5, 6, 15, 16, 22, 23]
+        private static let outcomeCount = 2 + BridgeMetrics.exceptionCodes.count
+
+        /// Function code → its index in ``functions``, or -1.
+        private let functionIndex: [Int8]
+        /// Exception code → its outcome index (1…), or the index of `exception_other`.
+        private let outcomeIndex: [Int8]
+        /// Unit id → its index among the configured units, or -1.
+        private let unitIndex: [Int16]
+        private let counters: [Counter]
+
+        init(units: [UInt8], factory: any MetricsFactory) {
+            var functionIndex = [Int8](repeating: -1, count: 256)
+            for (index, code) in Self.functions.enumerated() { functionIndex[Int(code)] = Int8(index) }
+            var outcomeIndex = [Int8](repeating: Int8(Self.outcomeCount - 1), count: 256)
+            for (index, code) in BridgeMetrics.exceptionCodes.enumerated() { outcomeIndex[Int(code)] = Int8(index + 1) }
+            var unitIndex = [Int16](repeating: -1, count: 256)
+            let units = Array(Set(units)).sorted()
+            for (index, unit) in units.enumerated() { unitIndex[Int(unit)] = Int16(index) }
+            let outcomes =
+                ["ok"] + BridgeMetrics.exceptionCodes.map { "exception_\(BridgeMetrics.hex($0))" } + [
+                    "exception_other"
+                ]
+            var counters: [Counter] = []
+            counters.reserveCapacity(units.count * Self.functions.count * outcomes.count)
+            for unit in units {
+                for function in Self.functions {
+                    for outcome in outcomes {
+                        counters.append(
+                            Counter(
+                                label: "bridge_modbus_requests_total",
+                                dimensions: [("function", "\(function)"), ("unit", "\(unit)"), ("outcome", outcome)],
+                                factory: factory
+                            )
+                        )
+                    }
+                }
+            }
+            self.functionIndex = functionIndex
+            self.outcomeIndex = outcomeIndex
+            self.unitIndex = unitIndex
+            self.counters = counters
+        }
+
+        /// Counts one request of `function` to `unit` answered normally (`exception` `nil`) or
+        /// with `exception`. A unit or function outside the sets is not counted (the server
+        /// answers those before any handler runs).
+        func count(function: UInt8, unit: UInt8, exception: UInt8?) {
+            let unit = Int(unitIndex[Int(unit)])
+            let function = Int(functionIndex[Int(function)])
+            guard unit >= 0, function >= 0 else { return }
+            let outcome = exception.map { Int(outcomeIndex[Int($0)]) } ?? 0
+            counters[(unit * Self.functions.count + function) * Self.outcomeCount + outcome].increment()
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in whole nanoseconds (saturating).
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflow else { return seconds < 0 ? .min : .max }
+        return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
 }

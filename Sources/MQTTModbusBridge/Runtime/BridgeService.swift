@@ -43,15 +43,25 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
     /// Creates the bridge; nothing connects or listens until ``run()``.
     ///
+    /// - Parameters:
+    ///   - configuration: the topic map and the broker and listener settings.
+    ///   - logger: the bridge's log; its components add `mqtt`, `modbus` and so on to the label.
+    ///   - metricsFactory: where the bridge's and its Modbus server's metrics go (the
+    ///     bootstrapped swift-metrics backend by default; a program running several bridges,
+    ///     or a test, passes its own). The series are listed in docs/operations-observability.md.
     /// - Throws: an `MQTTError` when the broker settings cannot be applied (for example a
     ///   missing TLS file), or a `CocoaError` when the password file cannot be read.
-    public init(configuration: BridgeConfiguration, logger: Logger = Logger(label: "bridge")) throws {
+    public init(
+        configuration: BridgeConfiguration,
+        logger: Logger = Logger(label: "bridge"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         self.map = RegisterMap(configuration)
         self.cache = PointCache(map: map)
         self.routes = MessageRoutes(map: map)
-        self.metrics = BridgeMetrics()
+        self.metrics = BridgeMetrics(units: Array(configuration.unitIDs), factory: metricsFactory)
         self.client = try MQTTClient(
             configuration: try MQTTConfiguration(bridgeBroker: configuration.broker),
             logger: logger.component("mqtt")
@@ -78,21 +88,51 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.shutdownGracePeriod = configuration.modbus.shutdownGracePeriod
         listener.deviceIdentification = configuration.modbus.deviceIdentification
         let cache = self.cache
+        let requests = metrics.requests
         self.server = ModbusServer(
             configuration: listener,
             readHandler: .syncInPlace { request, values in
-                try cache.read(
-                    unit: request.unitID,
-                    area: request.area,
-                    address: request.address,
-                    count: request.count,
-                    into: &values
-                )
+                do {
+                    try cache.read(
+                        unit: request.unitID,
+                        area: request.area,
+                        address: request.address,
+                        count: request.count,
+                        into: &values
+                    )
+                } catch {
+                    // The server answers any other error 04.
+                    let code = (error as? ModbusException)?.code ?? .serverDeviceFailure
+                    requests.count(
+                        function: request.functionCode.rawValue,
+                        unit: request.unitID,
+                        exception: code.rawValue
+                    )
+                    throw error
+                }
+                // FC22 reads, then writes: the write handler counts it. (FC23 writes first, and
+                // its write handler leaves a successful one to be counted here.)
+                if request.functionCode != .maskWriteRegister {
+                    requests.count(function: request.functionCode.rawValue, unit: request.unitID, exception: nil)
+                }
             },
             writeHandler: .async { request in try await writes.write(request) },
-            logger: logger.component("modbus")
+            logger: logger.component("modbus"),
+            metricsFactory: metricsFactory
         )
     }
+
+    /// The name of the write acknowledgement latency histogram, for a metrics backend that sets
+    /// buckets per histogram (swift-prometheus's `durationHistogramBuckets`).
+    public static let ackLatencyHistogram = BridgeMetrics.ackLatencyLabel
+
+    /// Buckets suited to acknowledgement latencies: from 250 µs (a LAN round trip) to 10 s (a
+    /// long ack timeout).
+    public static let ackLatencyBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+    ]
 
     /// The Modbus port the bridge listens on (useful with port 0), once running.
     public var modbusPort: Int? { server.port }
@@ -103,7 +143,20 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// State payloads that could not be decoded since start (each point kept its last good value).
     public var payloadDecodeFailures: Int { state.withLock { $0.totalDecodeFailures } }
 
-    /// The bridge's state for a health check (see ``StatusEndpoint``).
+    /// Whether the bridge is ready for traffic: broker connected, every subscription
+    /// acknowledged on this connection, Modbus listener up (see ``BridgeReadiness``).
+    public var readiness: BridgeReadiness {
+        let connected = client.state == .connected
+        return BridgeReadiness(
+            brokerConnected: connected,
+            subscriptionsConfigured: routes.subscriptions.count,
+            // The client subscribes to nothing but the routes' filters.
+            subscriptionsAcknowledged: connected ? client.subscriptionCounts.acknowledged : 0,
+            modbusListening: server.isRunning
+        )
+    }
+
+    /// The bridge's state for a liveness check and for people (see ``StatusEndpoint``).
     public var health: BridgeHealth {
         let mqtt: String
         switch client.state {
@@ -141,6 +194,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 return .ended
             }
             group.addTask { await self.connectAndSubscribe() }
+            group.addTask {
+                await self.sampleMetrics()
+                return .ended
+            }
             // Returns on graceful shutdown; throws when the task is cancelled. Either way: stop.
             group.addTask {
                 try? await gracefulShutdown()
@@ -212,16 +269,66 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             logger.critical("cannot connect to the MQTT broker: \(error)")
             return .startFailed(error)
         }
-        for filter in routes.subscriptions {
-            do {
-                try await client.subscribe(filter.topic, qos: filter.qos)
-            } catch {
-                logger.error("cannot subscribe to \(filter.topic): \(error)")
-            }
-        }
+        var remaining = await subscribe(routes.subscriptions)
+        metrics.record(readiness)
         writes.acceptCommands()
         await announceOnline()
+        // A filter the broker refused or did not confirm is not restored by the client after a
+        // reconnection either (it restores what was granted): retry until it is in place. The
+        // bridge stays not ready meanwhile.
+        var delay = Duration.seconds(1)
+        while !remaining.isEmpty {
+            do { try await Task.sleep(for: delay) } catch { break }
+            delay = min(delay * 2, .seconds(30))
+            remaining = await subscribe(remaining)
+            metrics.record(readiness)
+        }
         return .ended
+    }
+
+    /// How many SUBSCRIBE packets wait for their SUBACK at once during ``subscribe(_:)``.
+    static let subscribeWindow = 1024
+
+    /// Subscribes to `filters` with up to ``subscribeWindow`` SUBSCRIBEs in flight, rather than
+    /// one round trip after another: 10,000 filters one by one took about 1.5 s, during which
+    /// the broker did not yet route most topics to the bridge. Returns the filters that failed.
+    private func subscribe(_ filters: [MessageRoutes.Subscription]) async -> [MessageRoutes.Subscription] {
+        let client = self.client
+        let (failures, firstErrors) = await withTaskGroup(
+            of: (MessageRoutes.Subscription, (any Error)?).self
+        ) { group -> ([MessageRoutes.Subscription], [String]) in
+            var next = 0
+            func addNext() {
+                let filter = filters[next]
+                next += 1
+                group.addTask {
+                    do {
+                        try await client.subscribe(filter.topic, qos: filter.qos)
+                        return (filter, nil)
+                    } catch {
+                        return (filter, error)
+                    }
+                }
+            }
+            while next < min(filters.count, Self.subscribeWindow) { addNext() }
+            var failures: [MessageRoutes.Subscription] = []
+            var firstErrors: [String] = []
+            for await (filter, error) in group {
+                if let error {
+                    failures.append(filter)
+                    if firstErrors.count < 10 { firstErrors.append("\(filter.topic): \(error)") }
+                }
+                if next < filters.count { addNext() }
+            }
+            return (failures, firstErrors)
+        }
+        if !failures.isEmpty && !Task.isCancelled {
+            logger.error(
+                "cannot subscribe to \(failures.count) of \(filters.count) filters; retrying",
+                metadata: ["first failures": "\(firstErrors.joined(separator: "; "))"]
+            )
+        }
+        return failures
     }
 
     private func announceOnline() async {
@@ -240,6 +347,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private func watchConnection() async {
         var wasConnected = false
         for await state in client.connectionStates() {
+            metrics.record(readiness)
             switch state {
             case .connected:
                 metrics.mqttConnected.record(1)
@@ -263,6 +371,30 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             case .connecting:
                 break
             }
+        }
+    }
+
+    /// How often the gauges that nothing announces (points stale or missing, open Modbus
+    /// connections, the readiness facts) and the client's dropped-message count are read.
+    static let metricsSampleInterval = Duration.seconds(1)
+
+    /// Updates the sampled metrics every ``metricsSampleInterval`` until cancelled: a point goes
+    /// stale by the clock, not by an event, and a pass over 10,000 points once a second costs
+    /// nothing the hot path would notice.
+    private func sampleMetrics() async {
+        var dropped = 0
+        while true {
+            metrics.record(readiness)
+            let (stale, missing) = cache.freshnessCounts()
+            metrics.pointsStale.record(stale)
+            metrics.pointsMissing.record(missing)
+            metrics.modbusConnectionsOpen.record(server.activeConnections)
+            let droppedNow = client.droppedMessageCount
+            if droppedNow > dropped {
+                metrics.messagesDropped.increment(by: droppedNow - dropped)
+                dropped = droppedNow
+            }
+            do { try await Task.sleep(for: Self.metricsSampleInterval) } catch { return }
         }
     }
 
@@ -315,6 +447,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             let value = try PayloadDecoder(point: point).decode(message.payload)
             let image = try RegisterEncoder(point: point).encode(value)
             cache.update(point: index, image: image)
+            metrics.messagesDecoded.increment()
             // A retained state is what the device said at some time before, not an answer to a
             // command: it must not confirm a state_echo write (a device dead for days would).
             if !message.retain { writes.offerState(point: index, value: value) }

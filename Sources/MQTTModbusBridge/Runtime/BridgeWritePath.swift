@@ -72,33 +72,47 @@ final class BridgeWritePath: Sendable {
     // MARK: Acknowledgements
 
     /// Resolves the writes a message acknowledges: an MQTT 5 response (by correlation data) or
-    /// an ack carrying a correlation id. Acks nobody waits for are counted and logged.
+    /// an ack carrying a correlation id. Acks nobody waits for are counted (late, duplicate or
+    /// unmatched) and logged.
     func acknowledge(_ message: MQTTMessage) {
         if routes.responseTopics.contains(message.topic) {
-            if let data = message.properties.correlationData, let promise = tracker.take(.correlationData(data)) {
-                let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
-                promise.fulfil(
-                    AckPayloadEvaluator.evaluate(
+            if let data = message.properties.correlationData {
+                let key = AckTracker.Key.correlationData(data)
+                if let promise = tracker.take(key) {
+                    let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
+                    let outcome = AckPayloadEvaluator.evaluate(
                         payload: message.payload,
                         userProperties: properties,
                         settings: promise.settings
                     )
-                )
+                    // Not fulfilled: the write timed out an instant ago and has not ended yet.
+                    if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
+                    return
+                }
+                if routes.correlationAckTopics[message.topic] == nil {
+                    strayAck(tracker.classify(key), on: message.topic)
+                    return
+                }
             } else if routes.correlationAckTopics[message.topic] == nil {
-                unmatchedAck(on: message.topic)
+                strayAck(.unmatched, on: message.topic)
+                return
             }
         }
         let idFields = routes.correlationIDFields(forAckTopic: message.topic)
         guard !idFields.isEmpty else { return }
+        var stray = AckTracker.StrayAck.unmatched
         for field in idFields {
-            if let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field),
-                let promise = tracker.take(.correlationID(id))
-            {
-                promise.fulfil(AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings))
+            guard let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field) else { continue }
+            let key = AckTracker.Key.correlationID(id)
+            if let promise = tracker.take(key) {
+                let outcome = AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings)
+                if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
                 return
             }
+            let kind = tracker.classify(key)
+            if kind != .unmatched { stray = kind }
         }
-        unmatchedAck(on: message.topic)
+        strayAck(stray, on: message.topic)
     }
 
     /// A point reported a new state (not a retained one): it may confirm a state_echo write.
@@ -106,16 +120,46 @@ final class BridgeWritePath: Sendable {
         tracker.offerState(point: index, value: value)
     }
 
-    private func unmatchedAck(on topic: String) {
-        metrics.lateAcks.increment()
-        logger.debug("an acknowledgement nobody waits for (late or foreign)", metadata: ["topic": "\(topic)"])
+    private func strayAck(_ kind: AckTracker.StrayAck, on topic: String) {
+        switch kind {
+        case .late: metrics.lateAcks.increment()
+        case .duplicate: metrics.duplicateAcks.increment()
+        case .unmatched: metrics.unmatchedAcks.increment()
+        }
+        logger.debug("an acknowledgement nobody waits for", metadata: ["topic": "\(topic)", "kind": "\(kind)"])
     }
 
     // MARK: Writes
 
     /// Applies a Modbus write: plans it per point, publishes every command, and returns only
-    /// when every point was acknowledged (docs/design.md §4).
+    /// when every point was acknowledged (docs/design.md §4). Every outcome is counted, as a
+    /// write and as a Modbus request.
     func write(_ request: ModbusWriteRequest) async throws {
+        do {
+            try await perform(request)
+        } catch {
+            // The server answers any other error 04.
+            let code = (error as? ModbusException)?.code ?? .serverDeviceFailure
+            metrics.writes(code).increment()
+            countRequest(request, exception: code)
+            throw error
+        }
+        metrics.writes(nil).increment()
+        countRequest(request, exception: nil)
+    }
+
+    /// Counts the request once: FC23 writes, then reads, so its read is counted unless the write
+    /// failed; FC22 reads, then writes, so its write is counted (a failed read ends it before).
+    private func countRequest(_ request: ModbusWriteRequest, exception: ModbusExceptionCode?) {
+        if request.functionCode == .readWriteMultipleRegisters && exception == nil { return }
+        metrics.requests.count(
+            function: request.functionCode.rawValue,
+            unit: request.unitID,
+            exception: exception?.rawValue
+        )
+    }
+
+    private func perform(_ request: ModbusWriteRequest) async throws {
         let planned = try planner.plan(
             unit: request.unitID,
             area: request.area,
@@ -127,7 +171,6 @@ final class BridgeWritePath: Sendable {
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
             record(planned, LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable))
             logWrites(planned, .brokerUnavailable(reason: "the MQTT broker is not connected"), startedAt: started)
-            metrics.writes(.gatewayPathUnavailable).increment()
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
         // A device that is gone would apply the command whenever it comes back, if ever.
@@ -146,7 +189,6 @@ final class BridgeWritePath: Sendable {
                     )
                 )
             }
-            metrics.writes(.gatewayTargetDeviceFailedToRespond).increment()
             logWrites(
                 planned,
                 .rejected(code: .gatewayTargetDeviceFailedToRespond, reason: "device offline, nothing published"),
@@ -169,7 +211,6 @@ final class BridgeWritePath: Sendable {
                 .rejected(code: .serverDeviceBusy, reason: "too many writes in flight"),
                 startedAt: started
             )
-            metrics.writes(.serverDeviceBusy).increment()
             throw ModbusException(
                 .serverDeviceBusy,
                 "\(maxWritesInFlight) writes are already waiting for acknowledgements"
@@ -205,7 +246,6 @@ final class BridgeWritePath: Sendable {
         }
         let outcome = WriteOutcome.combined(results.map(\.result.outcome))
         if let code = outcome.exceptionCode {
-            metrics.writes(code).increment()
             logger.warning(
                 "write failed",
                 metadata: [
@@ -215,7 +255,6 @@ final class BridgeWritePath: Sendable {
             )
             throw ModbusException(code, "\(outcome)")
         }
-        metrics.writes(nil).increment()
         // The device confirmed: reads return the written value until its next state message,
         // unless one arrived while the write waited (it is newer, and may differ: a clamped
         // value). With state_echo the state message itself was the confirmation. Broker mode
@@ -293,6 +332,7 @@ final class BridgeWritePath: Sendable {
 
         switch ack.mode {
         case .broker:
+            let start = ContinuousClock.now
             do {
                 try await client.publish(
                     topic: command.topic,
@@ -301,6 +341,7 @@ final class BridgeWritePath: Sendable {
                     retain: command.retain,
                     timeout: ack.timeout
                 )
+                metrics.recordAckLatency(ContinuousClock.now - start, mode: .broker)
                 return CommandResult(.acknowledged)
             } catch {
                 return CommandResult(Self.outcome(ofPublishError: error))
@@ -345,7 +386,9 @@ final class BridgeWritePath: Sendable {
         defer { cleanup() }
         // One deadline for the publish and the acknowledgement together: the Modbus reply never
         // waits longer than the point's ack timeout.
-        let deadline = ContinuousClock.now + ack.timeout
+        let start = ContinuousClock.now
+        let deadline = start + ack.timeout
+        var published = true
         do {
             try await client.publish(
                 topic: command.topic,
@@ -356,9 +399,18 @@ final class BridgeWritePath: Sendable {
                 timeout: ack.timeout
             )
         } catch {
+            published = false
             promise.fulfil(Self.outcome(ofPublishError: error))
         }
-        return await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
+        let outcome = await promise.outcome(timeout: max(.zero, deadline - ContinuousClock.now))
+        // The device answered, yes or no: how long it took is the latency of its acknowledgements.
+        switch outcome {
+        case .acknowledged, .rejected:
+            if published { metrics.recordAckLatency(ContinuousClock.now - start, mode: ack.mode) }
+        case .timedOut, .brokerUnavailable:
+            break
+        }
+        return outcome
     }
 
     static func outcome(ofPublishError error: any Error) -> WriteOutcome {

@@ -175,6 +175,24 @@ final class PointCache: Sendable {
         }
     }
 
+    /// How many points have no value (never received since start or since the broker connection
+    /// was lost), and how many have one that reads may not serve (older than its `max_age`, or
+    /// its device is offline): both answer their missing-value policy. One pass under the lock.
+    func freshnessCounts(at time: UInt64 = PointCache.now()) -> (stale: Int, missing: Int) {
+        state.withLock { storage in
+            var stale = 0
+            var missing = 0
+            for index in storage.updated.indices {
+                if storage.updated[index] == 0 {
+                    missing += 1
+                } else if !isFresh(index, storage, time) {
+                    stale += 1
+                }
+            }
+            return (stale, missing)
+        }
+    }
+
     /// Whether a point has a current value.
     func isFresh(point index: Int, at time: UInt64 = PointCache.now()) -> Bool {
         state.withLock { isFresh(index, $0, time) }

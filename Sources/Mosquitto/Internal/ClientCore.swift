@@ -202,6 +202,16 @@ final class ClientCore: Sendable {
         self.state.withLock { $0.machine.pendingOperationCount }
     }
 
+    var subscriptionCounts: MQTTSubscriptionCounts {
+        self.state.withLock { state in
+            MQTTSubscriptionCounts(
+                remembered: state.machine.subscriptions.count,
+                acknowledged: state.machine.acknowledgedFilters.count,
+                pending: state.machine.pendingSubscribeCount
+            )
+        }
+    }
+
     var droppedMessageCount: Int {
         self.droppedMessages.load(ordering: .relaxed)
     }

@@ -5,6 +5,7 @@ import MQTTModbusBridgeSimulator
 import MQTTTestSupport
 import ModbusCore
 import Mosquitto
+import Prometheus
 import ServiceLifecycle
 import Testing
 
@@ -137,10 +138,14 @@ func poll<T: Sendable>(
 /// everything, whether `body` succeeded or not.
 ///
 /// When `body` starts, the bridge has published "online" (it is connected and subscribed) and,
-/// with a simulator, the simulator has published the initial state of every point.
+/// with a simulator, the simulator has published the initial state of every point. With a
+/// `registry`, the bridge's metrics go there (through a Prometheus factory of their own, so tests
+/// in one process do not share counters); otherwise to the bootstrapped backend.
 func withBridge(
     _ yaml: (Int) -> String,
     simulator simulatorOptions: DeviceSimulator.Options? = nil,
+    registry: PrometheusCollectorRegistry? = nil,
+    logger: Logger? = nil,
     _ body: (BridgeHarness) async throws -> Void
 ) async throws {
     let broker = try await TestBroker.start()
@@ -167,7 +172,22 @@ func withBridge(
         let messages = MessageCollector(mqtt)
         try await mqtt.subscribeForTest("#")
 
-        let bridge = try MQTTModbusBridgeService(configuration: configuration, logger: e2eLogger("e2e.bridge"))
+        let bridge: MQTTModbusBridgeService
+        if let registry {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.durationHistogramBuckets[MQTTModbusBridgeService.ackLatencyHistogram] =
+                MQTTModbusBridgeService.ackLatencyBuckets
+            bridge = try MQTTModbusBridgeService(
+                configuration: configuration,
+                logger: logger ?? e2eLogger("e2e.bridge"),
+                metricsFactory: factory
+            )
+        } else {
+            bridge = try MQTTModbusBridgeService(
+                configuration: configuration,
+                logger: logger ?? e2eLogger("e2e.bridge")
+            )
+        }
         let bridgeRun = startService(bridge, label: "e2e.bridge")
         cleanups.append { await bridgeRun.stop() }
         try await messages.waitForMessage(on: statusTopic) { $0.payloadString == "online" }

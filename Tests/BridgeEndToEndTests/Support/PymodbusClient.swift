@@ -390,3 +390,17 @@ private final class ProcessHandle: @unchecked Sendable {
         if process.isRunning { process.terminate() }
     }
 }
+
+/// Runs `body` with a pymodbus client connected to `port` (answering a first request), and
+/// always ends the helper process.
+func withPymodbus(port: Int, _ body: (PymodbusClient) async throws -> Void) async throws {
+    let modbus = try PymodbusClient.start(port: port)
+    do {
+        try await modbus.ping()
+        try await body(modbus)
+    } catch {
+        await modbus.close()
+        throw error
+    }
+    await modbus.close()
+}
