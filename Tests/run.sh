@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: checks the import rules and the formatting (Tests/check-imports.sh,
+# The test command (the status page test needs Debian's chromium, which setup.sh installs): checks the import rules and the formatting (Tests/check-imports.sh,
 # Tests/check-format.sh), installs what the tests need (Tests/setup.sh), builds, and runs every test
 # target in its own process, the end-to-end bridge tests one at a time, then the MQTT client's
 # tests under the thread sanitizer, and finally the container's runtime stage in a Debian

@@ -8,7 +8,7 @@ set -euo pipefail
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(mosquitto mosquitto-clients libmosquitto-dev libmodbus-dev mbpoll openssl pkg-config python3 python3-pip
-    debootstrap)
+    debootstrap chromium fonts-dejavu-core)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
