@@ -117,7 +117,13 @@ in_image=(unshare --mount --pid --fork --kill-child=SIGKILL --mount-proc="$rootf
 work="$(mktemp -d /tmp/verify-runtime.XXXXXX)"
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    # The program in the image is unshare's only child. It must be killed itself: the parent-death
+    # signal that --kill-child sets is cleared when chroot --userspec or setpriv changes the
+    # credentials, so killing unshare alone would leave it running (holding inherited files).
+    for pid in "${pids[@]}"; do
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$work" "$rootfs/tmp/verify-run.yaml"
 }
