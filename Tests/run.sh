@@ -2,8 +2,9 @@
 # The test command (the status page test needs Debian's chromium, which setup.sh installs): checks the import rules and the formatting (Tests/check-imports.sh,
 # Tests/check-format.sh), installs what the tests need (Tests/setup.sh), builds, and runs every test
 # target in its own process, the end-to-end bridge tests one at a time, then the MQTT client's
-# tests under the thread sanitizer, and finally the container's runtime stage in a Debian
-# minbase root filesystem (docker/verify-runtime.sh).
+# tests under the thread sanitizer, and finally the compose file, checked offline
+# (docker/check-compose.sh), and the container's runtime stage in a Debian minbase root filesystem
+# (docker/verify-runtime.sh).
 #
 # One process per target keeps a failure attributable and the load bounded: the end-to-end tests
 # start brokers, Python clients and the bridge program, and several have time windows (ack
@@ -81,6 +82,9 @@ echo "run.sh: MQTT client tests under the thread sanitizer"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 tsan_bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)"
 run_tests "$tsan_bin/swift-mqtt-modbusPackageTests.xctest" --filter MosquittoTests
+
+echo "run.sh: the compose file, offline (docker/check-compose.sh)"
+docker/check-compose.sh
 
 echo "run.sh: the container's runtime stage (docker/verify-runtime.sh)"
 if [ "$(id -u)" -eq 0 ]; then

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian (bookworm) machine, and nothing it already has:
-# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, pymodbus, and debootstrap
-# (docker/verify-runtime.sh builds the container's runtime root filesystem with it).
+# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, pymodbus, debootstrap
+# (docker/verify-runtime.sh builds the container's runtime root filesystem with it) and
+# python3-venv (docker/check-compose.sh installs docker-compose into a virtual environment) and
+# dpkg-dev (packaging/build-deb.sh computes the package's dependencies with dpkg-shlibdeps).
 # Safe to run again; uses sudo when not root.
 set -euo pipefail
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 apt_packages=(mosquitto mosquitto-clients libmosquitto-dev libmodbus-dev mbpoll openssl pkg-config python3 python3-pip
-    debootstrap chromium fonts-dejavu-core)
+    python3-venv debootstrap dpkg-dev chromium fonts-dejavu-core)
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -12,11 +12,15 @@
 #      --version, validate on every shipped config, simulate (the compose file's device) and
 #      run against a mosquitto broker on loopback, then reads and an acknowledged write from
 #      outside with mbpoll (libmodbus), /ready over HTTP, and SIGTERM to PID 1, which must
-#      stop the bridge gracefully.
+#      stop the bridge gracefully;
+#   4. then proves the Debian package the same way (docker/verify-deb.sh, sourced at the end):
+#      packaging/build-deb.sh, dpkg -i into a copy of that root filesystem, the program as the
+#      package's system user against the same broker, systemd-analyze verify of its unit, and
+#      dpkg -r and --purge. VERIFY_RUNTIME_SKIP_DEB=1 skips this part.
 #
 # The commands and packages below are checked against the Dockerfile, so the two cannot drift
 # apart silently. Needs root (debootstrap, chroot, unshare), network access to the Debian
-# mirror, and mosquitto and mbpoll on the host (Tests/setup.sh installs them).
+# mirror, and mosquitto, mbpoll and dpkg-dev on the host (Tests/setup.sh installs them).
 #
 #   docker/verify-runtime.sh              # the root filesystem is made fresh each time
 #   VERIFY_RUNTIME_KEEP_ROOTFS=1 docker/verify-runtime.sh   # reuse .build-rootfs when complete
@@ -29,7 +33,7 @@ say() { echo "verify-runtime: $*"; }
 fail() { echo "verify-runtime: FAILED: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || fail "needs root (debootstrap, chroot, unshare); run it with sudo"
-for tool in debootstrap unshare chroot mosquitto mbpoll python3; do
+for tool in debootstrap unshare chroot mosquitto mbpoll python3 dpkg-deb dpkg-shlibdeps; do
     command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed (Tests/setup.sh installs what this needs)"
 done
 
@@ -113,7 +117,13 @@ in_image=(unshare --mount --pid --fork --kill-child=SIGKILL --mount-proc="$rootf
 work="$(mktemp -d /tmp/verify-runtime.XXXXXX)"
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    # The program in the image is unshare's only child. It must be killed itself: the parent-death
+    # signal that --kill-child sets is cleared when chroot --userspec or setpriv changes the
+    # credentials, so killing unshare alone would leave it running (holding inherited files).
+    for pid in "${pids[@]}"; do
+        pkill -KILL -P "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     rm -rf "$work" "$rootfs/tmp/verify-run.yaml"
 }
@@ -224,3 +234,10 @@ wait "$bridge_pid" || status=$?
 [ "$status" -eq 0 ] || { show_logs; fail "the bridge exited $status after SIGTERM, not 0"; }
 say "SIGTERM to the bridge as PID 1: stopped gracefully, exit status 0"
 say "PASSED: the runtime stage serves Modbus as uid $image_uid ($image_user)"
+
+if [ -n "${VERIFY_RUNTIME_SKIP_DEB:-}" ]; then
+    say "skipped the Debian package (VERIFY_RUNTIME_SKIP_DEB is set)"
+else
+    # shellcheck source=docker/verify-deb.sh
+    source docker/verify-deb.sh
+fi
