@@ -10,9 +10,11 @@ import Synchronization
 /// and answers commands in each point's ack mode, with switches to delay, refuse or ignore
 /// acknowledgements. Used by the demo and the end-to-end tests.
 ///
-/// State messages are published retained, in the point's payload format. Commands are read in
-/// the point's payload format too (a command template that puts the value where the state
-/// payload has it is understood; the correlation id is read from the ack's `id_field`).
+/// State messages are published retained, in the point's payload format (boolean points that
+/// list their own words publish them in JSON too: `{"POWER":"ON"}`). Commands are read through
+/// their command template when they have one (the value and the correlation id wherever the
+/// template puts them), otherwise in the point's payload format with the correlation id at the
+/// ack's `id_field`.
 public final class DeviceSimulator: Service, Sendable {
     /// How the simulator answers commands.
     public enum AckBehaviour: Sendable, Hashable {
@@ -252,7 +254,8 @@ public final class DeviceSimulator: Service, Sendable {
     /// matched against the template's text, so the value is found wherever the template puts
     /// it: `{{value}}` alone (a Tasmota `cmnd/<t>/POWER` payload of a point whose state is JSON),
     /// or a field of a JSON document other than the state's path. Without a template, or when the
-    /// payload does not match it, the command is read like a state message of the point.
+    /// payload does not match it (or its value does not decode), the command is read like a state
+    /// message of the point.
     static func command(
         in payload: [UInt8],
         for point: PointConfiguration
@@ -264,8 +267,10 @@ public final class DeviceSimulator: Service, Sendable {
             // With the json format `{{value}}` is a JSON literal (`true`, `21.5`, `"abc"`).
             var format = point.payload
             if format.jsonPath != nil { format.encoding = .json(path: JSONPath([])) }
-            let value = try PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8))
-            return ReceivedCommand(value: value, correlationID: fields.correlationID)
+            // A hole that took something else (a bare {{value}} takes any payload) falls back below.
+            if let value = try? PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8)) {
+                return ReceivedCommand(value: value, correlationID: fields.correlationID)
+            }
         }
         return ReceivedCommand(value: try PayloadDecoder(point: point).decode(payload), correlationID: nil)
     }
