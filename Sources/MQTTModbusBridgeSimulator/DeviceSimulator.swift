@@ -10,9 +10,11 @@ import Synchronization
 /// and answers commands in each point's ack mode, with switches to delay, refuse or ignore
 /// acknowledgements. Used by the demo and the end-to-end tests.
 ///
-/// State messages are published retained, in the point's payload format. Commands are read in
-/// the point's payload format too (a command template that puts the value where the state
-/// payload has it is understood; the correlation id is read from the ack's `id_field`).
+/// State messages are published retained, in the point's payload format (boolean points that
+/// list their own words publish them in JSON too: `{"POWER":"ON"}`). Commands are read through
+/// their command template when they have one (the value and the correlation id wherever the
+/// template puts them), otherwise in the point's payload format with the correlation id at the
+/// ack's `id_field`.
 public final class DeviceSimulator: Service, Sendable {
     /// How the simulator answers commands.
     public enum AckBehaviour: Sendable, Hashable {
@@ -163,43 +165,71 @@ public final class DeviceSimulator: Service, Sendable {
         guard let topic = point.stateTopic, !MQTTTopicRules.isWildcardFilter(topic) else { return }
         let sharing = configuration.points.filter { $0.stateTopic == topic }
         do {
-            let payload: [UInt8]
-            if sharing.count > 1, sharing.allSatisfy({ $0.payload.jsonPath != nil }) {
-                var document = JSONValue.object([])
-                for member in sharing {
-                    guard let value = values.withLock({ $0[member.name] }), let path = member.payload.jsonPath else {
-                        continue
-                    }
-                    var plain = member
-                    plain.command = nil
-                    let field = try JSONParser.parse(try CommandEncoder(point: plain).encode(value))
-                    if case .success(let inner) = field.value(at: path) {
-                        _ = document.set(inner, at: path.components[...])
-                    }
-                }
-                payload = Array(document.serialized().utf8)
-            } else {
-                guard let value = values.withLock({ $0[point.name] }) else { return }
-                var plain = point
-                plain.command = nil  // the state payload is the natural encoding of the payload format
-                payload = try CommandEncoder(point: plain).encode(value)
-            }
+            let current = values.withLock { $0 }
+            guard let payload = try Self.statePayload(of: point, sharing: sharing, values: current) else { return }
             try await client.publish(topic: topic, payload: payload, qos: .atLeastOnce, retain: true)
         } catch {
             logger.warning("cannot publish state", metadata: ["point": "\(point.name)", "error": "\(error)"])
         }
     }
 
+    /// The state message of `point`'s topic, or `nil` while its value is unknown. Points that
+    /// share a topic with JSON payloads are fields of one document, as one device publishes them.
+    static func statePayload(
+        of point: PointConfiguration,
+        sharing: [PointConfiguration],
+        values: [String: PointValue]
+    ) throws -> [UInt8]? {
+        if sharing.count > 1, sharing.allSatisfy({ $0.payload.jsonPath != nil }) {
+            var document = JSONValue.object([])
+            for member in sharing {
+                guard let value = values[member.name], let path = member.payload.jsonPath else { continue }
+                _ = document.set(try stateField(of: member, value: value), at: path.components[...])
+            }
+            return Array(document.serialized().utf8)
+        }
+        guard let value = values[point.name] else { return nil }
+        if let path = point.payload.jsonPath {
+            return Array(
+                JSONValue.building(try stateField(of: point, value: value), at: path.components[...]).serialized().utf8
+            )
+        }
+        var plain = point
+        plain.command = nil  // the state payload is the natural encoding of the payload format
+        return try CommandEncoder(point: plain).encode(value)
+    }
+
+    /// The JSON field a device publishes for `value`. A boolean point that lists its own true
+    /// and false words gets its first word as a string (`{"POWER":"ON"}`, as Tasmota and
+    /// zigbee2mqtt publish), since a device whose words differ from the defaults names its
+    /// states; otherwise the JSON literal.
+    static func stateField(of point: PointConfiguration, value: PointValue) throws -> JSONValue {
+        var plain = point
+        plain.command = nil
+        plain.payload.encoding = .json(path: JSONPath([]))
+        let field = try JSONParser.parse(try CommandEncoder(point: plain).encode(value))
+        let wordsGiven =
+            point.payload.trueWords != PayloadFormat.defaultTrueWords
+            || point.payload.falseWords != PayloadFormat.defaultFalseWords
+        if point.type.isBoolean, wordsGiven, case .bool(let truth) = field,
+            let word = truth ? point.payload.trueWords.first : point.payload.falseWords.first
+        {
+            return .string(word)
+        }
+        return field
+    }
+
     private func answer(_ message: MQTTMessage, for point: PointConfiguration) async {
         guard let command = point.command else { return }
         let behaviour = options.perPoint[point.name] ?? options.behaviour
-        let value: PointValue
+        let received: ReceivedCommand
         do {
-            value = try PayloadDecoder(point: point).decode(message.payload)
+            received = try Self.command(in: message.payload, for: point)
         } catch {
             logger.warning("command not understood", metadata: ["point": "\(point.name)", "error": "\(error)"])
             return
         }
+        let value = received.value
         logger.info("command", metadata: ["point": "\(point.name)", "value": "\(value)", "behaviour": "\(behaviour)"])
         if options.ackDelay > .zero { try? await Task.sleep(for: options.ackDelay) }
         switch behaviour {
@@ -211,10 +241,46 @@ public final class DeviceSimulator: Service, Sendable {
         case .refuse:
             if command.ack.mode == .stateEcho { await publishState(of: point) }
         }
-        await acknowledge(message, for: point, behaviour: behaviour)
+        await acknowledge(message, for: point, correlationID: received.correlationID, behaviour: behaviour)
     }
 
-    private func acknowledge(_ message: MQTTMessage, for point: PointConfiguration, behaviour: AckBehaviour) async {
+    /// What a command said: the value and, when its template carries one, the correlation id.
+    struct ReceivedCommand: Sendable, Hashable {
+        var value: PointValue
+        var correlationID: String?
+    }
+
+    /// Reads a command the way the bridge wrote it. With a command template the payload is
+    /// matched against the template's text, so the value is found wherever the template puts
+    /// it: `{{value}}` alone (a Tasmota `cmnd/<t>/POWER` payload of a point whose state is JSON),
+    /// or a field of a JSON document other than the state's path. Without a template, or when the
+    /// payload does not match it (or its value does not decode), the command is read like a state
+    /// message of the point.
+    static func command(
+        in payload: [UInt8],
+        for point: PointConfiguration
+    ) throws(PayloadDecodingError) -> ReceivedCommand {
+        if let template = point.command?.template, let text = String(validating: payload, as: UTF8.self),
+            let pattern = TemplatePattern(template, point: point), let fields = pattern.match(text),
+            let valueText = fields.value
+        {
+            // With the json format `{{value}}` is a JSON literal (`true`, `21.5`, `"abc"`).
+            var format = point.payload
+            if format.jsonPath != nil { format.encoding = .json(path: JSONPath([])) }
+            // A hole that took something else (a bare {{value}} takes any payload) falls back below.
+            if let value = try? PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8)) {
+                return ReceivedCommand(value: value, correlationID: fields.correlationID)
+            }
+        }
+        return ReceivedCommand(value: try PayloadDecoder(point: point).decode(payload), correlationID: nil)
+    }
+
+    private func acknowledge(
+        _ message: MQTTMessage,
+        for point: PointConfiguration,
+        correlationID: String?,
+        behaviour: AckBehaviour
+    ) async {
         guard let ack = point.command?.ack else { return }
         var document = JSONValue.object([])
         switch behaviour {
@@ -236,7 +302,7 @@ public final class DeviceSimulator: Service, Sendable {
             )
         case .correlationID:
             guard let topic = ack.responseTopic,
-                let id = AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField)
+                let id = correlationID ?? AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField)
             else { return }
             _ = document.set(.string(id), at: ack.idField.components[...])
             try? await client.publish(topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce)

@@ -56,6 +56,21 @@ struct BrokerOverride: ParsableArguments {
     }
 }
 
+/// Overrides of the configuration's Modbus listener, for containers and quick tests (several
+/// bridges on one machine, each on its own port).
+struct ModbusOverride: ParsableArguments {
+    @Option(help: "Listen on this address instead of the configuration's modbus.host (e.g. 127.0.0.1).")
+    var modbusHost: String?
+
+    @Option(help: "Listen on this TCP port instead of the configuration's modbus.port.")
+    var modbusPort: Int?
+
+    func apply(to configuration: inout BridgeConfiguration) {
+        if let modbusHost { configuration.modbus.host = modbusHost }
+        if let modbusPort { configuration.modbus.port = modbusPort }
+    }
+}
+
 /// Loads a configuration, or prints every error (file:line:column) and fails.
 func loadConfiguration(_ path: String) throws -> BridgeConfiguration {
     do {

@@ -17,6 +17,8 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var broker: BrokerOverride
 
+    @OptionGroup var modbus: ModbusOverride
+
     @Option(
         name: .customLong("status-listen"),
         help: ArgumentHelp(
@@ -32,6 +34,7 @@ struct Run: AsyncParsableCommand {
         logging.bootstrap()
         var configuration = try loadConfiguration(config)
         broker.apply(to: &configuration)
+        modbus.apply(to: &configuration)
         let logger = Logger(label: "bridge")
         // Before the bridge exists: its counters are created against the bootstrapped backend.
         let registry = statusListen.map { _ in PrometheusCollectorRegistry() }

@@ -177,11 +177,18 @@ struct ValidateCommandTests {
             \.path
         ).sorted()
         try #require(files.count >= 2, "found \(files)")
+        // The examples of ExamplesEndToEndTests must be among them (a renamed file fails here).
+        for name in ExamplesEndToEndTests.exampleFiles {
+            #expect(files.contains { $0.hasSuffix("/examples/configs/\(name)") }, "\(name) missing from \(files)")
+        }
         let result = try await runProgram(executable, ["validate"] + files)
         #expect(result.status == 0, "\(result.output)")
         for file in files {
             #expect(result.output.contains("\(file): OK"), "\(file):\n\(result.output)")
         }
+        // Examples are copied: each one gives every point a max_age or a device, and no other
+        // warning either.
+        #expect(!result.output.contains(": warning: "), "\(result.output)")
     }
 }
 
