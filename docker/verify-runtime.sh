@@ -120,11 +120,14 @@ cleanup() {
     # The program in the image is unshare's only child. It must be killed itself: the parent-death
     # signal that --kill-child sets is cleared when chroot --userspec or setpriv changes the
     # credentials, so killing unshare alone would leave it running (holding inherited files).
-    for pid in "${pids[@]}"; do
-        pkill -KILL -P "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
+    # Grouped with standard error discarded: bash's "Killed" notices for these jobs are expected.
+    {
+        for pid in "${pids[@]}"; do
+            pkill -KILL -P "$pid" || true
+            kill -KILL "$pid" || true
+        done
+        wait || true
+    } 2>/dev/null
     rm -rf "$work" "$rootfs/tmp/verify-run.yaml"
 }
 trap cleanup EXIT
