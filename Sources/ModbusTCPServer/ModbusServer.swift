@@ -45,6 +45,8 @@ public final class ModbusServer: Service, Sendable {
     private let state = Mutex<State>(.idle)
     /// Connections that were accepted but could not be set up (options, handlers).
     private let setupFailures: Counter
+    private let refusedConnections: Counter
+    private let evictedConnections: Counter
     /// Fault injection for tests; empty in production.
     let testHooks = ModbusServerTestHooks()
 
@@ -68,6 +70,10 @@ public final class ModbusServer: Service, Sendable {
     ///     backend by default). Counter `modbus_server_connection_setup_failures_total`:
     ///     connections accepted but closed because their socket options or handlers could not
     ///     be set up (each one is also logged at error level with its peer).
+    ///     `modbus_server_connections_refused_total`: connections closed on arrival because
+    ///     ``ModbusServerConfiguration/maxConnections`` were open (policy `rejectNew`, or no idle
+    ///     one to close). `modbus_server_connections_evicted_total`: idle connections closed to
+    ///     make room for a new one (policy `closeOldestIdle`).
     public init(
         configuration: ModbusServerConfiguration,
         readHandler: ModbusReadHandler,
@@ -79,6 +85,8 @@ public final class ModbusServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.setupFailures = Counter(label: "modbus_server_connection_setup_failures_total", factory: metricsFactory)
+        self.refusedConnections = Counter(label: "modbus_server_connections_refused_total", factory: metricsFactory)
+        self.evictedConnections = Counter(label: "modbus_server_connections_evicted_total", factory: metricsFactory)
         self.group = eventLoopGroup
         self.logger = logger
         self.wireLogger = wireLogger
@@ -291,8 +299,10 @@ public final class ModbusServer: Service, Sendable {
                 "connection limit reached; closing the oldest idle connection",
                 metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"]
             )
+            evictedConnections.increment()
             victim.channel.close(promise: nil)
         case .rejected:
+            refusedConnections.increment()
             logger.warning(
                 "connection limit reached; refusing connection",
                 metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"]

@@ -160,6 +160,8 @@ struct ObservabilityTests {
                 #"bridge_write_ack_latency_seconds_count{mode="mqtt5"}"#: 2,  // the device answered twice
                 #"bridge_write_ack_latency_seconds_count{mode="state_echo"}"#: 0,
                 "modbus_server_connection_setup_failures_total": 0,
+                "modbus_server_connections_refused_total": 0,
+                "modbus_server_connections_evicted_total": 0,
             ]
             for (outcome, count) in [
                 "ok": 1.0, "exception_02": 1, "exception_04": 1, "exception_0A": 0, "exception_0B": 1,

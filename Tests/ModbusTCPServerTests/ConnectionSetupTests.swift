@@ -75,4 +75,41 @@ struct ConnectionSetupTests {
         }
         await server.stop()
     }
+
+    @Test("Connections refused at the limit and idle ones closed to make room are counted")
+    func limitIsCounted() async throws {
+        let store = TestStore()
+        for policy in [ModbusConnectionLimitPolicy.rejectNew, .closeOldestIdle] {
+            let metrics = TestMetrics()
+            var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: 0)
+            configuration.maxConnections = 1
+            configuration.connectionLimitPolicy = policy
+            let server = ModbusServer(
+                configuration: configuration,
+                readHandler: .sync { try store.read($0) },
+                metricsFactory: metrics
+            )
+            try await server.start()
+            do {
+                let port = try #require(server.port)
+                let first = try RawModbusClient(port: port)
+                _ = try await first.request(ModbusFrames.read(0x04, address: 1, count: 1))
+                let second = try RawModbusClient(port: port)
+                if policy == .rejectNew {
+                    #expect(await second.waitForClose(), "the newcomer is closed")
+                    #expect(try metrics.expectCounter("modbus_server_connections_refused_total").totalValue == 1)
+                    #expect(try metrics.expectCounter("modbus_server_connections_evicted_total").totalValue == 0)
+                } else {
+                    #expect(await first.waitForClose(), "the idle connection makes room")
+                    #expect(try await second.request(ModbusFrames.read(0x04, address: 2, count: 1)) == [0x04, 2, 0, 2])
+                    #expect(try metrics.expectCounter("modbus_server_connections_evicted_total").totalValue == 1)
+                    #expect(try metrics.expectCounter("modbus_server_connections_refused_total").totalValue == 0)
+                }
+            } catch {
+                await server.stop()
+                throw error
+            }
+            await server.stop()
+        }
+    }
 }
