@@ -38,7 +38,7 @@ struct Registers: ParsableCommand {
                         (
                             Int(point.address),
                             [
-                                unitText, Self.areaName(area),
+                                unitText, area.configurationName,
                                 "\(point.address)" + (point.bitPosition.map { ".\($0)" } ?? ""),
                                 area.modiconReference(point.address), "\(point.registerCount)", point.name,
                                 "\(point.type)", "\(point.byteOrder)", Self.number(point.scale),
@@ -58,7 +58,7 @@ struct Registers: ParsableCommand {
                             (
                                 Int(register.address),
                                 [
-                                    unitText, Self.areaName(area), "\(register.address)",
+                                    unitText, area.configurationName, "\(register.address)",
                                     area.modiconReference(register.address), "1", "\(point.name).\(kind)", kind, "", "",
                                     "", "read", "", "", "",
                                 ]
@@ -83,15 +83,6 @@ struct Registers: ParsableCommand {
         case .csv:
             print(header.map(Self.csvField).joined(separator: ","))
             for row in rows { print(row.map(Self.csvField).joined(separator: ",")) }
-        }
-    }
-
-    static func areaName(_ area: ModbusArea) -> String {
-        switch area {
-        case .coil: "coil"
-        case .discreteInput: "discrete_input"
-        case .holdingRegister: "holding_register"
-        case .inputRegister: "input_register"
         }
     }
 

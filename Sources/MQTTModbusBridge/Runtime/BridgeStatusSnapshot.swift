@@ -185,15 +185,3 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
-
-extension ModbusArea {
-    /// The area's name in the configuration file.
-    fileprivate var configurationName: String {
-        switch self {
-        case .coil: "coil"
-        case .discreteInput: "discrete_input"
-        case .inputRegister: "input_register"
-        case .holdingRegister: "holding_register"
-        }
-    }
-}

@@ -950,18 +950,6 @@ extension ConfigurationLoader {
     }
 }
 
-extension ModbusArea {
-    /// The name used in configuration files.
-    var configurationName: String {
-        switch self {
-        case .coil: "coil"
-        case .discreteInput: "discrete_input"
-        case .holdingRegister: "holding_register"
-        case .inputRegister: "input_register"
-        }
-    }
-}
-
 extension String {
     func leftPaddedTo2() -> String { count >= 2 ? self : String(repeating: "0", count: 2 - count) + self }
 }
