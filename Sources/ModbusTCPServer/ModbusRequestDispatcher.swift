@@ -1,6 +1,7 @@
 import Logging
 import ModbusCore
 import NIOCore
+import Synchronization
 
 /// Turns request frames into reply frames by calling the host's handlers.
 ///
@@ -12,8 +13,8 @@ struct ModbusRequestDispatcher: Sendable {
     let read: ModbusReadHandler
     let write: ModbusWriteHandler?
     let units: ModbusUnitFilter
-    let unknownUnitResponse: ModbusUnknownUnitResponse
     let identification: ModbusDeviceIdentificationResponder
+    let observer: ModbusRequestObserver?
     let logger: Logger
 
     /// What became of a request handled on the event loop.
@@ -36,27 +37,40 @@ struct ModbusRequestDispatcher: Sendable {
 
     /// Appends the reply frame for `frame` to `out`, unless a handler may suspend.
     func answerSynchronously(_ frame: ModbusTCPFrame, into out: inout ByteBuffer) -> Outcome {
-        if unknownUnitResponse == .noResponse, !units.serves(frame.unitID) { return .unanswered }
-        let function = frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) ?? 0
+        if !units.serves(frame.unitID), units.unknownUnitResponse == .noResponse {
+            observer?.observe(frame.unitID, functionCode(of: frame), .unanswered)
+            return .unanswered
+        }
+        let function = functionCode(of: frame)
         let plan: ModbusRequestPlan
         switch validate(frame) {
         case .failure(let code):
             writeFrame(frame, into: &out) { $0.writeModbusExceptionPDU(function: function, code: code) }
+            observer?.observe(frame.unitID, function, .exception(code))
             return .answered
         case .success(let request):
             plan = ModbusRequestPlan(request, unitID: frame.unitID)
         }
         guard canRunSynchronously(plan) else { return .suspend(plan) }
+        var outcome = ModbusRequestOutcome.ok
         writeFrame(frame, into: &out) { out in
             let pduStart = out.writerIndex
             do {
                 try runSynchronously(plan, into: &out)
             } catch {
                 out.moveWriterIndex(to: pduStart)
-                out.writeModbusExceptionPDU(function: function, code: exceptionCode(for: error, plan, frame))
+                let code = exceptionCode(for: error, plan, frame)
+                out.writeModbusExceptionPDU(function: function, code: code)
+                outcome = .exception(code)
             }
         }
+        observer?.observe(frame.unitID, function, outcome)
         return .answered
+    }
+
+    /// The function code byte of a request (0 for an empty PDU, which the assembler refuses).
+    private func functionCode(of frame: ModbusTCPFrame) -> UInt8 {
+        frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) ?? 0
     }
 
     /// The checks before any handler runs: unit filter (0B), served function code (01), then the
@@ -153,6 +167,7 @@ struct ModbusRequestDispatcher: Sendable {
         } catch {
             values = .failure(error)
         }
+        var outcome = ModbusRequestOutcome.ok
         writeFrame(frame, into: &out) { out in
             let pduStart = out.writerIndex
             do {
@@ -164,12 +179,12 @@ struct ModbusRequestDispatcher: Sendable {
                 }
             } catch {
                 out.moveWriterIndex(to: pduStart)
-                out.writeModbusExceptionPDU(
-                    function: plan.functionCode.rawValue,
-                    code: exceptionCode(for: error, plan, frame)
-                )
+                let code = exceptionCode(for: error, plan, frame)
+                out.writeModbusExceptionPDU(function: plan.functionCode.rawValue, code: code)
+                outcome = .exception(code)
             }
         }
+        observer?.observe(frame.unitID, plan.functionCode.rawValue, outcome)
         return out
     }
 
@@ -273,30 +288,74 @@ struct ModbusRequestDispatcher: Sendable {
 
 extension ModbusRequestDispatcher {
     /// The dispatcher of a server with `configuration`'s unit filter and device identity.
-    init(configuration: ModbusServerConfiguration, read: ModbusReadHandler, write: ModbusWriteHandler?, logger: Logger)
-    {
+    init(
+        configuration: ModbusServerConfiguration,
+        read: ModbusReadHandler,
+        write: ModbusWriteHandler?,
+        observer: ModbusRequestObserver? = nil,
+        logger: Logger
+    ) {
         self.init(
             read: read,
             write: write,
-            units: ModbusUnitFilter(configuration.unitIDs),
-            unknownUnitResponse: configuration.unknownUnitResponse,
+            units: ModbusUnitFilter(configuration.unitIDs, unknownUnitResponse: configuration.unknownUnitResponse),
             identification: ModbusDeviceIdentificationResponder(configuration.deviceIdentification),
+            observer: observer,
             logger: logger
         )
     }
 }
 
-/// Which unit ids a server answers; a 256-bit set so the check costs nothing per request.
-struct ModbusUnitFilter: Sendable {
-    private var words: (UInt64, UInt64, UInt64, UInt64)
+/// Which unit ids a server answers, and how it treats the others: a 256-bit set in atomics, so
+/// the check costs a load per request and a host can change the set while connections are open
+/// (``ModbusServer/setUnits(_:unknownUnitResponse:)``).
+final class ModbusUnitFilter: Sendable {
+    private let word0: Atomic<UInt64>
+    private let word1: Atomic<UInt64>
+    private let word2: Atomic<UInt64>
+    private let word3: Atomic<UInt64>
+    private let silentForUnknown: Atomic<Bool>
 
     /// `nil` serves every unit id, including 0 and 0xFF.
-    init(_ units: Set<UInt8>?) {
-        guard let units else {
-            words = (.max, .max, .max, .max)
-            return
+    init(_ units: Set<UInt8>?, unknownUnitResponse: ModbusUnknownUnitResponse = .exception) {
+        let words = Self.words(units)
+        word0 = Atomic(words.0)
+        word1 = Atomic(words.1)
+        word2 = Atomic(words.2)
+        word3 = Atomic(words.3)
+        silentForUnknown = Atomic(unknownUnitResponse == .noResponse)
+    }
+
+    /// Replaces the set. A request being answered while this runs sees the old set or the new
+    /// one for its unit.
+    func replace(with units: Set<UInt8>?, unknownUnitResponse: ModbusUnknownUnitResponse) {
+        let words = Self.words(units)
+        word0.store(words.0, ordering: .relaxed)
+        word1.store(words.1, ordering: .relaxed)
+        word2.store(words.2, ordering: .relaxed)
+        word3.store(words.3, ordering: .relaxed)
+        silentForUnknown.store(unknownUnitResponse == .noResponse, ordering: .relaxed)
+    }
+
+    /// How a unit outside the set is answered now.
+    var unknownUnitResponse: ModbusUnknownUnitResponse {
+        silentForUnknown.load(ordering: .relaxed) ? .noResponse : .exception
+    }
+
+    func serves(_ unit: UInt8) -> Bool {
+        let word: UInt64
+        switch unit >> 6 {
+        case 0: word = word0.load(ordering: .relaxed)
+        case 1: word = word1.load(ordering: .relaxed)
+        case 2: word = word2.load(ordering: .relaxed)
+        default: word = word3.load(ordering: .relaxed)
         }
-        words = (0, 0, 0, 0)
+        return word & (UInt64(1) << UInt64(unit & 63)) != 0
+    }
+
+    private static func words(_ units: Set<UInt8>?) -> (UInt64, UInt64, UInt64, UInt64) {
+        guard let units else { return (.max, .max, .max, .max) }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         for unit in units {
             let bit = UInt64(1) << UInt64(unit & 63)
             switch unit >> 6 {
@@ -306,16 +365,6 @@ struct ModbusUnitFilter: Sendable {
             default: words.3 |= bit
             }
         }
-    }
-
-    func serves(_ unit: UInt8) -> Bool {
-        let word: UInt64
-        switch unit >> 6 {
-        case 0: word = words.0
-        case 1: word = words.1
-        case 2: word = words.2
-        default: word = words.3
-        }
-        return word & (UInt64(1) << UInt64(unit & 63)) != 0
+        return words
     }
 }

@@ -66,6 +66,8 @@ public final class ModbusServer: Service, Sendable {
     ///   - eventLoopGroup: where connections are served; NIO's shared group by default.
     ///   - logger: connection and handler events (label `modbus.server` by default).
     ///   - wireLogger: the hex of every frame in and out, at debug level (label `modbus.wire`).
+    ///   - requestObserver: sees every request once, with its outcome, including those the
+    ///     server answers itself (01, 02, 03, 0B, diagnostics, device identification).
     ///   - metricsFactory: where the server's metrics go (swift-metrics; the bootstrapped
     ///     backend by default). Counter `modbus_server_connection_setup_failures_total`:
     ///     connections accepted but closed because their socket options or handlers could not
@@ -81,6 +83,7 @@ public final class ModbusServer: Service, Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "modbus.server"),
         wireLogger: Logger = Logger(label: "modbus.wire"),
+        requestObserver: ModbusRequestObserver? = nil,
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
         self.configuration = configuration
@@ -94,6 +97,7 @@ public final class ModbusServer: Service, Sendable {
             configuration: configuration,
             read: readHandler,
             write: writeHandler,
+            observer: requestObserver,
             logger: logger
         )
     }
@@ -115,6 +119,19 @@ public final class ModbusServer: Service, Sendable {
             writeHandler: onWrite.map { .async($0) },
             logger: logger
         )
+    }
+
+    // MARK: Units
+
+    /// Changes which unit ids the server answers, and how it answers the others, at once and
+    /// for the connections already open (a host reloading its configuration). ``configuration``
+    /// keeps the values the server was created with.
+    ///
+    /// - Parameters:
+    ///   - unitIDs: the units to answer; `nil` answers every unit id.
+    ///   - unknownUnitResponse: how a request for any other unit is answered.
+    public func setUnits(_ unitIDs: Set<UInt8>?, unknownUnitResponse: ModbusUnknownUnitResponse) {
+        dispatcher.units.replace(with: unitIDs, unknownUnitResponse: unknownUnitResponse)
     }
 
     // MARK: Status

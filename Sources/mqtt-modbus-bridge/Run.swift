@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// `run`: the bridge service.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the bridge until SIGINT or SIGTERM (graceful shutdown)."
+        abstract: "Run the bridge until SIGINT or SIGTERM (graceful shutdown); SIGHUP reloads the configuration file."
     )
 
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
@@ -46,7 +46,19 @@ struct Run: AsyncParsableCommand {
             MetricsSystem.bootstrap(factory)
         }
         let bridge = try MQTTModbusBridgeService(configuration: configuration, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: bridge)]
+        let (broker, modbus) = (self.broker, self.modbus)
+        let reloader = ReloadOnHangup(
+            path: config,
+            overrides: { configuration in
+                broker.apply(to: &configuration)
+                modbus.apply(to: &configuration)
+            },
+            bridge: bridge,
+            logger: logger.component("reload")
+        )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: bridge), .init(service: reloader),
+        ]
         if let statusListen {
             let endpoint = StatusEndpoint(
                 host: statusListen.host,

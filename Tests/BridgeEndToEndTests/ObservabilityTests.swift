@@ -137,6 +137,15 @@ struct ObservabilityTests {
             try await harness.publish(first.topic, #"{"ok": true}"#, retain: false)
             // A write to a read-only point is refused before anything is published: 02.
             #expect(try await modbus.write(.holdingRegister, 0, [9], single: true) == .exception(.illegalDataAddress))
+            // Answered by the Modbus server itself, before any handler: a unit that is not
+            // configured (0B), counted under unit "other".
+            #expect(
+                try await modbus.read(.holdingRegister, 0, unit: 9) == .exception(.gatewayTargetDeviceFailedToRespond)
+            )
+            #expect(
+                try await modbus.write(.holdingRegister, 0, [1], single: true, unit: 200)
+                    == .exception(.gatewayTargetDeviceFailedToRespond)
+            )
 
             var expected: [String: Double] = [
                 "bridge_mqtt_messages_received_total": 9,  // 3 states, 6 acknowledgements
@@ -173,6 +182,10 @@ struct ObservabilityTests {
                 (6, "ok", 1), (6, "exception_04", 1), (6, "exception_0B", 1), (6, "exception_02", 1),
                 (16, "ok", 0), (1, "ok", 0),
             ]
+            expected[#"bridge_modbus_requests_total{function="3",unit="other",outcome="exception_0B"}"#] = 1
+            expected[#"bridge_modbus_requests_total{function="6",unit="other",outcome="exception_0B"}"#] = 1
+            expected[#"bridge_modbus_requests_total{function="other",unit="1",outcome="exception_01"}"#] = 0
+            expected[#"bridge_modbus_requests_total{function="8",unit="1",outcome="ok"}"#] = 0
             for request in requests {
                 expected[
                     #"bridge_modbus_requests_total{function="\#(request.function)",unit="1",outcome="\#(request.outcome)"}"#

@@ -36,7 +36,6 @@ struct MessageHandlingTests {
         let index = try #require(bridge.map.index(of: "level"))
         let point = bridge.map.points[index]
         let (_, promise) = bridge.tracker.registerEcho(
-            point: index,
             of: point,
             value: .integer(42),
             settings: try #require(point.command).ack
@@ -44,7 +43,6 @@ struct MessageHandlingTests {
         bridge.handle(Self.message("t/level", "42", retain: true))
         #expect(await promise.outcome(timeout: .milliseconds(100)) == .timedOut, "a retained 42 is old news")
         let (_, live) = bridge.tracker.registerEcho(
-            point: index,
             of: point,
             value: .integer(42),
             settings: try #require(point.command).ack

@@ -87,7 +87,8 @@ final class AckTracker: Sendable {
 
     private struct State {
         var byKey: [Key: AckPromise] = [:]
-        var echoes: [Int: [EchoExpectation]] = [:]
+        /// Keyed by point name, which a reload does not change (an index can).
+        var echoes: [String: [EchoExpectation]] = [:]
         var nextEchoID = 0
         /// Ended writes: whether each was answered; ``endedOrder`` is the ring that bounds it.
         var ended: [Key: Bool] = [:]
@@ -140,7 +141,6 @@ final class AckTracker: Sendable {
     }
 
     func registerEcho(
-        point index: Int,
         of point: PointConfiguration,
         value: PointValue,
         settings: AckSettings
@@ -148,7 +148,7 @@ final class AckTracker: Sendable {
         let promise = AckPromise(settings: settings)
         let id = state.withLock { state in
             state.nextEchoID += 1
-            state.echoes[index, default: []].append(
+            state.echoes[point.name, default: []].append(
                 EchoExpectation(id: state.nextEchoID, value: value, point: point, promise: promise)
             )
             return state.nextEchoID
@@ -156,16 +156,20 @@ final class AckTracker: Sendable {
         return (id, promise)
     }
 
-    func removeEcho(point: Int, id: Int) {
-        state.withLock { state in state.echoes[point]?.removeAll { $0.id == id } }
+    func removeEcho(point: String, id: Int) {
+        state.withLock { state in
+            state.echoes[point]?.removeAll { $0.id == id }
+            if state.echoes[point]?.isEmpty == true { state.echoes[point] = nil }
+        }
     }
 
     /// A new state value of `point`: acknowledges every echo write it matches.
-    func offerState(point: Int, value: PointValue) {
+    func offerState(point: String, value: PointValue) {
         let matched = state.withLock { state -> [AckPromise] in
-            guard let waiting = state.echoes[point], !waiting.isEmpty else { return [] }
+            // Most messages arrive with no echo write waiting: no hashing of the name then.
+            guard !state.echoes.isEmpty, let waiting = state.echoes[point], !waiting.isEmpty else { return [] }
             let (hits, rest) = waiting.partitioned { $0.point.stateEchoConfirms(reported: value, written: $0.value) }
-            state.echoes[point] = rest
+            state.echoes[point] = rest.isEmpty ? nil : rest
             return hits.map(\.promise)
         }
         for promise in matched { promise.fulfil(.acknowledged) }

@@ -1,6 +1,7 @@
 import MQTTModbusBridgeConfiguration
 import Metrics
 import ModbusCore
+import ModbusTCPServer
 import Synchronization
 
 /// The bridge's metrics, reported through swift-metrics (a no-op unless the program bootstraps a
@@ -47,8 +48,6 @@ final class BridgeMetrics: Sendable {
     let pointsMissing: Gauge
     /// Modbus writes waiting for acknowledgements.
     let writesInFlight: Gauge
-    /// Modbus requests that reached the bridge's handlers, by function code, unit and outcome.
-    let requests: RequestCounters
 
     private let writesOK: Counter
     private let writeFailures: [UInt8: Counter]
@@ -62,7 +61,10 @@ final class BridgeMetrics: Sendable {
     /// Exception codes the bridge answers itself (design.md §3.7); any other is `exception_other`.
     static let exceptionCodes: [UInt8] = [0x01, 0x02, 0x03, 0x04, 0x06, 0x0A, 0x0B]
 
-    init(units: [UInt8], factory: any MetricsFactory = MetricsSystem.factory) {
+    private let factory: any MetricsFactory
+
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
         func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
             Counter(label: label, dimensions: dimensions, factory: factory)
         }
@@ -87,7 +89,6 @@ final class BridgeMetrics: Sendable {
         pointsStale = gauge("bridge_points_stale")
         pointsMissing = gauge("bridge_points_missing")
         writesInFlight = gauge("bridge_writes_in_flight")
-        requests = RequestCounters(units: units, factory: factory)
         writesOK = counter("bridge_modbus_writes_total", [("outcome", "ok")])
         writeFailures = Dictionary(
             uniqueKeysWithValues: Self.exceptionCodes.map {
@@ -162,47 +163,61 @@ final class BridgeMetrics: Sendable {
         }
     }
 
-    /// `bridge_modbus_requests_total{function, unit, outcome}`, every series made up front: the
-    /// read handler runs on the event loop for every request, so counting one must be an index
-    /// into an array and an atomic add, never a dictionary lookup under a lock or a new series.
-    ///
-    /// The set is bounded: the 10 function codes that reach the bridge's handlers × the
-    /// configured units × 9 outcomes (`ok`, the 7 exception codes the bridge answers,
-    /// `exception_other`).
-    final class RequestCounters: Sendable {
-        /// Function codes whose requests reach the handlers (design.md §3.5).
-        static let functions: [UInt8] = [1, 2, 3, 4, 5, 6, 15, 16, 22, 23]
-        private static let outcomeCount = 2 + BridgeMetrics.exceptionCodes.count
+    /// The request counters of a topic map with `units` (made again by a reload that changes
+    /// the units; swift-metrics hands back the same series for the same labels).
+    func requestCounters(units: [UInt8]) -> RequestCounters {
+        RequestCounters(units: units, factory: factory)
+    }
 
-        /// Function code → its index in ``functions``, or -1.
-        private let functionIndex: [Int8]
+    /// `bridge_modbus_requests_total{function, unit, outcome}`: every request the Modbus server
+    /// took, counted by its ``ModbusTCPServer/ModbusRequestObserver``, so that those it answers
+    /// itself (0B for an unknown unit, 01 for an unserved function code, 02 and 03 for a
+    /// malformed request, diagnostics, device identification) count as well as those the
+    /// cache and the write path answer. Every series is made up front: counting one is an
+    /// index into an array and an atomic add, never a dictionary lookup under a lock.
+    ///
+    /// The set is bounded: 12 function codes and `other` × the configured units (aliases
+    /// included) and `other` × 10 outcomes (`ok`, the 7 exception codes the bridge answers,
+    /// `exception_other`, `no_response`).
+    final class RequestCounters: Sendable {
+        /// Function codes the server serves (design.md §3.5); any other is `other`.
+        static let functions: [UInt8] = [1, 2, 3, 4, 5, 6, 8, 15, 16, 22, 23, 43]
+        private static let functionCount = functions.count + 1
+        private static let outcomeCount = 3 + BridgeMetrics.exceptionCodes.count
+        private static let exceptionOther = outcomeCount - 2
+        private static let noResponse = outcomeCount - 1
+
+        /// Function code → its index in ``functions``, or the index of `other`.
+        private let functionIndex: [UInt8]
         /// Exception code → its outcome index (1…), or the index of `exception_other`.
-        private let outcomeIndex: [Int8]
-        /// Unit id → its index among the configured units, or -1.
-        private let unitIndex: [Int16]
+        private let outcomeIndex: [UInt8]
+        /// Unit id → its index among the configured units, or the index of `other`.
+        private let unitIndex: [UInt16]
         private let counters: [Counter]
 
         init(units: [UInt8], factory: any MetricsFactory) {
-            var functionIndex = [Int8](repeating: -1, count: 256)
-            for (index, code) in Self.functions.enumerated() { functionIndex[Int(code)] = Int8(index) }
-            var outcomeIndex = [Int8](repeating: Int8(Self.outcomeCount - 1), count: 256)
-            for (index, code) in BridgeMetrics.exceptionCodes.enumerated() { outcomeIndex[Int(code)] = Int8(index + 1) }
-            var unitIndex = [Int16](repeating: -1, count: 256)
+            var functionIndex = [UInt8](repeating: UInt8(Self.functions.count), count: 256)
+            for (index, code) in Self.functions.enumerated() { functionIndex[Int(code)] = UInt8(index) }
+            var outcomeIndex = [UInt8](repeating: UInt8(Self.exceptionOther), count: 256)
+            for (index, code) in BridgeMetrics.exceptionCodes.enumerated() {
+                outcomeIndex[Int(code)] = UInt8(index + 1)
+            }
             let units = Array(Set(units)).sorted()
-            for (index, unit) in units.enumerated() { unitIndex[Int(unit)] = Int16(index) }
+            var unitIndex = [UInt16](repeating: UInt16(units.count), count: 256)
+            for (index, unit) in units.enumerated() { unitIndex[Int(unit)] = UInt16(index) }
             let outcomes =
                 ["ok"] + BridgeMetrics.exceptionCodes.map { "exception_\(BridgeMetrics.hex($0))" } + [
-                    "exception_other"
+                    "exception_other", "no_response",
                 ]
             var counters: [Counter] = []
-            counters.reserveCapacity(units.count * Self.functions.count * outcomes.count)
-            for unit in units {
-                for function in Self.functions {
+            counters.reserveCapacity((units.count + 1) * Self.functionCount * outcomes.count)
+            for unit in units.map({ "\($0)" }) + ["other"] {
+                for function in Self.functions.map({ "\($0)" }) + ["other"] {
                     for outcome in outcomes {
                         counters.append(
                             Counter(
                                 label: "bridge_modbus_requests_total",
-                                dimensions: [("function", "\(function)"), ("unit", "\(unit)"), ("outcome", outcome)],
+                                dimensions: [("function", function), ("unit", unit), ("outcome", outcome)],
                                 factory: factory
                             )
                         )
@@ -215,15 +230,17 @@ final class BridgeMetrics: Sendable {
             self.counters = counters
         }
 
-        /// Counts one request of `function` to `unit` answered normally (`exception` `nil`) or
-        /// with `exception`. A unit or function outside the sets is not counted (the server
-        /// answers those before any handler runs).
-        func count(function: UInt8, unit: UInt8, exception: UInt8?) {
-            let unit = Int(unitIndex[Int(unit)])
-            let function = Int(functionIndex[Int(function)])
-            guard unit >= 0, function >= 0 else { return }
-            let outcome = exception.map { Int(outcomeIndex[Int($0)]) } ?? 0
-            counters[(unit * Self.functions.count + function) * Self.outcomeCount + outcome].increment()
+        /// Counts one request as the server observed it.
+        func count(_ request: ModbusObservedRequest) {
+            let outcome: Int
+            switch request.outcome {
+            case .ok: outcome = 0
+            case .exception(let code): outcome = Int(outcomeIndex[Int(code.rawValue)])
+            case .unanswered: outcome = Self.noResponse
+            }
+            let unit = Int(unitIndex[Int(request.unitID)])
+            let function = Int(functionIndex[Int(request.functionCode)])
+            counters[(unit * Self.functionCount + function) * Self.outcomeCount + outcome].increment()
         }
     }
 }

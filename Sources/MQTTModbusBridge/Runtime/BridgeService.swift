@@ -16,12 +16,14 @@ import Synchronization
 /// answer 0A) while the MQTT connection is being established; a broker that is down at start is
 /// retried with backoff, as after any later loss of the connection.
 public final class MQTTModbusBridgeService: Service, Sendable {
-    /// The configuration the bridge runs.
-    public let configuration: BridgeConfiguration
+    /// The configuration the bridge runs (the last one a reload put in force).
+    public var configuration: BridgeConfiguration { topics.current.configuration }
 
-    let map: RegisterMap
-    let cache: PointCache
-    let routes: MessageRoutes
+    /// The topic map in force: replaced whole by ``reload(_:)``.
+    let topics: TopicMapHolder
+    var map: RegisterMap { topics.current.map }
+    var cache: PointCache { topics.current.cache }
+    var routes: MessageRoutes { topics.current.routes }
     let client: MQTTClient
     let server: ModbusServer
     /// Commands and their acknowledgements; the server's write handler captures it.
@@ -29,10 +31,21 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let state = Mutex(State())
+    /// Held while a message is handled, and while a reload moves the values to its new cache:
+    /// a message never lands in a cache that is being replaced.
+    private let ingest = Mutex(0)
 
     private struct State {
+        /// A reload is being applied; another one is refused meanwhile.
+        var reloading = false
+        /// Filters a reload added that have no SUBACK yet (in flight, or failed and waiting for
+        /// a retry): the bridge is not ready while there are any.
+        var reloadSubscriptions: [MessageRoutes.Subscription] = []
+        var reloadSubscriptionsInFlight = 0
+        /// Filters a reload dropped whose UNSUBSCRIBE failed (the broker was away).
+        var reloadUnsubscriptions: [String] = []
         /// Undecodable payloads per point, to log the first and then every 100th.
-        var decodeFailures: [Int: Int] = [:]
+        var decodeFailures: [String: Int] = [:]
         /// Availability payloads that were neither an online nor an offline word.
         var availabilityFailures = 0
         var totalDecodeFailures: Int { decodeFailures.values.reduce(0, +) + availabilityFailures }
@@ -56,25 +69,16 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         logger: Logger = Logger(label: "bridge"),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
-        self.configuration = configuration
         self.logger = logger
-        self.map = RegisterMap(configuration)
-        self.cache = PointCache(map: map)
-        self.routes = MessageRoutes(map: map)
-        self.metrics = BridgeMetrics(units: Array(configuration.unitIDs), factory: metricsFactory)
+        let metrics = BridgeMetrics(factory: metricsFactory)
+        self.metrics = metrics
+        let topics = TopicMapHolder(BridgeTopicMap(configuration, metrics: metrics))
+        self.topics = topics
         self.client = try MQTTClient(
             configuration: try MQTTConfiguration(bridgeBroker: configuration.broker),
             logger: logger.component("mqtt")
         )
-        let writes = BridgeWritePath(
-            map: map,
-            cache: cache,
-            routes: routes,
-            client: client,
-            maxWritesInFlight: configuration.modbus.maxWritesInFlight,
-            metrics: metrics,
-            logger: logger
-        )
+        let writes = BridgeWritePath(topics: topics, client: client, metrics: metrics, logger: logger)
         self.writes = writes
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
@@ -87,37 +91,25 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.maxQueuedRequestsPerConnection = configuration.modbus.maxQueuedRequestsPerConnection
         listener.shutdownGracePeriod = configuration.modbus.shutdownGracePeriod
         listener.deviceIdentification = configuration.modbus.deviceIdentification
-        let cache = self.cache
-        let requests = metrics.requests
         self.server = ModbusServer(
             configuration: listener,
             readHandler: .syncInPlace { request, values in
-                do {
-                    try cache.read(
+                try topics.withCurrent { topics in
+                    try topics.cache.read(
                         unit: request.unitID,
                         area: request.area,
                         address: request.address,
                         count: request.count,
                         into: &values
                     )
-                } catch {
-                    // The server answers any other error 04.
-                    let code = (error as? ModbusException)?.code ?? .serverDeviceFailure
-                    requests.count(
-                        function: request.functionCode.rawValue,
-                        unit: request.unitID,
-                        exception: code.rawValue
-                    )
-                    throw error
-                }
-                // FC22 reads, then writes: the write handler counts it. (FC23 writes first, and
-                // its write handler leaves a successful one to be counted here.)
-                if request.functionCode != .maskWriteRegister {
-                    requests.count(function: request.functionCode.rawValue, unit: request.unitID, exception: nil)
                 }
             },
             writeHandler: .async { request in try await writes.write(request) },
             logger: logger.component("modbus"),
+            // Every request once, those the server answers itself included (0B, 01, 02, 03).
+            requestObserver: ModbusRequestObserver { request in
+                topics.withCurrent { topics in topics.requests.count(request) }
+            },
             metricsFactory: metricsFactory
         )
     }
@@ -147,11 +139,15 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// acknowledged on this connection, Modbus listener up (see ``BridgeReadiness``).
     public var readiness: BridgeReadiness {
         let connected = client.state == .connected
+        let configured = routes.subscriptions.count
+        // The client subscribes to nothing but the routes' filters; a reload's new filters
+        // count as pending until their own SUBACK, whatever the client's count says.
+        let reloadPending = state.withLock { $0.reloadSubscriptions.count }
         return BridgeReadiness(
             brokerConnected: connected,
-            subscriptionsConfigured: routes.subscriptions.count,
-            // The client subscribes to nothing but the routes' filters.
-            subscriptionsAcknowledged: connected ? client.subscriptionCounts.acknowledged : 0,
+            subscriptionsConfigured: configured,
+            subscriptionsAcknowledged: connected
+                ? min(client.subscriptionCounts.acknowledged, configured - reloadPending) : 0,
             modbusListening: server.isRunning
         )
     }
@@ -196,6 +192,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             group.addTask { await self.connectAndSubscribe() }
             group.addTask {
                 await self.sampleMetrics()
+                return .ended
+            }
+            group.addTask {
+                await self.retryReloadSubscriptions()
                 return .ended
             }
             // Returns on graceful shutdown; throws when the task is cancelled. Either way: stop.
@@ -364,13 +364,111 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                         metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"]
                     )
                     // The values no longer follow the plant: reads answer each point's policy.
-                    cache.invalidateAll()
+                    ingest.withLock { _ in cache.invalidateAll() }
                     writes.failAll(.brokerUnavailable(reason: "the broker connection was lost"))
                 }
                 wasConnected = false
             case .connecting:
                 break
             }
+        }
+    }
+
+    // MARK: Reload
+
+    /// Puts a new configuration in force without closing a Modbus connection: new, changed and
+    /// removed points, units and devices take effect at once; new filters are subscribed and
+    /// dropped ones unsubscribed. Unchanged points keep their values; a point whose scale, type
+    /// or address changed keeps its value, re-encoded; a point whose topic or payload format
+    /// changed reads as missing until its next message (its filter is subscribed again, so a
+    /// retained one comes at once). The Modbus listener's and the broker connection's settings
+    /// apply only at start: a configuration that changes them is refused whole.
+    ///
+    /// A write in flight finishes against the map it started with and records its outcome in
+    /// the new one, for its point if that is unchanged.
+    ///
+    /// - Returns: what changed, once the new map is in force and its subscriptions were sent
+    ///   (``readiness`` is not ready until each has its SUBACK; one that fails is retried).
+    /// - Throws: ``ReloadRefusal`` naming every setting that cannot change while running; the
+    ///   running configuration stays in force.
+    public func reload(_ configuration: BridgeConfiguration) async throws(ReloadRefusal) -> ReloadSummary {
+        let started = state.withLock { state in
+            if state.reloading { return false }
+            state.reloading = true
+            return true
+        }
+        guard started else { throw ReloadRefusal(reasons: ["another reload is being applied; send it again"]) }
+        defer { state.withLock { $0.reloading = false } }
+
+        let old = topics.current
+        let new = BridgeTopicMap(configuration, metrics: metrics)
+        let plan = ReloadPlan(from: old, to: new)
+        guard plan.refusals.isEmpty else { throw ReloadRefusal(reasons: plan.refusals) }
+        ingest.withLock { _ in
+            new.cache.carry(from: old.cache, points: plan.points, devices: plan.devices)
+            topics.replace(with: new)
+        }
+        // Units added answer from now on; units removed are answered as any unknown unit.
+        server.setUnits(
+            configuration.unitIDs,
+            unknownUnitResponse: configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
+        )
+        state.withLock { state in
+            // What an earlier reload still waits for, unless this one dropped it.
+            let wanted = Set(new.routes.subscriptions.map(\.topic))
+            state.reloadSubscriptions = state.reloadSubscriptions.filter { wanted.contains($0.topic) }
+            let pending = Set(state.reloadSubscriptions.map(\.topic))
+            state.reloadSubscriptions += plan.subscribe.filter { !pending.contains($0.topic) }
+            state.reloadUnsubscriptions =
+                state.reloadUnsubscriptions.filter { !wanted.contains($0) } + plan.unsubscribe
+        }
+        metrics.record(readiness)
+        await applyReloadSubscriptions()
+        logger.notice(
+            "configuration reloaded",
+            metadata: ["changes": "\(plan.summary)", "points": "\(new.map.points.count)"]
+        )
+        return plan.summary
+    }
+
+    /// Sends the UNSUBSCRIBEs and SUBSCRIBEs reloads left to do; what fails stays to do.
+    private func applyReloadSubscriptions() async {
+        guard client.state == .connected else { return }
+        let (subscriptions, unsubscriptions) = state.withLock { state in
+            state.reloadSubscriptionsInFlight += 1
+            return (state.reloadSubscriptions, state.reloadUnsubscriptions)
+        }
+        defer { state.withLock { $0.reloadSubscriptionsInFlight -= 1 } }
+        var failedUnsubscriptions: [String] = []
+        for filter in unsubscriptions {
+            do {
+                try await client.unsubscribe(filter)
+            } catch {
+                failedUnsubscriptions.append(filter)
+            }
+        }
+        let failed = Set(await subscribe(subscriptions).map(\.topic))
+        state.withLock { state in
+            let sent = Set(subscriptions.map(\.topic))
+            state.reloadSubscriptions.removeAll { sent.contains($0.topic) && !failed.contains($0.topic) }
+            let tried = Set(unsubscriptions)
+            state.reloadUnsubscriptions.removeAll { tried.contains($0) && !failedUnsubscriptions.contains($0) }
+        }
+        metrics.record(readiness)
+    }
+
+    /// Retries, every few seconds while connected, what a reload could not subscribe or
+    /// unsubscribe (the broker was away, or refused a filter).
+    private func retryReloadSubscriptions() async {
+        while true {
+            do { try await Task.sleep(for: .seconds(2)) } catch { return }
+            let (waiting, busy) = state.withLock { state in
+                (
+                    !state.reloadSubscriptions.isEmpty || !state.reloadUnsubscriptions.isEmpty,
+                    state.reloading || state.reloadSubscriptionsInFlight > 0
+                )
+            }
+            if waiting && !busy { await applyReloadSubscriptions() }
         }
     }
 
@@ -385,7 +483,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         var dropped = 0
         while true {
             metrics.record(readiness)
-            let (stale, missing) = cache.freshnessCounts()
+            let (stale, missing) = topics.current.cache.freshnessCounts()
             metrics.pointsStale.record(stale)
             metrics.pointsMissing.record(missing)
             metrics.modbusConnectionsOpen.record(server.activeConnections)
@@ -407,17 +505,22 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Routes one message: ack topics resolve waiting writes; state topics update the cache.
     func handle(_ message: MQTTMessage) {
         metrics.messagesReceived.increment()
-        if let devices = routes.availabilityTopics[message.topic] {
-            for device in devices { updateAvailability(device, from: message) }
-        }
-        writes.acknowledge(message)
-        for index in routes.points(forStateTopic: message.topic) {
-            updatePoint(index, from: message)
+        ingest.withLock { _ in
+            let topics = self.topics.current
+            let routes = topics.routes
+            if let devices = routes.availabilityTopics[message.topic] {
+                for device in devices { updateAvailability(device, from: message, topics) }
+            }
+            writes.acknowledge(message, routes: routes)
+            for index in routes.points(forStateTopic: message.topic) {
+                updatePoint(index, from: message, topics)
+            }
         }
     }
 
-    private func updateAvailability(_ index: Int, from message: MQTTMessage) {
-        let device = map.devices[index]
+    private func updateAvailability(_ index: Int, from message: MQTTMessage, _ topics: BridgeTopicMap) {
+        let cache = topics.cache
+        let device = topics.map.devices[index]
         guard let settings = device.availability else { return }
         guard let online = settings.isOnline(payload: message.payload) else {
             metrics.decodeFailures.increment()
@@ -441,7 +544,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
     }
 
-    private func updatePoint(_ index: Int, from message: MQTTMessage) {
+    private func updatePoint(_ index: Int, from message: MQTTMessage, _ topics: BridgeTopicMap) {
+        let cache = topics.cache
+        let map = topics.map
         let point = map.points[index]
         do {
             let value = try PayloadDecoder(point: point).decode(message.payload)
@@ -450,7 +555,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metrics.messagesDecoded.increment()
             // A retained state is what the device said at some time before, not an answer to a
             // command: it must not confirm a state_echo write (a device dead for days would).
-            if !message.retain { writes.offerState(point: index, value: value) }
+            if !message.retain { writes.offerState(point: point.name, value: value) }
         } catch {
             // A message came, so the device is not silent, even if this one was not usable.
             if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
@@ -458,8 +563,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             // Every failure is counted; the log names the first and then every 100th per point,
             // so a misconfigured device cannot flood it.
             let failures = state.withLock { state in
-                state.decodeFailures[index, default: 0] += 1
-                return state.decodeFailures[index]!
+                state.decodeFailures[point.name, default: 0] += 1
+                return state.decodeFailures[point.name]!
             }
             guard failures % 100 == 1 else { return }
             logger.warning(

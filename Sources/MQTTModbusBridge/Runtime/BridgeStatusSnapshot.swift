@@ -101,6 +101,10 @@ extension MQTTModbusBridgeService {
         let now = PointCache.now()
         let writes = self.writes.lastWrites.all
         let clock = ContinuousClock.now
+        let topics = self.topics.current
+        let configuration = topics.configuration
+        let map = topics.map
+        let cache = topics.cache
         let points = map.points.indices.map { index -> BridgeStatusSnapshot.PointStatus in
             let point = map.points[index]
             let cached = cache.status(of: index, at: now)
@@ -119,7 +123,7 @@ extension MQTTModbusBridgeService {
                 registers: cached.registers,
                 ageSeconds: cached.age.map(\.seconds),
                 freshness: cached.freshness,
-                lastWrite: writes[index].map { Self.writeStatus($0, now: clock) }
+                lastWrite: writes[point.name].map { Self.writeStatus($0, now: clock) }
             )
         }
         return BridgeStatusSnapshot(

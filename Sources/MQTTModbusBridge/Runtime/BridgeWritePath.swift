@@ -25,32 +25,18 @@ final class BridgeWritePath: Sendable {
     /// Each point's last write and its outcome (the status page shows them).
     let lastWrites = LastWriteLog()
     private let state = Mutex(State())
-    private let map: RegisterMap
-    private let cache: PointCache
-    private let routes: MessageRoutes
-    private let planner: WritePlanner
+    /// The topic map in force; a write works on the one it started with, then records its
+    /// outcome in the one in force when it ends (a reload may have come in between).
+    private let topics: TopicMapHolder
     private let client: MQTTClient
-    private let maxWritesInFlight: Int
     /// Tells this instance's correlation ids from those of an earlier run or another bridge.
     private let instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
     private let metrics: BridgeMetrics
     private let logger: Logger
 
-    init(
-        map: RegisterMap,
-        cache: PointCache,
-        routes: MessageRoutes,
-        client: MQTTClient,
-        maxWritesInFlight: Int,
-        metrics: BridgeMetrics,
-        logger: Logger
-    ) {
-        self.map = map
-        self.cache = cache
-        self.routes = routes
-        self.planner = WritePlanner(map: map, cache: cache)
+    init(topics: TopicMapHolder, client: MQTTClient, metrics: BridgeMetrics, logger: Logger) {
+        self.topics = topics
         self.client = client
-        self.maxWritesInFlight = max(1, maxWritesInFlight)
         self.metrics = metrics
         self.logger = logger
     }
@@ -74,7 +60,7 @@ final class BridgeWritePath: Sendable {
     /// Resolves the writes a message acknowledges: an MQTT 5 response (by correlation data) or
     /// an ack carrying a correlation id. Acks nobody waits for are counted (late, duplicate or
     /// unmatched) and logged.
-    func acknowledge(_ message: MQTTMessage) {
+    func acknowledge(_ message: MQTTMessage, routes: MessageRoutes) {
         if routes.responseTopics.contains(message.topic) {
             if let data = message.properties.correlationData {
                 let key = AckTracker.Key.correlationData(data)
@@ -116,8 +102,8 @@ final class BridgeWritePath: Sendable {
     }
 
     /// A point reported a new state (not a retained one): it may confirm a state_echo write.
-    func offerState(point index: Int, value: PointValue) {
-        tracker.offerState(point: index, value: value)
+    func offerState(point name: String, value: PointValue) {
+        tracker.offerState(point: name, value: value)
     }
 
     private func strayAck(_ kind: AckTracker.StrayAck, on topic: String) {
@@ -136,31 +122,20 @@ final class BridgeWritePath: Sendable {
     /// write and as a Modbus request.
     func write(_ request: ModbusWriteRequest) async throws {
         do {
-            try await perform(request)
+            try await perform(request, topics.current)
         } catch {
             // The server answers any other error 04.
             let code = (error as? ModbusException)?.code ?? .serverDeviceFailure
             metrics.writes(code).increment()
-            countRequest(request, exception: code)
             throw error
         }
         metrics.writes(nil).increment()
-        countRequest(request, exception: nil)
     }
 
-    /// Counts the request once: FC23 writes, then reads, so its read is counted unless the write
-    /// failed; FC22 reads, then writes, so its write is counted (a failed read ends it before).
-    private func countRequest(_ request: ModbusWriteRequest, exception: ModbusExceptionCode?) {
-        if request.functionCode == .readWriteMultipleRegisters && exception == nil { return }
-        metrics.requests.count(
-            function: request.functionCode.rawValue,
-            unit: request.unitID,
-            exception: exception?.rawValue
-        )
-    }
-
-    private func perform(_ request: ModbusWriteRequest) async throws {
-        let planned = try planner.plan(
+    private func perform(_ request: ModbusWriteRequest, _ topics: BridgeTopicMap) async throws {
+        let map = topics.map
+        let cache = topics.cache
+        let planned = try topics.planner.plan(
             unit: request.unitID,
             area: request.area,
             address: request.address,
@@ -169,8 +144,17 @@ final class BridgeWritePath: Sendable {
         )
         let started = ContinuousClock.now
         guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
-            record(planned, LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable))
-            logWrites(planned, .brokerUnavailable(reason: "the MQTT broker is not connected"), startedAt: started)
+            record(
+                planned,
+                LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable),
+                topics
+            )
+            logWrites(
+                planned,
+                .brokerUnavailable(reason: "the MQTT broker is not connected"),
+                startedAt: started,
+                topics
+            )
             throw ModbusException(.gatewayPathUnavailable, "the MQTT broker is not connected")
         }
         // A device that is gone would apply the command whenever it comes back, if ever.
@@ -192,24 +176,27 @@ final class BridgeWritePath: Sendable {
             logWrites(
                 planned,
                 .rejected(code: .gatewayTargetDeviceFailedToRespond, reason: "device offline, nothing published"),
-                startedAt: started
+                startedAt: started,
+                topics
             )
             throw ModbusException(
                 .gatewayTargetDeviceFailedToRespond,
                 "device \(map.devices[device].name) of point \(map.points[write.point].name) is offline"
             )
         }
+        let maxWritesInFlight = max(1, topics.configuration.modbus.maxWritesInFlight)
         let inFlight = state.withLock { state -> Int? in
             guard state.inFlight < maxWritesInFlight else { return nil }
             state.inFlight += 1
             return state.inFlight
         }
         guard let inFlight else {
-            record(planned, LastCommandStatus(outcome: .notSent, exceptionCode: .serverDeviceBusy))
+            record(planned, LastCommandStatus(outcome: .notSent, exceptionCode: .serverDeviceBusy), topics)
             logWrites(
                 planned,
                 .rejected(code: .serverDeviceBusy, reason: "too many writes in flight"),
-                startedAt: started
+                startedAt: started,
+                topics
             )
             throw ModbusException(
                 .serverDeviceBusy,
@@ -228,17 +215,22 @@ final class BridgeWritePath: Sendable {
 
         let tokens = planned.map { cache.lastUpdate(of: $0.point) }
         let results = await withTaskGroup(of: (point: Int, result: CommandResult).self) { group in
-            for write in planned { group.addTask { (write.point, await self.command(write)) } }
+            for write in planned { group.addTask { (write.point, await self.command(write, topics)) } }
             var results: [(point: Int, result: CommandResult)] = []
             for await result in group { results.append(result) }
             return results
         }
+        // A reload may have put another map in force while the write waited: its outcome goes
+        // to the map in force now, for each point that is still the same point there.
+        let now = self.topics.current
         // Before the reply: a master that reads the last-command register after it sees this write.
-        for (point, result) in results { cache.recordCommand(point: point, result.status) }
+        for (point, result) in results {
+            if let index = now.sameIndex(as: point, of: topics) { now.cache.recordCommand(point: index, result.status) }
+        }
         for write in planned {
             guard let result = results.first(where: { $0.point == write.point }) else { continue }
             lastWrites.record(
-                point: write.point,
+                point: map.points[write.point].name,
                 value: write.value,
                 outcome: result.result.outcome,
                 startedAt: started
@@ -261,10 +253,11 @@ final class BridgeWritePath: Sendable {
         // confirms nothing about the device: a point with a state topic waits for it.
         for (write, token) in zip(planned, tokens) {
             let point = map.points[write.point]
+            guard let index = now.sameIndex(as: write.point, of: topics) else { continue }
             switch point.command?.ack.mode {
             case .stateEcho?: continue
             case .broker? where point.stateTopic != nil: continue
-            default: cache.update(point: write.point, image: write.image, ifUnchangedSince: token)
+            default: now.cache.update(point: index, image: write.image, ifUnchangedSince: token)
             }
         }
     }
@@ -273,16 +266,22 @@ final class BridgeWritePath: Sendable {
     private func logWrites(
         _ planned: [PlannedPointWrite],
         _ outcome: WriteOutcome,
-        startedAt start: ContinuousClock.Instant
+        startedAt start: ContinuousClock.Instant,
+        _ topics: BridgeTopicMap
     ) {
         for write in planned {
-            lastWrites.record(point: write.point, value: write.value, outcome: outcome, startedAt: start)
+            lastWrites.record(
+                point: topics.map.points[write.point].name,
+                value: write.value,
+                outcome: outcome,
+                startedAt: start
+            )
         }
     }
 
     /// Records the same status for every point of a write that was refused as a whole.
-    private func record(_ planned: [PlannedPointWrite], _ status: LastCommandStatus) {
-        for write in planned { cache.recordCommand(point: write.point, status) }
+    private func record(_ planned: [PlannedPointWrite], _ status: LastCommandStatus, _ topics: BridgeTopicMap) {
+        for write in planned { topics.cache.recordCommand(point: write.point, status) }
     }
 
     /// How one point's command ended, and what its last-command register says about it.
@@ -304,8 +303,8 @@ final class BridgeWritePath: Sendable {
     }
 
     /// Publishes one point's command and waits for its acknowledgement.
-    private func command(_ write: PlannedPointWrite) async -> CommandResult {
-        let point = map.points[write.point]
+    private func command(_ write: PlannedPointWrite, _ topics: BridgeTopicMap) async -> CommandResult {
+        let point = topics.map.points[write.point]
         guard let command = point.command else {
             return CommandResult(notSent: .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only"))
         }
@@ -350,7 +349,7 @@ final class BridgeWritePath: Sendable {
             let key = AckTracker.Key.correlationData(Array(correlationID.utf8))
             let promise = tracker.register(key, settings: ack)
             let properties = MQTTProperties(
-                responseTopic: routes.responseTopic(for: point),
+                responseTopic: topics.routes.responseTopic(for: point),
                 correlationData: Array(correlationID.utf8)
             )
             return CommandResult(
@@ -365,10 +364,10 @@ final class BridgeWritePath: Sendable {
                 }
             )
         case .stateEcho:
-            let (id, promise) = tracker.registerEcho(point: write.point, of: point, value: write.value, settings: ack)
+            let (id, promise) = tracker.registerEcho(of: point, value: write.value, settings: ack)
             return CommandResult(
                 await publishAndWait(command, payload, qos, MQTTProperties(), promise, ack) {
-                    self.tracker.removeEcho(point: write.point, id: id)
+                    self.tracker.removeEcho(point: point.name, id: id)
                 }
             )
         }

@@ -12,17 +12,18 @@ final class LastWriteLog: Sendable {
         var finishedAt: ContinuousClock.Instant
     }
 
-    private let entries = Mutex<[Int: Entry]>([:])
+    /// By point name, which a reload does not change.
+    private let entries = Mutex<[String: Entry]>([:])
 
-    func record(point: Int, value: PointValue, outcome: WriteOutcome, startedAt start: ContinuousClock.Instant) {
+    func record(point: String, value: PointValue, outcome: WriteOutcome, startedAt start: ContinuousClock.Instant) {
         let now = ContinuousClock.now
         let entry = Entry(value: value, outcome: outcome, latency: start.duration(to: now), finishedAt: now)
         entries.withLock { $0[point] = entry }
     }
 
-    func last(of point: Int) -> Entry? {
+    func last(of point: String) -> Entry? {
         entries.withLock { $0[point] }
     }
 
-    var all: [Int: Entry] { entries.withLock { $0 } }
+    var all: [String: Entry] { entries.withLock { $0 } }
 }

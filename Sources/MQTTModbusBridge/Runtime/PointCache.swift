@@ -233,6 +233,96 @@ final class PointCache: Sendable {
         return time <= updated || time - updated <= maxAge ? .fresh : .stale
     }
 
+    // MARK: Reload
+
+    /// Takes over from `old`, the cache of the map this one replaces, what each point and
+    /// device of ``ReloadPlan`` keeps: a kept point its words, times and last command; a
+    /// converted point its value, decoded by its old definition and encoded by its new one (a
+    /// changed scale, say), or nothing if that fails; a kept device its availability and the
+    /// time it was last heard from. Called before the new map is put in force, while no message
+    /// is handled (the caller holds the ingest lock).
+    func carry(from old: PointCache, points carry: [ReloadPlan.PointCarry], devices: [Int?]) {
+        struct Taken {
+            var words: [UInt16]
+            var updated: UInt64
+            var received: UInt64
+            var lost: Bool
+            var lastCommand: UInt16
+        }
+        let (taken, deviceStates) = old.state.withLock { storage in
+            let taken = carry.map { decision -> Taken? in
+                let index: Int
+                switch decision {
+                case .keep(let oldIndex), .convert(let oldIndex): index = oldIndex
+                case .none: return nil
+                }
+                let offset = old.offsets[index]
+                return Taken(
+                    words: Array(storage.words[offset..<offset + old.map.points[index].registerCount]),
+                    updated: storage.updated[index],
+                    received: storage.received[index],
+                    lost: storage.lost[index],
+                    lastCommand: storage.lastCommand[index]
+                )
+            }
+            let deviceStates = devices.map { index in index.map { (storage.offline[$0], storage.lastSeen[$0]) } }
+            return (taken, deviceStates)
+        }
+        var images: [RegisterImage?] = []
+        images.reserveCapacity(carry.count)
+        for (index, decision) in carry.enumerated() {
+            guard let value = taken[index], value.received != 0 else {
+                images.append(nil)
+                continue
+            }
+            switch decision {
+            case .keep: images.append(.words(value.words))
+            case .convert(let oldIndex):
+                images.append(Self.convert(value.words, from: old.map.points[oldIndex], to: map.points[index]))
+            case .none: images.append(nil)
+            }
+        }
+        state.withLock { storage in
+            // The last write stays what its register says, whatever becomes of the value.
+            for (index, value) in taken.enumerated() {
+                if let value { storage.lastCommand[index] = value.lastCommand }
+            }
+            for (index, image) in images.enumerated() {
+                guard let image, let value = taken[index] else { continue }
+                store(image, of: index, in: &storage)
+                storage.updated[index] = value.updated
+                storage.received[index] = value.received
+                storage.lost[index] = value.lost
+            }
+            for (index, deviceState) in deviceStates.enumerated() {
+                guard let (offline, lastSeen) = deviceState else { continue }
+                storage.offline[index] = offline
+                storage.lastSeen[index] = lastSeen
+            }
+        }
+    }
+
+    /// The words of a value stored by `old`'s definition, re-encoded by `new`'s: `nil` when
+    /// the value cannot be decoded or does not fit the new definition.
+    private static func convert(
+        _ words: [UInt16],
+        from old: PointConfiguration,
+        to new: PointConfiguration
+    )
+        -> RegisterImage?
+    {
+        if old.bitPosition != nil || new.bitPosition != nil {
+            guard old.bitPosition != nil, new.bitPosition != nil, let word = words.first else { return nil }
+            return .bit(position: new.bitPosition!, value: word != 0)
+        }
+        if old.area.isBitArea || new.area.isBitArea {
+            guard old.area.isBitArea == new.area.isBitArea else { return nil }
+            return .words(words)
+        }
+        guard let value = try? RegisterDecoder(point: old).decode(words) else { return nil }
+        return try? RegisterEncoder(point: new).encode(value)
+    }
+
     // MARK: Last commands
 
     /// Records how the last write to a point ended, for its last-command register. Called before

@@ -62,6 +62,7 @@ func withServer<T>(
     write: ModbusWriteHandler?,
     logger: Logger = Logger(label: "test.modbus.server"),
     wireLogger: Logger = Logger(label: "test.modbus.wire"),
+    observer: ModbusRequestObserver? = nil,
     _ body: (ModbusServer, Int) async throws -> T
 ) async throws -> T {
     let server = ModbusServer(
@@ -69,7 +70,8 @@ func withServer<T>(
         readHandler: read,
         writeHandler: write,
         logger: logger,
-        wireLogger: wireLogger
+        wireLogger: wireLogger,
+        requestObserver: observer
     )
     try await server.start()
     do {

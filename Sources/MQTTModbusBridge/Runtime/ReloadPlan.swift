@@ -1,0 +1,213 @@
+import MQTTModbusBridgeConfiguration
+
+/// What replacing the running configuration with a new one changes, worked out before anything
+/// is touched: pure, so every rule is tested without a broker.
+///
+/// Live: units, points, devices, defaults and the write limits. At start only (refused, the
+/// running configuration is kept): the Modbus listener's address and limits, and everything
+/// of the broker connection (address, identity, credentials, TLS, session, status topic).
+struct ReloadPlan: Sendable {
+    /// Where a point of the new map takes its cached value from.
+    enum PointCarry: Sendable, Hashable {
+        /// The same point (its configuration unchanged): words, times and last command, as
+        /// they are.
+        case keep(Int)
+        /// The same point, on the same topic read the same way, but stored differently (scale,
+        /// type, address, byte order ...): its value, re-encoded.
+        case convert(Int)
+        /// A new point, or one whose payload now means something else: no value until a message.
+        case none
+    }
+
+    /// Settings that changed but apply only at start, each a sentence; any refuses the reload.
+    var refusals: [String]
+    /// For each point of the new map.
+    var points: [PointCarry]
+    /// For each device of the new map, the old device whose state it keeps.
+    var devices: [Int?]
+    /// Filters to subscribe to: new ones, ones whose QoS changed, and kept ones that carry a
+    /// point without a value (subscribing again makes the broker send their retained message).
+    var subscribe: [MessageRoutes.Subscription]
+    /// Filters no point, ack or device of the new map uses.
+    var unsubscribe: [String]
+    var summary: ReloadSummary
+
+    init(from old: BridgeTopicMap, to new: BridgeTopicMap) {
+        refusals = Self.refusals(old.configuration, new.configuration)
+        var summary = ReloadSummary()
+        var points: [PointCarry] = []
+        var refetch: Set<String> = []
+        for point in new.map.points {
+            guard let oldIndex = old.indexByName[point.name] else {
+                summary.pointsAdded += 1
+                points.append(.none)
+                if let topic = point.stateTopic { refetch.insert(topic) }
+                continue
+            }
+            let previous = old.map.points[oldIndex]
+            if previous.ignoringLocation == point.ignoringLocation {
+                summary.pointsUnchanged += 1
+                points.append(.keep(oldIndex))
+            } else if previous.stateTopic == point.stateTopic && previous.payload == point.payload {
+                summary.pointsChanged += 1
+                points.append(.convert(oldIndex))
+            } else {
+                summary.pointsChanged += 1
+                points.append(.none)
+                if let topic = point.stateTopic { refetch.insert(topic) }
+            }
+        }
+        summary.pointsRemoved = old.map.points.count - summary.pointsUnchanged - summary.pointsChanged
+        self.points = points
+
+        let oldDevices = Dictionary(
+            old.map.devices.enumerated().map { ($1.name, $0) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        devices = new.map.devices.map { device in
+            guard let index = oldDevices[device.name],
+                old.map.devices[index].availability == device.availability,
+                old.map.devices[index].silence == device.silence
+            else { return nil }
+            return index
+        }
+
+        let oldUnits = old.configuration.unitIDs
+        let newUnits = new.configuration.unitIDs
+        summary.unitsAdded = newUnits.subtracting(oldUnits).count
+        summary.unitsRemoved = oldUnits.subtracting(newUnits).count
+
+        let oldFilters = Dictionary(
+            old.routes.subscriptions.map { ($0.topic, $0.qos) },
+            uniquingKeysWith: { first, _ in first }
+        )
+        let newFilters = Set(new.routes.subscriptions.map(\.topic))
+        subscribe = new.routes.subscriptions.filter { subscription in
+            oldFilters[subscription.topic] != subscription.qos || refetch.contains(subscription.topic)
+        }
+        unsubscribe = old.routes.subscriptions.map(\.topic).filter { !newFilters.contains($0) }
+        summary.subscriptionsAdded = subscribe.filter { oldFilters[$0.topic] == nil }.count
+        summary.subscriptionsRemoved = unsubscribe.count
+        self.summary = summary
+    }
+
+    /// The settings that differ but cannot change while the bridge runs.
+    static func refusals(_ old: BridgeConfiguration, _ new: BridgeConfiguration) -> [String] {
+        var refusals: [String] = []
+        func atStart<T: Equatable>(_ key: String, _ before: T, _ after: T, _ why: String) {
+            guard before != after else { return }
+            refusals.append("\(key) changed (\(before) → \(after)): \(why); restart the bridge to change it")
+        }
+        func secret<T: Equatable>(_ key: String, _ before: T, _ after: T, _ why: String) {
+            guard before != after else { return }
+            refusals.append("\(key) changed: \(why); restart the bridge to change it")
+        }
+        let listener = "the Modbus listener is set up once, at start"
+        atStart("modbus.host", old.modbus.host, new.modbus.host, listener)
+        atStart("modbus.port", old.modbus.port, new.modbus.port, listener)
+        atStart("modbus.max_connections", old.modbus.maxConnections, new.modbus.maxConnections, listener)
+        atStart(
+            "modbus.connection_limit_policy",
+            old.modbus.connectionLimitPolicy.rawValue,
+            new.modbus.connectionLimitPolicy.rawValue,
+            listener
+        )
+        atStart(
+            "modbus.idle_timeout",
+            old.modbus.idleTimeout.map(DurationSyntax.format) ?? "none",
+            new.modbus.idleTimeout.map(DurationSyntax.format) ?? "none",
+            listener
+        )
+        atStart(
+            "modbus.max_queued_requests_per_connection",
+            old.modbus.maxQueuedRequestsPerConnection,
+            new.modbus.maxQueuedRequestsPerConnection,
+            listener
+        )
+        atStart(
+            "modbus.shutdown_grace_period",
+            DurationSyntax.format(old.modbus.shutdownGracePeriod),
+            DurationSyntax.format(new.modbus.shutdownGracePeriod),
+            listener
+        )
+        secret(
+            "modbus.device_identification",
+            old.modbus.deviceIdentification,
+            new.modbus.deviceIdentification,
+            listener
+        )
+        let connection = "the broker connection is made once, at start"
+        let (before, after) = (old.broker, new.broker)
+        atStart("broker.host", before.host, after.host, connection)
+        atStart("broker.port", before.port, after.port, connection)
+        atStart("broker.client_id", before.clientID, after.clientID, connection)
+        atStart("broker.protocol", before.protocolVersion.rawValue, after.protocolVersion.rawValue, connection)
+        atStart("broker.clean_session", before.cleanSession, after.cleanSession, connection)
+        secret("broker.session_expiry", before.sessionExpiry, after.sessionExpiry, connection)
+        secret("broker.keepalive", before.keepAlive, after.keepAlive, connection)
+        // Never in a message: a user name can be a secret too.
+        secret("broker.username", before.username, after.username, connection)
+        secret("broker.password", before.password, after.password, connection)
+        secret("broker.tls", before.tls, after.tls, connection)
+        atStart("broker.status_topic", before.statusTopic, after.statusTopic, connection)
+        secret("broker.reconnect", before.reconnect, after.reconnect, connection)
+        secret("broker.connect_timeout", before.connectTimeout, after.connectTimeout, connection)
+        // Anything else of the broker section the fields above do not name.
+        if refusals.isEmpty && before != after {
+            refusals.append("broker settings changed: \(connection); restart the bridge to change them")
+        }
+        return refusals
+    }
+}
+
+/// What a reload changed, for its log line.
+public struct ReloadSummary: Sendable, Hashable, CustomStringConvertible {
+    public var pointsAdded = 0
+    public var pointsRemoved = 0
+    /// Points whose definition changed (a changed scale keeps the value, re-encoded; a changed
+    /// topic or payload format waits for a new message).
+    public var pointsChanged = 0
+    public var pointsUnchanged = 0
+    public var unitsAdded = 0
+    public var unitsRemoved = 0
+    public var subscriptionsAdded = 0
+    public var subscriptionsRemoved = 0
+
+    /// A summary with every count given.
+    public init(
+        pointsAdded: Int = 0,
+        pointsRemoved: Int = 0,
+        pointsChanged: Int = 0,
+        pointsUnchanged: Int = 0,
+        unitsAdded: Int = 0,
+        unitsRemoved: Int = 0,
+        subscriptionsAdded: Int = 0,
+        subscriptionsRemoved: Int = 0
+    ) {
+        self.pointsAdded = pointsAdded
+        self.pointsRemoved = pointsRemoved
+        self.pointsChanged = pointsChanged
+        self.pointsUnchanged = pointsUnchanged
+        self.unitsAdded = unitsAdded
+        self.unitsRemoved = unitsRemoved
+        self.subscriptionsAdded = subscriptionsAdded
+        self.subscriptionsRemoved = subscriptionsRemoved
+    }
+
+    public var description: String {
+        "points: \(pointsAdded) added, \(pointsRemoved) removed, \(pointsChanged) changed, \(pointsUnchanged) unchanged; "
+            + "units: \(unitsAdded) added, \(unitsRemoved) removed; "
+            + "subscriptions: \(subscriptionsAdded) added, \(subscriptionsRemoved) removed"
+    }
+}
+
+/// A reload that was not applied; the running configuration stays in force.
+public struct ReloadRefusal: Error, Sendable, CustomStringConvertible {
+    /// One sentence per reason (a setting that applies only at start, or a configuration error
+    /// with its file and line).
+    public var reasons: [String]
+
+    public var description: String {
+        "configuration not reloaded, the running one is kept:\n" + reasons.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}
