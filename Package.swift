@@ -127,6 +127,7 @@ let package = Package(
                 "MQTTModbusBridgeStatus",
                 "MQTTModbusBridgeSimulator",
                 "ModbusCore",
+                "Mosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
