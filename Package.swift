@@ -220,7 +220,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Python")]
+            resources: [.copy("Python"), .copy("Fixtures")]
         ),
     ],
     swiftLanguageModes: [.v6]
