@@ -127,6 +127,7 @@ let package = Package(
                 "MQTTModbusBridgeStatus",
                 "MQTTModbusBridgeSimulator",
                 "ModbusCore",
+                "Mosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -220,7 +221,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Python")]
+            resources: [.copy("Python"), .copy("Fixtures")]
         ),
     ],
     swiftLanguageModes: [.v6]

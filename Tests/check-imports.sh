@@ -20,7 +20,7 @@ declare -A allowed=(
     [MQTTModbusBridge]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker ModbusCore ModbusTCPServer Mosquitto Logging Metrics ServiceLifecycle NIOCore $platform"
     [MQTTModbusBridgeStatus]="MQTTModbusBridge Hummingbird NIOCore Logging Prometheus ServiceLifecycle Synchronization Foundation"
     [MQTTModbusBridgeSimulator]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker Mosquitto Logging ServiceLifecycle $platform"
-    [mqtt-modbus-bridge]="ArgumentParser MQTTModbusBridgeConfiguration MQTTModbusBridge MQTTModbusBridgeStatus MQTTModbusBridgeSimulator ModbusCore Logging Metrics Prometheus ServiceLifecycle UnixSignals Foundation"
+    [mqtt-modbus-bridge]="ArgumentParser MQTTModbusBridgeConfiguration MQTTModbusBridge MQTTModbusBridgeStatus MQTTModbusBridgeSimulator ModbusCore Mosquitto Logging Metrics Prometheus ServiceLifecycle UnixSignals Foundation"
 )
 declare -A reason=(
     [ModbusCore]="pure Modbus: no I/O, no logging, no MQTT"

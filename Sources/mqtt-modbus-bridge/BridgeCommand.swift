@@ -16,7 +16,7 @@ struct BridgeCommand: AsyncParsableCommand {
             commands that succeed only when the device acknowledges them.
             """,
         version: BridgeVersion.current,
-        subcommands: [Run.self, Validate.self, Explain.self, Registers.self, Simulate.self]
+        subcommands: [Run.self, Validate.self, Explain.self, Registers.self, Simulate.self, ImportHA.self]
     )
 }
 
