@@ -98,3 +98,52 @@ public struct StateSource: Sendable, Hashable {
         self.match = match
     }
 }
+
+extension DeviceConfiguration {
+    /// What the device's profile expanded to, one line each, for `explain` and `registers`:
+    /// the derived topics, the availability and the refresh messages. Empty without a profile.
+    public var profileSummary: [String] {
+        guard let profile else { return [] }
+        var lines = ["device \(name): profile \(profile.kind)"]
+        for topic in profile.topics { lines.append("  \(topic.role): \(topic.topic)") }
+        if let availability {
+            lines.append(
+                "  availability: \(availability.topic) (online \(availability.onlineWords.joined(separator: "/")), offline \(availability.offlineWords.joined(separator: "/"))\(availability.path.map { ", JSON at \($0) or plain" } ?? ""))"
+            )
+        }
+        for message in refresh {
+            lines.append("  refresh: \(message.topic) \(message.payload.isEmpty ? "(empty payload)" : message.payload)")
+        }
+        return lines
+    }
+}
+
+extension PointConfiguration {
+    /// Where the point's value comes from and where its commands go, one line each (what a
+    /// profile derived, for `explain`).
+    public var topicSummary: [String] {
+        func format(_ payload: PayloadFormat) -> String {
+            var text = payload.name
+            if let path = payload.jsonPath { text += " at \(path)" }
+            if type.isBoolean || payload.encoding == .boolean {
+                text +=
+                    ", words \(payload.trueWords.joined(separator: "/")) and \(payload.falseWords.joined(separator: "/"))"
+            }
+            if payload.ignoresAbsentPath { text += ", documents without it ignored" }
+            return text
+        }
+        var lines: [String] = []
+        if let stateTopic { lines.append("  state: \(stateTopic) (\(format(payload)))") }
+        for source in additionalStates {
+            let only = source.match.map { ", only where \($0.path) is \($0.value)" } ?? ""
+            lines.append("  state also: \(source.topic) (\(format(source.payload))\(only))")
+        }
+        if let command {
+            let how = command.template.map { "template \($0.text)" } ?? format(command.payload ?? payload)
+            lines.append(
+                "  commands: \(command.topic) (\(how)), ack \(command.ack.mode)\(command.ack.responseTopic.map { " on \($0)" } ?? ""), \(command.retain ? "retained" : "not retained")"
+            )
+        }
+        return lines
+    }
+}

@@ -364,6 +364,7 @@ extension ConfigurationLoader {
         if let pointsEntry = view["points"], let nodes = reader.sequence(pointsEntry) {
             for pointNode in nodes {
                 let (expanded, finish) = expandProfile(pointNode, unitDevice: unitDevice)
+                guard let expanded else { continue }
                 if var loaded = parsePoint(expanded, unitID: unitID, defaults: defaults, fallback: pointsEntry.mark) {
                     finish?(&loaded.point)
                     if loaded.isValid { points.append(loaded.point) }
@@ -377,6 +378,10 @@ extension ConfigurationLoader {
                     diagnostics.instanceSuffix = instance.description
                     let templateName = templateNode.mapping?["name"]?.scalarText
                     let (expanded, finish) = expandProfile(instance.node, unitDevice: unitDevice)
+                    guard let expanded else {
+                        diagnostics.instanceSuffix = nil
+                        continue
+                    }
                     if var loaded = parsePoint(
                         expanded,
                         unitID: unitID,

@@ -42,21 +42,18 @@ struct ProfileContext {
                 .init(role: "commands", topic: tasmota("cmnd", "POWER<n>")),
                 .init(role: "confirmations", topic: tasmota("stat", "RESULT") + ", " + tasmota("stat", "POWER<n>")),
                 .init(role: "telemetry", topic: tasmota("tele", "STATE") + ", " + tasmota("tele", "SENSOR")),
-                .init(role: "availability", topic: tasmota("tele", "LWT")),
             ]
         case .zigbee2mqtt:
             return [
                 .init(role: "state", topic: zigbeeState),
                 .init(role: "commands", topic: zigbeeState + "/set"),
                 .init(role: "refresh", topic: zigbeeState + "/get"),
-                .init(role: "availability", topic: zigbeeState + "/availability"),
             ]
         case .shellyGen2:
             return [
                 .init(role: "status", topic: "\(prefix)/status/<component>"),
                 .init(role: "requests", topic: "\(prefix)/rpc"),
                 .init(role: "replies", topic: "\(source)/rpc"),
-                .init(role: "availability", topic: "\(prefix)/online"),
             ]
         }
     }
@@ -278,8 +275,9 @@ extension ConfigurationLoader {
     /// Fills in the keys a point's profile derives (state and command topics, payload, ack),
     /// removing the profile's own keys (`relay`, `field`, ...). Keys written on the point win;
     /// `payload` and `ack` are merged key by key. A point whose device has no profile keeps its
-    /// node, with an error for each profile key it uses.
-    func expandProfile(_ node: Node, unitDevice: String?) -> (Node, ProfileFinish?) {
+    /// node, with an error for each profile key it uses. `nil`: the profile keys are wrong (and
+    /// reported); the point is not read further, which would only report what follows from them.
+    func expandProfile(_ node: Node, unitDevice: String?) -> (Node?, ProfileFinish?) {
         guard case .mapping(let mapping) = node else { return (node, nil) }
         let pairs = Array(mapping)
         let deviceName = pairs.first { $0.key.scalarText == "device" }?.value.scalarText ?? unitDevice
@@ -363,7 +361,7 @@ extension ConfigurationLoader {
                         at: mark,
                         fix: "write the relay's number as Tasmota counts them: 1 for POWER1 (or POWER), up to 32"
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 guard relay <= context.relays else {
                     diagnostics.error(
@@ -372,7 +370,7 @@ extension ConfigurationLoader {
                         fix:
                             "set relays: \(relay) (or more) on the device: with several relays Tasmota names them POWER1, POWER2, ..."
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 guard isBoolean else {
                     diagnostics.error(
@@ -380,7 +378,7 @@ extension ConfigurationLoader {
                         at: mark,
                         fix: "put it in a coil (to switch it) or a discrete input, or make it type bit"
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 if let retain = rest.first(where: { $0.key.scalarText == "command_retain" }),
                     ["true", "yes", "on"].contains(retain.value.scalarText?.lowercased() ?? "")
@@ -431,7 +429,7 @@ extension ConfigurationLoader {
                     fix:
                         "relay: 1 for a relay, sensor: DS18B20.Temperature for tele/…/SENSOR, state: Wifi.RSSI for tele/…/STATE"
                 )
-                return (node, nil)
+                return (nil, nil)
             }
         case .zigbee2mqtt:
             guard let (field, mark) = values["field"] else {
@@ -442,7 +440,7 @@ extension ConfigurationLoader {
                         fix: "add field: (state, power, temperature, ...: the keys of \(context.zigbeeState))"
                     )
                 }
-                return (node, nil)
+                return (nil, nil)
             }
             added.append(("state_topic", text(context.zigbeeState)))
             added.append(
@@ -467,7 +465,7 @@ extension ConfigurationLoader {
                         fix: "add field: (output, apower, voltage, aenergy.total, ...)"
                     )
                 }
-                return (node, nil)
+                return (nil, nil)
             }
             let component = values["component"]?.text ?? "switch:0"
             let parts = component.split(separator: ":", omittingEmptySubsequences: false)
@@ -477,7 +475,7 @@ extension ConfigurationLoader {
                     at: values["component"]?.mark,
                     fix: "write it as the device names it, e.g. switch:0, cover:0, em:0"
                 )
-                return (node, nil)
+                return (nil, nil)
             }
             let componentType = String(parts[0]).lowercased()
             let source = context.source
@@ -493,7 +491,7 @@ extension ConfigurationLoader {
                         fix:
                             "write method: (\(ShellySetter.known.map(\.method).joined(separator: ", "))), or make the point read-only"
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 guard let setter = ShellySetter.known.first(where: { $0.method.lowercased() == method.lowercased() })
                 else {
@@ -503,7 +501,7 @@ extension ConfigurationLoader {
                         at: values["method"]?.mark,
                         fix: suggestion.map { "did you mean '\($0)'?" } ?? "choose one of the known setters"
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 guard let parameter = isBoolean ? setter.boolParameter : setter.numberParameter else {
                     diagnostics.error(
@@ -513,7 +511,7 @@ extension ConfigurationLoader {
                             ? "use a holding_register for \(setter.method)"
                             : "use a coil (or type bit) for \(setter.method)"
                     )
-                    return (node, nil)
+                    return (nil, nil)
                 }
                 let template =
                     "{\"id\":\"{{correlation_id}}\",\"src\":\(JSONText.escaped(source).quotedJSON),\"method\":\"\(setter.method)\",\"params\":{\"id\":\(componentID),\"\(parameter)\":{{value}}}}"
