@@ -265,14 +265,18 @@ public final class DeviceSimulator: Service, Sendable {
             let valueText = fields.value
         {
             // With the json format `{{value}}` is a JSON literal (`true`, `21.5`, `"abc"`).
-            var format = point.payload
+            var format = point.command?.payload ?? point.payload
             if format.jsonPath != nil { format.encoding = .json(path: JSONPath([])) }
             // A hole that took something else (a bare {{value}} takes any payload) falls back below.
             if let value = try? PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8)) {
                 return ReceivedCommand(value: value, correlationID: fields.correlationID)
             }
         }
-        return ReceivedCommand(value: try PayloadDecoder(point: point).decode(payload), correlationID: nil)
+        let format = point.command?.payload ?? point.payload
+        return ReceivedCommand(
+            value: try PayloadDecoder(format: format, type: point.type).decode(payload),
+            correlationID: nil
+        )
     }
 
     private func acknowledge(

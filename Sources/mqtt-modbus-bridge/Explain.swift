@@ -44,6 +44,10 @@ struct Explain: ParsableCommand {
         if let aliases = configuration.unit(id: point.unitID)?.aliases, !aliases.isEmpty {
             print("  unit \(point.unitID) also answers as unit \(aliases.map(String.init).joined(separator: ", "))")
         }
+        if let device = point.device.flatMap(configuration.device(named:)), device.profile != nil {
+            for line in device.profileSummary { print("  " + line) }
+            for line in point.topicSummary { print("  " + line) }
+        }
         if let quality = point.quality {
             let codes =
                 quality.area.isBitArea

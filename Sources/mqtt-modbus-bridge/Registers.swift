@@ -80,6 +80,10 @@ struct Registers: ParsableCommand {
                 print("")
                 print("Unit \(unit.id) also answers as unit \(unit.aliases.map(String.init).joined(separator: ", ")).")
             }
+            for device in configuration.devices where device.profile != nil {
+                print("")
+                for line in device.profileSummary { print(line) }
+            }
         case .csv:
             print(header.map(Self.csvField).joined(separator: ","))
             for row in rows { print(row.map(Self.csvField).joined(separator: ",")) }

@@ -216,7 +216,7 @@ struct ExamplesEndToEndTests {
             try await example.awaitRead(.coil, 0, [1])
             let mark = example.messages.count
             let command = try await example.write(.coil, 0, [0], commandTopic: "cmnd/pump_relay/POWER")
-            #expect(command.payloadString == "false", "Tasmota takes true/false like ON/OFF")
+            #expect(command.payloadString == "OFF", "command_payload: plain, with the point's words")
             let result = try await example.messages.waitForMessage(on: "stat/pump_relay/RESULT", after: mark)
             #expect(result.payloadString == #"{"POWER":"OFF"}"#)
             try await example.awaitRead(.coil, 0, [0])

@@ -121,4 +121,36 @@ struct ExplainRegistersCommandTests {
             "\(explained.output)"
         )
     }
+
+    @Test("explain and registers show what a device profile expanded to")
+    func profileExpansion() async throws {
+        let examples = ValidateCommandTests.repositoryRoot.appendingPathComponent("examples/configs")
+        let tasmota = examples.appendingPathComponent("tasmota-profile.yaml").path
+        let explain = try await runProgram(
+            try ValidateCommandTests.executable(),
+            ["explain", "-c", tasmota, "--point", "burner", "--registers", "1"]
+        )
+        #expect(explain.status == 0, "\(explain.output)")
+        for line in [
+            "device boiler_board: profile tasmota",
+            "availability: tele/boiler_board/LWT (online Online, offline Offline)",
+            "refresh: cmnd/boiler_board/POWER2 (empty payload)",
+            "state: stat/boiler_board/RESULT (json at POWER2, words ON and OFF, documents without it ignored)",
+            "state also: stat/boiler_board/POWER2 (plain, words ON and OFF)",
+            "commands: cmnd/boiler_board/POWER2 (plain, words ON and OFF), ack state_echo, not retained",
+            "publish to cmnd/boiler_board/POWER2 (QoS 1, ack state_echo, timeout 5s):\n  ON\n",
+        ] {
+            #expect(explain.output.contains(line), "\(line) in \(explain.output)")
+        }
+        let shelly = examples.appendingPathComponent("shelly-gen2-switch.yaml").path
+        let registers = try await runProgram(try ValidateCommandTests.executable(), ["registers", "-c", shelly])
+        #expect(registers.status == 0, "\(registers.output)")
+        for line in [
+            "| 1 | coil | 0 | 000001 | 1 | output | bool | ABCD | 1 | 0 | read/write | shellyplus1pm-a8032ab1/status/switch:0 | shellyplus1pm-a8032ab1/rpc | correlation_id 5s |",
+            "device shellyplus1pm-a8032ab1: profile shelly_gen2", "replies: shelly-bridge/rpc",
+            #"refresh: shellyplus1pm-a8032ab1/rpc {"id":"refresh:shellyplus1pm-a8032ab1:switch:0","src":"shelly-bridge","method":"Switch.GetStatus","params":{"id":0}}"#,
+        ] {
+            #expect(registers.output.contains(line), "\(line) in \(registers.output)")
+        }
+    }
 }

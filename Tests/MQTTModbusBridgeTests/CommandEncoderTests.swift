@@ -108,6 +108,59 @@ struct CommandEncoderTests {
         #expect(try encode(.bool(true), point(.bool, json("enable"), mode: .mqtt5)) == "{\"enable\":true}")
     }
 
+    // MARK: The point's own words in JSON
+
+    func jsonWords(_ path: String, _ on: String = "ON", _ off: String = "OFF") -> PayloadFormat {
+        PayloadFormat(encoding: .json(path: try! JSONPath(parsing: path)), trueWords: [on], falseWords: [off])
+    }
+
+    /// zigbee2mqtt wants `{"state":"ON"}`: a boolean point that names its states sends them.
+    @Test func jsonCommandsOfBooleanPointsSendTheirOwnWords() throws {
+        #expect(try encode(.bool(true), point(.bool, jsonWords("state"))) == "{\"state\":\"ON\"}")
+        #expect(try encode(.bool(false), point(.bool, jsonWords("state"))) == "{\"state\":\"OFF\"}")
+        #expect(
+            try encode(.bool(true), point(.bit(position: 3), jsonWords("lock", "LOCK", "UNLOCK")))
+                == "{\"lock\":\"LOCK\"}"
+        )
+        // A word written as the value is read with the same lists.
+        #expect(try encode(.text("off"), point(.bool, jsonWords("state"))) == "{\"state\":\"OFF\"}")
+        // The first word of each list is the one sent.
+        let several = PayloadFormat(
+            encoding: .json(path: try JSONPath(parsing: "state")),
+            trueWords: ["ON", "true"],
+            falseWords: ["OFF", "false"]
+        )
+        #expect(try encode(.bool(true), point(.bool, several)) == "{\"state\":\"ON\"}")
+        // {{value}} in a JSON template is the word as a JSON string; the id goes beside it.
+        #expect(
+            try encode(.bool(true), point(.bool, jsonWords("state"), template: "{\"state\": {{value}}}"))
+                == "{\"state\": \"ON\"}"
+        )
+        #expect(
+            try encode(.bool(false), point(.bool, jsonWords("state"), mode: .correlationID))
+                == "{\"state\":\"OFF\",\"id\":\"c0ffee\"}"
+        )
+        // The default words keep the JSON literal, and numeric points their numbers.
+        #expect(try encode(.bool(true), point(.bool, json("state"))) == "{\"state\":true}")
+        #expect(try encode(.integer(1), point(.uint16, jsonWords("level"))) == "{\"level\":1}")
+    }
+
+    /// `command_payload`: commands in a format of their own (Tasmota reports JSON, takes `ON`).
+    @Test func commandsUseTheCommandsOwnFormat() throws {
+        var relay = point(.bool, jsonWords("POWER"))
+        relay.command?.payload = PayloadFormat(encoding: .plain, trueWords: ["ON"], falseWords: ["OFF"])
+        #expect(try encode(.bool(true), relay) == "ON")
+        #expect(try encode(.bool(false), relay) == "OFF")
+        var level = point(.int16, json("state.level"), scale: 10)
+        level.command?.payload = json("brightness")
+        #expect(try encode(.number(12.5), level) == "{\"brightness\":12.5}")
+        level.command?.template = try CommandTemplate(parsing: "{\"b\": {{value}}}")
+        #expect(try encode(.number(12.5), level) == "{\"b\": 12.5}")
+        level.command?.payload = .plain
+        // A plain command format renders {{value}} as text: the same number here.
+        #expect(try encode(.number(12.5), level) == "{\"b\": 12.5}")
+    }
+
     // MARK: Templates
 
     @Test func templateWithJSONFormat() throws {

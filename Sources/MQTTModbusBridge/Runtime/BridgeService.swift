@@ -28,6 +28,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     let server: ModbusServer
     /// Commands and their acknowledgements; the server's write handler captures it.
     let writes: BridgeWritePath
+    /// Asks the devices for their state once subscribed, and after each reconnection.
+    let refresh: ActiveRefresh
     private let logger: Logger
     private let metrics: BridgeMetrics
     private let state = Mutex(State())
@@ -80,6 +82,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         )
         let writes = BridgeWritePath(topics: topics, client: client, metrics: metrics, logger: logger)
         self.writes = writes
+        self.refresh = ActiveRefresh(configuration: configuration, client: client, logger: logger)
 
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
         listener.unitIDs = configuration.unitIDs
@@ -283,6 +286,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             remaining = await subscribe(remaining)
             metrics.record(readiness)
         }
+        if remaining.isEmpty { refresh.start() }
         return .ended
     }
 
@@ -354,7 +358,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 if wasConnected == false { logger.info("connected to the MQTT broker") }
                 // After a reconnection the client has re-subscribed; retained values repopulate
                 // the cache. Say we are back.
-                if wasConnected == false, metrics.connections.incrementAndGet() > 1 { await announceOnline() }
+                if wasConnected == false, metrics.connections.incrementAndGet() > 1 {
+                    await announceOnline()
+                    refresh.start()
+                }
                 wasConnected = true
             case .disconnected(let reason):
                 metrics.mqttConnected.record(0)
@@ -549,7 +556,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         let map = topics.map
         let point = map.points[index]
         do {
-            let value = try PayloadDecoder(point: point).decode(message.payload)
+            guard
+                let value = try StateMessageDecoder(point: point).decode(topic: message.topic, payload: message.payload)
+            else { return seen(index) }
             let image = try RegisterEncoder(point: point).encode(value)
             cache.update(point: index, image: image)
             metrics.messagesDecoded.increment()

@@ -41,6 +41,11 @@ struct MessageRoutes: Sendable {
                     exact[topic, default: []].append(index)
                 }
             }
+            // The other topics a profile reads the value from (always topic names).
+            for source in point.additionalStates where source.topic != point.stateTopic {
+                want(source.topic, point.qos)
+                if !(exact[source.topic]?.contains(index) ?? false) { exact[source.topic, default: []].append(index) }
+            }
             guard let command = point.command else { continue }
             switch command.ack.mode {
             case .mqtt5:

@@ -13,6 +13,12 @@ import Foundation
 /// | `json` with path `$` | `21.5` / `true` / `"abc"` |
 /// | `boolean` | the first true word if the value is non-zero, else the first false word |
 ///
+/// The format is the command's own (``CommandSettings/payload``, the `command_payload` key) when
+/// it has one, the point's otherwise. A `bool` or `bit` point whose format lists its own true and
+/// false words (not the defaults) sends its first word in JSON too, as a string: a zigbee2mqtt
+/// plug with `true_words: [ON]` gets `{"state":"ON"}`, not `{"state":true}`, and `{{value}}`
+/// becomes `"ON"`. With the default words JSON carries `true`/`false`.
+///
 /// With the `correlation_id` ack mode and no template, the id is added to the JSON document at
 /// ``AckSettings/idField`` (the loader refuses configurations where it cannot be).
 ///
@@ -22,11 +28,14 @@ import Foundation
 public struct CommandEncoder: Sendable {
     /// The point the commands are for.
     public let point: PointConfiguration
+    /// The format commands are written in: the command's own, or the point's.
+    public let format: PayloadFormat
 
     /// An encoder for a point (normally a writable one; without command settings the payload
     /// format alone decides).
     public init(point: PointConfiguration) {
         self.point = point
+        self.format = point.command?.payload ?? point.payload
     }
 
     /// The command payload for `value`.
@@ -44,7 +53,7 @@ public struct CommandEncoder: Sendable {
         if let template = point.command?.template {
             return Array(try render(template, value: value, correlationID: correlationID, timestamp: timestamp).utf8)
         }
-        switch point.payload.encoding {
+        switch format.encoding {
         case .plain, .boolean:
             return Array(try plainText(value).utf8)
         case .json(let path):
@@ -68,7 +77,7 @@ public struct CommandEncoder: Sendable {
         correlationID: String?,
         timestamp: Date
     ) throws(CommandEncodingError) -> String {
-        let isJSON = point.payload.jsonPath != nil
+        let isJSON = format.jsonPath != nil
         var out = ""
         for segment in template.segments {
             switch segment {
@@ -100,9 +109,8 @@ public struct CommandEncoder: Sendable {
     /// The value as plain text: numbers, the first true/false word, or the text.
     func plainText(_ value: PointValue) throws(CommandEncodingError) -> String {
         let kind = point.type
-        if point.payload.encoding == .boolean || kind.isBoolean {
-            return try truth(value)
-                ? point.payload.trueWords.first ?? "true" : point.payload.falseWords.first ?? "false"
+        if format.encoding == .boolean || kind.isBoolean {
+            return try truth(value) ? format.trueWords.first ?? "true" : format.falseWords.first ?? "false"
         }
         if case .string = kind { return text(value) }
         return try number(value)
@@ -110,7 +118,13 @@ public struct CommandEncoder: Sendable {
 
     /// The value as a JSON literal.
     func jsonLiteral(_ value: PointValue) throws(CommandEncodingError) -> JSONValue {
-        if point.type.isBoolean { return .bool(try truth(value)) }
+        if point.type.isBoolean {
+            let truth = try truth(value)
+            if format.hasOwnWords, let word = truth ? format.trueWords.first : format.falseWords.first {
+                return .string(word)
+            }
+            return .bool(truth)
+        }
         if case .string = point.type { return .string(text(value)) }
         return .number(try number(value))
     }
@@ -119,7 +133,7 @@ public struct CommandEncoder: Sendable {
         switch value {
         case .bool(let flag): return flag
         case .text(let text):
-            guard let truth = point.payload.truthValue(of: text) else {
+            guard let truth = format.truthValue(of: text) else {
                 throw CommandEncodingError("'\(text)' is not a true or false word")
             }
             return truth

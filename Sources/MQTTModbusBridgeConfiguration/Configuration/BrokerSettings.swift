@@ -61,6 +61,13 @@ public struct BrokerSettings: Sendable, Hashable {
     /// Switch Nagle's algorithm off on the client socket. Default `true`: with Nagle a QoS 1
     /// round trip takes tens of milliseconds (docs/design.md §6). The broker needs `set_tcp_nodelay true`.
     public var tcpNoDelay: Bool
+    /// Refresh messages (``DeviceConfiguration/refresh``) published per second at most, on start
+    /// and after each reconnection (`refresh_rate`). Default ``defaultRefreshRate``.
+    public var refreshRate: Double = BrokerSettings.defaultRefreshRate
+
+    /// Default refresh rate: 10 messages per second, which a broker and a zigbee network take in
+    /// their stride, and 1000 devices refreshed in under two minutes.
+    public static let defaultRefreshRate = 10.0
 
     /// Default client id: `mqtt-modbus-bridge`.
     public static let defaultClientID = "mqtt-modbus-bridge"

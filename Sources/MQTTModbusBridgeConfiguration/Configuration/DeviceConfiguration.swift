@@ -17,6 +17,12 @@ public struct DeviceConfiguration: Sendable, Hashable {
     public var offlineWrites: OfflineWritePolicy
     /// Where the device was defined.
     public var location: ConfigurationLocation
+    /// What the device's `profile:` expanded to (its family and the topics derived); `nil`: the
+    /// device was described by hand.
+    public var profile: DeviceProfile?
+    /// Messages published on start and after each reconnection to make the device report its
+    /// state (a profile's, or `refresh:` written by hand); empty: none.
+    public var refresh: [RefreshMessage] = []
 
     /// Creates a device.
     public init(

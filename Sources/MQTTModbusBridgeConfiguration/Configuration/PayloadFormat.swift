@@ -20,6 +20,11 @@ public struct PayloadFormat: Sendable, Hashable {
     public var trueWords: [String]
     /// Words accepted as false. The first one is the word the bridge publishes for false.
     public var falseWords: [String]
+    /// `json` only: a document without the path is not about this point and is passed over,
+    /// neither a value nor a decoding failure (`if_absent: ignore`). Tasmota's
+    /// `stat/<topic>/RESULT` carries the answer to every command, `{"POWER":"ON"}` or
+    /// `{"Dimmer":40}`: a relay's point takes only the documents with its key.
+    public var ignoresAbsentPath = false
 
     /// `true`, `on`, `1`: the default true words.
     public static let defaultTrueWords = ["true", "on", "1"]
@@ -47,6 +52,13 @@ public struct PayloadFormat: Sendable, Hashable {
         case .json: "json"
         case .boolean: "boolean"
         }
+    }
+
+    /// Whether the format lists its own true and false words rather than the defaults: a
+    /// device that names its states (`ON`/`OFF`) is sent those names, in JSON too (see
+    /// ``CommandEncoder``).
+    public var hasOwnWords: Bool {
+        trueWords != Self.defaultTrueWords || falseWords != Self.defaultFalseWords
     }
 
     /// The JSON path, for the `json` encoding.

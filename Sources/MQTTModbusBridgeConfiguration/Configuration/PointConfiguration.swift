@@ -110,6 +110,9 @@ public struct PointConfiguration: Sendable, Hashable {
     /// The register that reports the ``LastCommandStatus`` of the point's last write
     /// (`last_command:`, writable points only); `nil`: none.
     public var lastCommand: StatusRegister?
+    /// More topics the value arrives on besides ``stateTopic``, added by device profiles (see
+    /// ``StateSource``); empty for points written by hand.
+    public var additionalStates: [StateSource] = []
 
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.
@@ -212,6 +215,10 @@ public struct CommandSettings: Sendable, Hashable {
     public var retain: Bool
     /// How the device's acknowledgement is recognised.
     public var ack: AckSettings
+    /// The format of command payloads when it differs from the point's state format (the
+    /// `command_payload` key): a Tasmota relay reports `{"POWER":"ON"}` but takes a plain `ON`.
+    /// `nil`: commands use ``PointConfiguration/payload``.
+    public var payload: PayloadFormat?
 
     /// Creates command settings.
     public init(
@@ -219,13 +226,15 @@ public struct CommandSettings: Sendable, Hashable {
         template: CommandTemplate? = nil,
         qos: QoSLevel = .atLeastOnce,
         retain: Bool = false,
-        ack: AckSettings
+        ack: AckSettings,
+        payload: PayloadFormat? = nil
     ) {
         self.topic = topic
         self.template = template
         self.qos = qos
         self.retain = retain
         self.ack = ack
+        self.payload = payload
     }
 }
 

@@ -11,12 +11,15 @@ extension ConfigurationLoader {
         defaults: PointDefaults,
         qos: QoSLevel,
         stateTopic: String?,
-        payload: PayloadFormat,
+        payload statePayload: PayloadFormat,
+        commandPayload: PayloadFormat? = nil,
         type: PointType,
         name: String,
         context: String
     ) -> (CommandSettings?, AckModeSource?) {
         let errorsBefore = diagnostics.errorCount
+        // Commands are written in their own format when the point gives one.
+        let payload = commandPayload ?? statePayload
 
         var template: CommandTemplate?
         let templateEntry = view["command_template"]
@@ -199,7 +202,7 @@ extension ConfigurationLoader {
                 type: type,
                 payload: payload
             )
-            probe.command = CommandSettings(topic: topic, template: template, ack: ack)
+            probe.command = CommandSettings(topic: topic, template: template, ack: ack, payload: commandPayload)
             let sample: PointValue = type.isBoolean ? .bool(true) : (type.kind == .string ? .text("text") : .integer(1))
             if let text = try? CommandEncoder(point: probe).render(
                 template,
@@ -221,6 +224,15 @@ extension ConfigurationLoader {
         }
 
         guard diagnostics.errorCount == errorsBefore else { return (nil, source) }
-        return (CommandSettings(topic: topic, template: template, qos: qos, retain: retain, ack: ack), source)
+        return (
+            CommandSettings(
+                topic: topic,
+                template: template,
+                qos: qos,
+                retain: retain,
+                ack: ack,
+                payload: commandPayload
+            ), source
+        )
     }
 }

@@ -23,6 +23,10 @@ final class ConfigurationLoader {
     var deviceMarks: [String: Mark] = [:]
     /// The device the unit being read names, for its points that name none.
     var unitDevice: String?
+    /// Devices with a `profile:`, by name, with what their points need to expand.
+    var profiles: [String: ProfileContext] = [:]
+    /// The broker's client id (a Shelly profile's default RPC source).
+    var clientID = BrokerSettings.defaultClientID
 
     init(file: String, baseDirectory: String?) {
         self.diagnostics = Diagnostics(file: file)
@@ -68,12 +72,13 @@ final class ConfigurationLoader {
         let broker = view["broker"].map { parseBroker($0) } ?? BrokerSettings()
         let modbus = view["modbus"].map { parseModbus($0) } ?? ModbusListenerSettings()
         let defaults = view["defaults"].map { parseDefaults($0) } ?? PointDefaults()
-        let devices = view["devices"].map { parseDevices($0) } ?? []
+        var devices = view["devices"].map { parseDevices($0) } ?? []
         var units: [UnitConfiguration] = []
         if let entry = reader.required(view, "units", fix: "add 'units:' with at least one unit and its points") {
             units = parseUnits(entry, defaults: defaults)
         }
         validateAcrossPoints(units: units)
+        finishProfiles(&devices)
         let configuration = BridgeConfiguration(
             broker: broker,
             modbus: modbus,
@@ -172,7 +177,7 @@ final class ConfigurationLoader {
     static let brokerKeys = [
         "host", "port", "client_id", "protocol", "clean_session", "session_expiry", "keepalive", "username", "password",
         "password_file", "tls", "status_topic", "reconnect", "connect_timeout", "operation_timeout", "message_buffer",
-        "max_inflight", "tcp_nodelay",
+        "max_inflight", "tcp_nodelay", "refresh_rate",
     ]
     static let tlsKeys = [
         "ca_file", "ca_path", "cert_file", "key_file", "verify_server", "verify_hostname", "version", "ciphers",
@@ -198,6 +203,7 @@ final class ConfigurationLoader {
             }
         }
         settings.statusTopic = "\(settings.clientID)/status"
+        clientID = settings.clientID
         if let version = reader.choice(
             view["protocol"],
             [("mqtt5", BrokerSettings.ProtocolVersion.mqtt5), ("mqtt311", .mqtt311)]
@@ -275,6 +281,17 @@ final class ConfigurationLoader {
         }
         if let value = reader.integer(view["max_inflight"], in: 0...65535) { settings.maxInflightMessages = value }
         if let value = reader.bool(view["tcp_nodelay"]) { settings.tcpNoDelay = value }
+        if let entry = view["refresh_rate"], let rate = reader.number(entry) {
+            if rate.isFinite && rate > 0 && rate <= 10_000 {
+                settings.refreshRate = rate
+            } else {
+                diagnostics.error(
+                    "'refresh_rate' must be a number of messages per second above 0 and at most 10000, found \(entry.value.scalarText ?? "")",
+                    at: entry.mark,
+                    fix: "the default, 10, refreshes 1000 devices in under two minutes"
+                )
+            }
+        }
         return settings
     }
 

@@ -1,7 +1,9 @@
 import Yams
 
 extension ConfigurationLoader {
-    static let deviceKeys = ["name", "availability", "silence", "offline_writes"]
+    static let deviceKeys =
+        ["name", "availability", "silence", "offline_writes", "profile", "refresh"]
+        + profileDeviceKeys.map(\.key)
     static let availabilityKeys = ["topic", "online", "offline", "path"]
     static let offlineWriteChoices: [(String, OfflineWritePolicy)] = OfflineWritePolicy.allCases.map {
         ($0.rawValue, $0)
@@ -36,8 +38,13 @@ extension ConfigurationLoader {
             deviceMarks[name] = mark
         }
         var device = DeviceConfiguration(name: name, location: location(of: node))
+        device.availability = parseProfile(view, name: name)
         if let entry = view["availability"] {
             device.availability = parseAvailability(entry, context: "\(view.context) availability")
+        }
+        if let entry = view["refresh"] {
+            device.refresh = parseRefresh(entry, context: view.context)
+            profiles[name]?.refreshWritten = true
         }
         if let entry = view["silence"], let silence = reader.duration(entry) {
             if silence <= .zero {

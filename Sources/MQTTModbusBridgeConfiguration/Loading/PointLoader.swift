@@ -10,6 +10,8 @@ struct PayloadPartial {
     var pathWritten = false
     var trueWords: [String]?
     var falseWords: [String]?
+    /// `if_absent: ignore`, with where it was written.
+    var ignoresAbsent: (value: Bool, entry: Entry)?
 }
 
 /// Settings given under `ack:` (in `defaults` or a point), before merging.
@@ -67,11 +69,11 @@ extension ConfigurationLoader {
         "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset",
         "state_topic",
         "payload", "qos", "max_age", "on_missing", "command_topic", "command_template", "command_retain", "ack",
-        "device", "quality", "last_command",
+        "device", "quality", "last_command", "command_payload",
     ]
     static let statusRegisterKeys = ["area", "address"]
     static let defaultsKeys = ["byte_order", "qos", "max_age", "on_missing", "payload", "ack"]
-    static let payloadKeys = ["format", "path", "true_words", "false_words"]
+    static let payloadKeys = ["format", "path", "true_words", "false_words", "if_absent"]
     static let ackKeys = [
         "mode", "timeout", "response_topic", "id_field", "success_field", "error_field", "code_field", "tolerance",
     ]
@@ -195,6 +197,9 @@ extension ConfigurationLoader {
         }
         partial.trueWords = reader.words(view["true_words"])
         partial.falseWords = reader.words(view["false_words"])
+        if let entry = view["if_absent"], let ignore = reader.choice(entry, [("ignore", true), ("error", false)]) {
+            partial.ignoresAbsent = (ignore, entry)
+        }
         return partial
     }
 
@@ -358,7 +363,10 @@ extension ConfigurationLoader {
         var points: [PointConfiguration] = []
         if let pointsEntry = view["points"], let nodes = reader.sequence(pointsEntry) {
             for pointNode in nodes {
-                if let loaded = parsePoint(pointNode, unitID: unitID, defaults: defaults, fallback: pointsEntry.mark) {
+                let (expanded, finish) = expandProfile(pointNode, unitDevice: unitDevice)
+                guard let expanded else { continue }
+                if var loaded = parsePoint(expanded, unitID: unitID, defaults: defaults, fallback: pointsEntry.mark) {
+                    finish?(&loaded.point)
                     if loaded.isValid { points.append(loaded.point) }
                     loadedPoints.append(loaded)
                 }
@@ -369,13 +377,19 @@ extension ConfigurationLoader {
                 for instance in expandTemplate(templateNode, fallback: templatesEntry.mark) {
                     diagnostics.instanceSuffix = instance.description
                     let templateName = templateNode.mapping?["name"]?.scalarText
+                    let (expanded, finish) = expandProfile(instance.node, unitDevice: unitDevice)
+                    guard let expanded else {
+                        diagnostics.instanceSuffix = nil
+                        continue
+                    }
                     if var loaded = parsePoint(
-                        instance.node,
+                        expanded,
                         unitID: unitID,
                         defaults: defaults,
                         fallback: templateNode.mark,
                         templateName: templateName
                     ) {
+                        finish?(&loaded.point)
                         loaded.point.location = location(of: templateNode)
                         if loaded.isValid { points.append(loaded.point) }
                         loadedPoints.append(loaded)
@@ -534,6 +548,17 @@ extension ConfigurationLoader {
             context: context
         )
 
+        var commandPayload: PayloadFormat?
+        if let entry = view["command_payload"], view.has("command_topic") {
+            commandPayload = resolveCommandPayload(
+                entry,
+                point: pointPayload,
+                defaults: defaults.payload,
+                type: type,
+                context: context,
+                view: view
+            )
+        }
         let (command, ackModeSource) = parseCommand(
             view,
             area: area,
@@ -541,6 +566,7 @@ extension ConfigurationLoader {
             qos: qos,
             stateTopic: stateTopic,
             payload: payload,
+            commandPayload: commandPayload,
             type: type,
             name: name,
             context: context
@@ -771,6 +797,7 @@ extension ConfigurationLoader {
         qos: QoSLevel,
         stateTopic: String?,
         payload: PayloadFormat?,
+        commandPayload: PayloadFormat? = nil,
         type: PointType?,
         name: String,
         context: String
@@ -794,13 +821,14 @@ extension ConfigurationLoader {
                     qos: qos,
                     stateTopic: stateTopic,
                     payload: payload,
+                    commandPayload: commandPayload,
                     type: type,
                     name: name,
                     context: context
                 )
             }
         } else {
-            for key in ["command_template", "command_retain", "ack", "last_command"] {
+            for key in ["command_template", "command_retain", "ack", "last_command", "command_payload"] {
                 if let entry = view[key] {
                     diagnostics.error(
                         "'\(key)' needs a 'command_topic'",
@@ -871,6 +899,14 @@ extension ConfigurationLoader {
         view: MappingView
     ) -> PayloadFormat? {
         let format = point.format?.name ?? defaults.format?.name ?? "plain"
+        if let absent = point.ignoresAbsent, format != "json" {
+            diagnostics.error(
+                "'if_absent' only applies to format json (this point's format is \(format))",
+                at: absent.entry.mark,
+                fix: "remove if_absent"
+            )
+            return nil
+        }
         if let path = point.path, format != "json" {
             diagnostics.error(
                 "'path' only applies to format json (this point's format is \(format))",
@@ -904,7 +940,9 @@ extension ConfigurationLoader {
                 )
                 return nil
             }
-            return PayloadFormat(encoding: .json(path: path), trueWords: trueWords, falseWords: falseWords)
+            var format = PayloadFormat(encoding: .json(path: path), trueWords: trueWords, falseWords: falseWords)
+            format.ignoresAbsentPath = (point.ignoresAbsent ?? defaults.ignoresAbsent)?.value ?? false
+            return format
         case "boolean":
             if let type, case .string = type {
                 diagnostics.error(
@@ -918,6 +956,31 @@ extension ConfigurationLoader {
         default:
             return PayloadFormat(encoding: .plain, trueWords: trueWords, falseWords: falseWords)
         }
+    }
+
+    /// `command_payload:` — the format of commands, key by key over the point's payload (and the
+    /// defaults'); a format other than json drops the inherited path.
+    func resolveCommandPayload(
+        _ entry: Entry,
+        point: PayloadPartial,
+        defaults: PayloadPartial,
+        type: PointType?,
+        context: String,
+        view: MappingView
+    ) -> PayloadFormat? {
+        let own = parsePayload(entry, context: "\(context) command_payload")
+        var merged = own
+        merged.format = own.format ?? point.format
+        let format = merged.format?.name ?? defaults.format?.name ?? "plain"
+        if own.path == nil && !own.pathWritten && format == "json" {
+            merged.path = point.path
+            merged.pathWritten = point.pathWritten
+        }
+        merged.trueWords = own.trueWords ?? point.trueWords
+        merged.falseWords = own.falseWords ?? point.falseWords
+        var inherited = defaults
+        if format != "json" { inherited.path = nil }
+        return resolvePayload(point: merged, defaults: inherited, type: type, context: context, view: view)
     }
 
     /// The `on_missing: { value: ... }` scalar as a value of the point's type.

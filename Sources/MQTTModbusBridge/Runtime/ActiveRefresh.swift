@@ -1,0 +1,92 @@
+import Logging
+import MQTTModbusBridgeConfiguration
+import Mosquitto
+import Synchronization
+
+/// Asks devices for their state: publishes every device's refresh messages
+/// (``DeviceConfiguration/refresh``) once the subscriptions are in place, on start and after each
+/// reconnection, so that values that are not retained (a Tasmota relay's `stat/…/RESULT`, a
+/// zigbee2mqtt plug's state) come back at once instead of at the device's next report.
+///
+/// Rounds are rate limited to ``BrokerSettings/refreshRate`` messages per second, so that a
+/// thousand devices do not flood the broker (or a zigbee network) after a reconnection. A new
+/// round cancels the one still running: after a reconnection, the devices are asked again from
+/// the first. Refresh messages are never retained, at QoS 1, and a message that cannot be sent
+/// is logged and skipped.
+final class ActiveRefresh: Sendable {
+    private let messages: [(device: String, message: RefreshMessage)]
+    private let interval: Duration
+    private let client: MQTTClient
+    private let logger: Logger
+    private let round = Mutex<Task<Void, Never>?>(nil)
+    /// Refresh messages published since start (tests and the log).
+    private let published = Atomic<Int>(0)
+
+    init(configuration: BridgeConfiguration, client: MQTTClient, logger: Logger) {
+        self.messages = configuration.devices.flatMap { device in device.refresh.map { (device.name, $0) } }
+        self.interval = Self.interval(rate: configuration.broker.refreshRate)
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The time between two refresh messages at `rate` messages per second.
+    static func interval(rate: Double) -> Duration {
+        guard rate.isFinite, rate > 0 else { return .seconds(1) / BrokerSettings.defaultRefreshRate }
+        return .seconds(1) / rate
+    }
+
+    /// Refresh messages published so far.
+    var publishedCount: Int { published.load(ordering: .relaxed) }
+
+    /// Starts a round (cancelling one still running); returns at once.
+    func start() {
+        guard !messages.isEmpty else { return }
+        let task = Task { await self.run() }
+        round.withLock { current in
+            current?.cancel()
+            current = task
+        }
+    }
+
+    /// Stops the round still running, if any.
+    func stop() {
+        round.withLock { current in
+            current?.cancel()
+            current = nil
+        }
+    }
+
+    private func run() async {
+        logger.debug("refreshing devices", metadata: ["messages": "\(messages.count)"])
+        for (index, entry) in messages.enumerated() {
+            // Disconnected (or stopping): the next connection starts a round of its own.
+            if Task.isCancelled || client.state != .connected { return }
+            if index > 0 {
+                do { try await Task.sleep(for: interval) } catch { return }
+            }
+            do {
+                try await client.publish(
+                    topic: entry.message.topic,
+                    payload: Array(entry.message.payload.utf8),
+                    qos: .atLeastOnce,
+                    retain: false
+                )
+                published.add(1, ordering: .relaxed)
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "cannot publish a refresh request",
+                    metadata: ["device": "\(entry.device)", "topic": "\(entry.message.topic)", "error": "\(error)"]
+                )
+            }
+        }
+    }
+}
+
+extension MQTTModbusBridgeService {
+    /// A message about a point that carried no value for it (a profile's document without the
+    /// point's key, a reply to another request): the device is not silent.
+    func seen(_ index: Int) {
+        if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
+    }
+}
