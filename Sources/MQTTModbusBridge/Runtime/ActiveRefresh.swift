@@ -14,8 +14,12 @@ import Synchronization
 /// the first. Refresh messages are never retained, at QoS 1, and a message that cannot be sent
 /// is logged and skipped.
 final class ActiveRefresh: Sendable {
-    private let messages: [(device: String, message: RefreshMessage)]
-    private let interval: Duration
+    private struct Settings {
+        var messages: [(device: String, message: RefreshMessage)]
+        var interval: Duration
+    }
+    /// Replaced by a reload (``update(_:)``).
+    private let settings: Mutex<Settings>
     private let client: MQTTClient
     private let logger: Logger
     private let round = Mutex<Task<Void, Never>?>(nil)
@@ -23,10 +27,21 @@ final class ActiveRefresh: Sendable {
     private let published = Atomic<Int>(0)
 
     init(configuration: BridgeConfiguration, client: MQTTClient, logger: Logger) {
-        self.messages = configuration.devices.flatMap { device in device.refresh.map { (device.name, $0) } }
-        self.interval = Self.interval(rate: configuration.broker.refreshRate)
+        self.settings = Mutex(Self.settings(configuration))
         self.client = client
         self.logger = logger
+    }
+
+    private static func settings(_ configuration: BridgeConfiguration) -> Settings {
+        Settings(
+            messages: configuration.devices.flatMap { device in device.refresh.map { (device.name, $0) } },
+            interval: interval(rate: configuration.broker.refreshRate)
+        )
+    }
+
+    /// Takes the devices' refresh messages from a reloaded configuration, for the next round.
+    func update(_ configuration: BridgeConfiguration) {
+        settings.withLock { $0 = Self.settings(configuration) }
     }
 
     /// The time between two refresh messages at `rate` messages per second.
@@ -39,9 +54,14 @@ final class ActiveRefresh: Sendable {
     var publishedCount: Int { published.load(ordering: .relaxed) }
 
     /// Starts a round (cancelling one still running); returns at once.
-    func start() {
+    ///
+    /// - Parameter devices: only these devices (after a reload: the new and changed ones);
+    ///   `nil`: every device.
+    func start(devices: Set<String>? = nil) {
+        let (all, interval) = settings.withLock { ($0.messages, $0.interval) }
+        let messages = devices.map { names in all.filter { names.contains($0.device) } } ?? all
         guard !messages.isEmpty else { return }
-        let task = Task { await self.run() }
+        let task = Task { await self.run(messages, interval: interval) }
         round.withLock { current in
             current?.cancel()
             current = task
@@ -56,7 +76,7 @@ final class ActiveRefresh: Sendable {
         }
     }
 
-    private func run() async {
+    private func run(_ messages: [(device: String, message: RefreshMessage)], interval: Duration) async {
         logger.debug("refreshing devices", metadata: ["messages": "\(messages.count)"])
         for (index, entry) in messages.enumerated() {
             // Disconnected (or stopping): the next connection starts a round of its own.
@@ -86,7 +106,7 @@ final class ActiveRefresh: Sendable {
 extension MQTTModbusBridgeService {
     /// A message about a point that carried no value for it (a profile's document without the
     /// point's key, a reply to another request): the device is not silent.
-    func seen(_ index: Int) {
-        if let device = map.deviceOfPoint[index] { cache.deviceSeen(device) }
+    func seen(_ index: Int, _ topics: BridgeTopicMap) {
+        if let device = topics.map.deviceOfPoint[index] { topics.cache.deviceSeen(device) }
     }
 }

@@ -429,8 +429,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             state.reloadUnsubscriptions =
                 state.reloadUnsubscriptions.filter { !wanted.contains($0) } + plan.unsubscribe
         }
+        refresh.update(configuration)
         metrics.record(readiness)
         await applyReloadSubscriptions()
+        // Values that are not retained: ask the new devices, once their topics are subscribed.
+        if client.state == .connected, state.withLock({ $0.reloadSubscriptions.isEmpty }) {
+            refresh.start(devices: plan.refreshDevices)
+        }
         logger.notice(
             "configuration reloaded",
             metadata: ["changes": "\(plan.summary)", "points": "\(new.map.points.count)"]
@@ -558,7 +563,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         do {
             guard
                 let value = try StateMessageDecoder(point: point).decode(topic: message.topic, payload: message.payload)
-            else { return seen(index) }
+            else { return seen(index, topics) }
             let image = try RegisterEncoder(point: point).encode(value)
             cache.update(point: index, image: image)
             metrics.messagesDecoded.increment()

@@ -28,6 +28,9 @@ struct ReloadPlan: Sendable {
     /// Filters to subscribe to: new ones, ones whose QoS changed, and kept ones that carry a
     /// point without a value (subscribing again makes the broker send their retained message).
     var subscribe: [MessageRoutes.Subscription]
+    /// Devices to ask for their state once the new subscriptions are in place: new ones, and
+    /// changed ones, that have a refresh command.
+    var refreshDevices: Set<String>
     /// Filters no point, ack or device of the new map uses.
     var unsubscribe: [String]
     var summary: ReloadSummary
@@ -42,19 +45,23 @@ struct ReloadPlan: Sendable {
                 summary.pointsAdded += 1
                 points.append(.none)
                 if let topic = point.stateTopic { refetch.insert(topic) }
+                for source in point.additionalStates { refetch.insert(source.topic) }
                 continue
             }
             let previous = old.map.points[oldIndex]
             if previous.ignoringLocation == point.ignoringLocation {
                 summary.pointsUnchanged += 1
                 points.append(.keep(oldIndex))
-            } else if previous.stateTopic == point.stateTopic && previous.payload == point.payload {
+            } else if previous.stateTopic == point.stateTopic && previous.payload == point.payload
+                && previous.additionalStates == point.additionalStates
+            {
                 summary.pointsChanged += 1
                 points.append(.convert(oldIndex))
             } else {
                 summary.pointsChanged += 1
                 points.append(.none)
                 if let topic = point.stateTopic { refetch.insert(topic) }
+                for source in point.additionalStates { refetch.insert(source.topic) }
             }
         }
         summary.pointsRemoved = old.map.points.count - summary.pointsUnchanged - summary.pointsChanged
@@ -63,6 +70,13 @@ struct ReloadPlan: Sendable {
         let oldDevices = Dictionary(
             old.map.devices.enumerated().map { ($1.name, $0) },
             uniquingKeysWith: { first, _ in first }
+        )
+        refreshDevices = Set(
+            new.map.devices.filter { device in
+                !device.refresh.isEmpty
+                    && oldDevices[device.name].map { old.map.devices[$0].ignoringLocation != device.ignoringLocation }
+                        ?? true
+            }.map(\.name)
         )
         devices = new.map.devices.map { device in
             guard let index = oldDevices[device.name],
