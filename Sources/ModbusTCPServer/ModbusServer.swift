@@ -47,6 +47,7 @@ public final class ModbusServer: Service, Sendable {
     private let setupFailures: Counter
     private let refusedConnections: Counter
     private let evictedConnections: Counter
+    private let deniedConnections: DeniedConnections
     /// Fault injection for tests; empty in production.
     let testHooks = ModbusServerTestHooks()
 
@@ -90,13 +91,18 @@ public final class ModbusServer: Service, Sendable {
         self.setupFailures = Counter(label: "modbus_server_connection_setup_failures_total", factory: metricsFactory)
         self.refusedConnections = Counter(label: "modbus_server_connections_refused_total", factory: metricsFactory)
         self.evictedConnections = Counter(label: "modbus_server_connections_evicted_total", factory: metricsFactory)
+        self.deniedConnections = DeniedConnections(
+            counter: Counter(label: "modbus_server_connections_denied_total", factory: metricsFactory),
+            logInterval: configuration.deniedLogInterval
+        )
         self.group = eventLoopGroup
         self.logger = logger
         self.wireLogger = wireLogger
         self.dispatcher = ModbusRequestDispatcher(
             configuration: configuration,
             read: readHandler,
-            write: writeHandler,
+            // A read-only listener answers write function codes 01, as one without a handler.
+            write: configuration.readOnly ? nil : writeHandler,
             observer: requestObserver,
             logger: logger
         )
@@ -281,6 +287,12 @@ public final class ModbusServer: Service, Sendable {
             .childChannelInitializer { channel in
                 guard self.isRunning else { return channel.close() }
                 let peer = channel.remoteAddress.map { "\($0)" } ?? "unknown"
+                if let allowed = self.configuration.allowedClients,
+                    !(channel.remoteAddress.map { address in allowed.contains { $0.contains(address) } } ?? false)
+                {
+                    self.deniedConnections.record(peer: peer, logger: self.logger)
+                    return channel.close()
+                }
                 do {
                     try self.setUpConnection(channel, peer: peer)
                     return channel.eventLoop.makeSucceededVoidFuture()
@@ -443,5 +455,44 @@ final class ModbusServerTestHooks: Sendable {
     var connectionSetup: (@Sendable (any Channel) throws -> Void)? {
         get { setup.withLock { $0 } }
         set { setup.withLock { $0 = newValue } }
+    }
+}
+
+/// Counts connections refused by the address allow-list and logs them at a bounded rate: the
+/// first at once, then one line per interval saying how many more came, so that a port scan or
+/// a misconfigured master retrying in a loop cannot flood the log.
+final class DeniedConnections: Sendable {
+    private struct State {
+        var lastLog: ContinuousClock.Instant?
+        var suppressed = 0
+    }
+    private let counter: Counter
+    private let logInterval: Duration
+    private let state = Mutex(State())
+
+    init(counter: Counter, logInterval: Duration) {
+        self.counter = counter
+        self.logInterval = logInterval
+    }
+
+    func record(peer: String, logger: Logger, now: ContinuousClock.Instant = .now) {
+        counter.increment()
+        let suppressed = state.withLock { state -> Int? in
+            if let last = state.lastLog, now - last < logInterval {
+                state.suppressed += 1
+                return nil
+            }
+            defer {
+                state.lastLog = now
+                state.suppressed = 0
+            }
+            return state.suppressed
+        }
+        guard let suppressed else { return }
+        logger.warning(
+            "connection from an address outside allowed_clients; closing it",
+            metadata: suppressed > 0
+                ? ["peer": "\(peer)", "also_denied_since_last_line": "\(suppressed)"] : ["peer": "\(peer)"]
+        )
     }
 }

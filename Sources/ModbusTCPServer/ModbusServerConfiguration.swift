@@ -38,6 +38,18 @@ public struct ModbusServerConfiguration: Sendable {
         majorMinorRevision: "1.0"
     )
 
+    /// The client addresses allowed to connect; a connection from any other address is closed
+    /// at once, before it can send a request, counted (`modbus_server_connections_denied_total`)
+    /// and logged (the first, then at most one line per ``deniedLogInterval`` with how many
+    /// more there were). `nil`, the default, allows every address. An empty list allows none.
+    public var allowedClients: [ModbusClientAddressRange]? = nil
+    /// The least time between two log lines about denied connections (a scan or a flood of
+    /// connection attempts must not flood the log).
+    public var deniedLogInterval: Duration = .seconds(10)
+    /// Answer every write function code (5, 6, 15, 16, 22, 23) with 01 (illegal function),
+    /// whatever the write handler: a listener for masters that may only read.
+    public var readOnly: Bool = false
+
     /// Creates a configuration with every default.
     public init() {}
 

@@ -94,6 +94,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.maxQueuedRequestsPerConnection = configuration.modbus.maxQueuedRequestsPerConnection
         listener.shutdownGracePeriod = configuration.modbus.shutdownGracePeriod
         listener.deviceIdentification = configuration.modbus.deviceIdentification
+        listener.allowedClients = configuration.modbus.allowedClients
+        listener.readOnly = configuration.modbus.readOnly
         self.server = ModbusServer(
             configuration: listener,
             readHandler: .syncInPlace { request, values in

@@ -4,7 +4,7 @@ import MQTTModbusBridgeConfiguration
 /// is touched: pure, so every rule is tested without a broker.
 ///
 /// Live: units, points, devices, defaults and the write limits. At start only (refused, the
-/// running configuration is kept): the Modbus listener's address and limits, and everything
+/// running configuration is kept): the Modbus listener's address, limits and access rules, and everything
 /// of the broker connection (address, identity, credentials, TLS, session, status topic).
 struct ReloadPlan: Sendable {
     /// Where a point of the new map takes its cached value from.
@@ -150,6 +150,13 @@ struct ReloadPlan: Sendable {
             new.modbus.deviceIdentification,
             listener
         )
+        atStart(
+            "modbus.allowed_clients",
+            old.modbus.allowedClients.map { $0.map(\.description).joined(separator: ", ") } ?? "every address",
+            new.modbus.allowedClients.map { $0.map(\.description).joined(separator: ", ") } ?? "every address",
+            listener
+        )
+        atStart("modbus.read_only", old.modbus.readOnly, new.modbus.readOnly, listener)
         let connection = "the broker connection is made once, at start"
         let (before, after) = (old.broker, new.broker)
         atStart("broker.host", before.host, after.host, connection)

@@ -44,6 +44,10 @@ public struct ModbusListenerSettings: Sendable, Hashable {
     /// How requests for units the configuration does not serve are answered. Default
     /// ``UnknownUnitPolicy/exception`` (0B).
     public var unknownUnit: UnknownUnitPolicy
+    /// The client addresses that may connect (`allowed_clients`); `nil`: every address.
+    public var allowedClients: [ModbusClientAddressRange]?
+    /// Every write function code answers 01 (`read_only`). Default `false`.
+    public var readOnly: Bool
 
     /// The identity reported when the configuration names none.
     public static let defaultDeviceIdentification = ModbusDeviceIdentification(
@@ -63,9 +67,13 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         shutdownGracePeriod: Duration = .seconds(10),
         maxWritesInFlight: Int = 64,
         deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification,
-        unknownUnit: UnknownUnitPolicy = .exception
+        unknownUnit: UnknownUnitPolicy = .exception,
+        allowedClients: [ModbusClientAddressRange]? = nil,
+        readOnly: Bool = false
     ) {
         self.unknownUnit = unknownUnit
+        self.allowedClients = allowedClients
+        self.readOnly = readOnly
         self.host = host
         self.port = port
         self.maxConnections = maxConnections

@@ -404,7 +404,8 @@ final class ConfigurationLoader {
 
     static let modbusKeys = [
         "host", "port", "max_connections", "connection_limit_policy", "idle_timeout", "max_queued_requests",
-        "max_writes_in_flight", "shutdown_grace_period", "device_identification", "unknown_unit",
+        "max_writes_in_flight", "shutdown_grace_period", "device_identification", "unknown_unit", "allowed_clients",
+        "read_only",
     ]
     static let identificationKeys = [
         "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name",
@@ -448,7 +449,38 @@ final class ConfigurationLoader {
         ) {
             settings.unknownUnit = policy
         }
+        if let entry = view["allowed_clients"] { settings.allowedClients = parseAllowedClients(entry) }
+        if let value = reader.bool(view["read_only"]) { settings.readOnly = value }
         return settings
+    }
+
+    /// `allowed_clients`: addresses and CIDR ranges, IPv4 or IPv6.
+    func parseAllowedClients(_ entry: Entry) -> [ModbusClientAddressRange]? {
+        guard let nodes = reader.sequence(entry) else { return nil }
+        if nodes.isEmpty {
+            diagnostics.error(
+                "'allowed_clients' is an empty list, which lets no master connect",
+                at: entry.mark,
+                fix:
+                    "list the masters' addresses or ranges (10.0.0.0/8, 192.168.1.20, fd00::/8), or remove the key to allow every address"
+            )
+            return nil
+        }
+        var ranges: [ModbusClientAddressRange] = []
+        for node in nodes {
+            let text = node.scalarText.map { String($0.trimmingWhitespace()) }
+            guard let text, let range = ModbusClientAddressRange(text) else {
+                diagnostics.error(
+                    "'allowed_clients' entry \(text.map { "'\($0)'" } ?? node.shapeDescription) is not an address or a range",
+                    at: node.mark ?? entry.mark,
+                    fix:
+                        "write an IPv4 or IPv6 address, or a range in CIDR notation: 10.0.0.0/8, 192.168.1.20, fd00::/8 (no host names)"
+                )
+                continue
+            }
+            ranges.append(range)
+        }
+        return ranges
     }
 
     func parseIdentification(_ entry: Entry) -> ModbusDeviceIdentification {

@@ -1,0 +1,71 @@
+import ModbusCore
+import Testing
+
+@testable import MQTTModbusBridgeConfiguration
+
+/// `modbus.allowed_clients` and `modbus.read_only` as the loader reads them.
+@Suite("Modbus access settings")
+struct AccessSettingsTests {
+    static let points = """
+        units:
+          - id: 1
+            points:
+              - { name: t, area: input_register, address: 0, type: int16, state_topic: t, max_age: 1m }
+        """
+
+    @Test("allowed_clients and read_only load as written; absent, every address may connect and write")
+    func loads() throws {
+        let configuration = try #require(
+            validConfiguration(
+                """
+                modbus:
+                  allowed_clients: [10.0.0.0/8, 192.168.1.20, "fd00::/8"]
+                  read_only: true
+                """ + "\n" + Self.points
+            )
+        )
+        #expect(
+            configuration.modbus.allowedClients?.map(\.description) == [
+                "10.0.0.0/8", "192.168.1.20/32", "fd00:0:0:0:0:0:0:0/8",
+            ]
+        )
+        #expect(configuration.modbus.readOnly)
+        let defaults = try #require(validConfiguration(Self.points))
+        #expect(defaults.modbus.allowedClients == nil)
+        #expect(!defaults.modbus.readOnly)
+    }
+
+    @Test("a host name or a malformed range is an error on its line, with the fix")
+    func malformedRange() {
+        let error = expectSingleError(
+            """
+            modbus:
+              allowed_clients:
+                - 10.0.0.0/8
+                - scada.plant.local   #!
+            """ + "\n" + Self.points,
+            "'scada.plant.local' is not an address or a range",
+            fix: "CIDR"
+        )
+        #expect(error != nil)
+        expectSingleError(
+            """
+            modbus:
+              allowed_clients: [10.0.0.0/33]   #!
+            """ + "\n" + Self.points,
+            "'10.0.0.0/33' is not an address or a range"
+        )
+    }
+
+    @Test("an empty allow-list is refused: it would let no master in")
+    func emptyList() {
+        expectSingleError(
+            """
+            modbus:
+              allowed_clients: []   #!
+            """ + "\n" + Self.points,
+            "lets no master connect",
+            fix: "remove the key"
+        )
+    }
+}
