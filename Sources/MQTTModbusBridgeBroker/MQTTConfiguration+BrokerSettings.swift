@@ -7,7 +7,8 @@ extension MQTTConfiguration {
     /// credentials (a password file is read here), TLS, the retained `offline` last will on the
     /// status topic, reconnection, timeouts, buffer sizes and TCP_NODELAY.
     ///
-    /// - Throws: a `CocoaError` when the password file cannot be read.
+    /// - Throws: a `CocoaError` when the password file cannot be read, a
+    ///   ``BrokerPasswordUnavailable`` when the password's environment variable is not set.
     package init(bridgeBroker broker: BrokerSettings) throws {
         var configuration = MQTTConfiguration(host: broker.host, port: broker.port, clientID: broker.clientID)
         configuration.cleanSession = broker.cleanSession
@@ -19,6 +20,11 @@ extension MQTTConfiguration {
         case .literal(let password): configuration.password = password
         case .file(let path):
             configuration.password = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .newlines)
+        case .environment(let name):
+            guard let value = ProcessInfo.processInfo.environment[name] else {
+                throw BrokerPasswordUnavailable(variable: name)
+            }
+            configuration.password = value
         case nil: break
         }
         if let tls = broker.tls {
@@ -51,5 +57,15 @@ extension MQTTConfiguration {
         configuration.maxInflightMessages = broker.maxInflightMessages
         configuration.tcpNoDelay = broker.tcpNoDelay
         self = configuration
+    }
+}
+
+/// `broker.password_env` names an environment variable the process does not have.
+package struct BrokerPasswordUnavailable: Error, CustomStringConvertible {
+    package var variable: String
+
+    package var description: String {
+        "the environment variable \(variable) (broker.password_env) is not set: start the bridge with it, "
+            + "or use password_file"
     }
 }

@@ -237,8 +237,16 @@ struct ObservabilityTests {
         }
     }
 
-    @Test("a run with a password and a TLS client key: neither appears in its trace-level log or its metrics")
-    func secretsStayOut() async throws {
+    /// Where the bridge's broker password comes from in ``secretsStayOut(source:)``.
+    enum PasswordSource: String, CaseIterable, Sendable {
+        case literal, file, environment
+    }
+
+    @Test(
+        "a run with a password (in the file, a password file, an environment variable) and a TLS client key: neither appears in its trace-level log, its metrics, its status page or its JSON",
+        arguments: PasswordSource.allCases
+    )
+    func secretsStayOut(source: PasswordSource) async throws {
         let pki = try await TestPKI.shared.value
         let options = TestBrokerOptions(
             passwordFile: pki.passwordFile,
@@ -269,21 +277,39 @@ struct ObservabilityTests {
 
             let modbusPort = try freeLoopbackPort()
             let statusPort = try freeLoopbackPort()
+            let passwordLine: String
+            var environment: [String: String] = [:]
+            switch source {
+            case .literal:
+                passwordLine = "password: \(TestPKI.password)"
+            case .file:
+                let file = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "e2e-password-\(UUID().uuidString)"
+                )
+                try (TestPKI.password + "\n").write(to: file, atomically: true, encoding: .utf8)
+                passwordLine = "password_file: \(file.path)"
+            case .environment:
+                passwordLine = "password_env: E2E_MQTT_PASSWORD"
+                environment["E2E_MQTT_PASSWORD"] = TestPKI.password
+            }
             let config = try ServiceProcessTests.configurationFile(
                 ServiceProcessTests.yaml(
                     brokerPort: broker.port,
                     modbusPort: modbusPort,
                     brokerSection: """
                           username: \(TestPKI.username)
-                          password: \(TestPKI.password)
+                          \(passwordLine)
                           tls: { ca_file: \(pki.caFile), cert_file: \(pki.clientCertificate), key_file: \(pki.clientKey) }
                         """
                 )
             )
-            let bridge = try BridgeProcess([
-                "run", "--config", config, "--status-listen", "127.0.0.1:\(statusPort)", "--log-level", "trace",
-                "--wire-log",
-            ])
+            let bridge = try BridgeProcess(
+                [
+                    "run", "--config", config, "--status-listen", "127.0.0.1:\(statusPort)", "--log-level", "trace",
+                    "--wire-log",
+                ],
+                environment: environment
+            )
             do {
                 try await observed.waitForMessage(on: statusTopic, timeout: .seconds(20)) {
                     $0.payloadString == "online"
@@ -307,7 +333,9 @@ struct ObservabilityTests {
                 let metrics = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/metrics"))
                 let ready = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/ready"))
                 let health = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/health"))
-                #expect(ready.status == 200 && health.status == 200)
+                let page = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/"))
+                let points = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/api/points"))
+                #expect(ready.status == 200 && health.status == 200 && page.status == 200 && points.status == 200)
                 bridge.send(SIGTERM)
                 #expect(try await bridge.waitForExit() == 0)
 
@@ -319,6 +347,7 @@ struct ObservabilityTests {
                 )
                 for (name, text) in [
                     ("log", log), ("metrics", metrics.body), ("ready", ready.body), ("health", health.body),
+                    ("status page", page.body), ("points JSON", points.body),
                 ] {
                     #expect(!text.contains(TestPKI.password), "the password is in the \(name)")
                     #expect(!text.contains("PRIVATE KEY"), "a private key is in the \(name)")

@@ -69,3 +69,45 @@ struct AccessSettingsTests {
         )
     }
 }
+
+/// `broker.password_env`, and the rule that a password comes from one place.
+@Suite("Broker password sources")
+struct PasswordSourceTests {
+    static let points = AccessSettingsTests.points
+
+    @Test("password_env names a variable; the variable's value is read when the service is created")
+    func environment() throws {
+        let configuration = try #require(
+            validConfiguration("broker: { username: u, password_env: MQTT_PASSWORD }\n" + Self.points)
+        )
+        #expect(configuration.broker.password == .environment(name: "MQTT_PASSWORD"))
+    }
+
+    @Test("two sources at once are refused")
+    func twoSources() {
+        expectSingleError(
+            """
+            broker:
+              username: u
+              password: a
+              password_env: MQTT_PASSWORD   #!
+            """ + "\n" + Self.points,
+            "'password' and 'password_env' are both set",
+            fix: "keep one"
+        )
+    }
+
+    @Test("a value where the variable's name belongs is refused, without echoing it as a name")
+    func valueInsteadOfName() {
+        let error = expectSingleError(
+            """
+            broker:
+              username: u
+              password_env: "hunter2!"   #!
+            """ + "\n" + Self.points,
+            "must name an environment variable",
+            fix: "MQTT_PASSWORD"
+        )
+        #expect(error.map { !"\($0)".contains("hunter2") } ?? false, "the value is not repeated")
+    }
+}

@@ -21,6 +21,9 @@ public struct BrokerSettings: Sendable, Hashable {
         /// Kubernetes; one trailing new line is ignored. Relative paths are resolved against the
         /// configuration file's directory by ``BridgeConfiguration/load(path:)``.
         case file(path: String)
+        /// Read from an environment variable of the process when the service is created
+        /// (`password_env:`), for orchestrators that hand secrets over that way.
+        case environment(name: String)
     }
 
     /// Broker host name or IP address. Default `127.0.0.1`.

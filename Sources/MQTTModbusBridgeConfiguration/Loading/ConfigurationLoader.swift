@@ -176,7 +176,8 @@ final class ConfigurationLoader {
 
     static let brokerKeys = [
         "host", "port", "client_id", "protocol", "clean_session", "session_expiry", "keepalive", "username", "password",
-        "password_file", "tls", "status_topic", "reconnect", "connect_timeout", "operation_timeout", "message_buffer",
+        "password_file", "password_env", "tls", "status_topic", "reconnect", "connect_timeout", "operation_timeout",
+        "message_buffer",
         "max_inflight", "tcp_nodelay", "refresh_rate",
     ]
     static let tlsKeys = [
@@ -241,19 +242,36 @@ final class ConfigurationLoader {
         if let username = reader.string(view["username"]) { settings.username = username }
         let password = reader.string(view["password"], allowEmpty: true)
         let passwordFile = reader.string(view["password_file"])
-        if password != nil && passwordFile != nil {
+        let passwordVariable = reader.string(view["password_env"])
+        let given = ["password", "password_file", "password_env"].filter { view[$0] != nil }
+        if given.count > 1 {
             diagnostics.error(
-                "'password' and 'password_file' are both set",
-                at: view["password_file"]!.mark,
-                fix: "keep one: password_file (a secret mounted from outside) is the safer choice"
+                "\(given.map { "'\($0)'" }.joined(separator: " and ")) are \(given.count == 2 ? "both" : "all") set; the password can come from one place only",
+                at: view[given[1]]!.mark,
+                fix:
+                    "keep one: password_file or password_env (a secret handed over from outside) is safer than password"
             )
         } else if let password {
             settings.password = .literal(password)
         } else if let passwordFile {
             settings.password = .file(path: resolvePath(passwordFile))
+        } else if let passwordVariable {
+            if passwordVariable.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }),
+                !passwordVariable.first!.isNumber
+            {
+                settings.password = .environment(name: passwordVariable)
+            } else {
+                diagnostics.error(
+                    // Not echoed: it may be the password itself, written where its variable's name belongs.
+                    "'password_env' must name an environment variable (letters, digits and _, not starting with a digit)",
+                    at: view["password_env"]!.mark,
+                    fix:
+                        "give the variable's name (letters, digits and _), e.g. password_env: MQTT_PASSWORD, not its value"
+                )
+            }
         }
         if settings.password != nil && settings.username == nil {
-            let mark = (view["password"] ?? view["password_file"])!.mark
+            let mark = (view["password"] ?? view["password_file"] ?? view["password_env"])!.mark
             diagnostics.error("a password needs a 'username'", at: mark, fix: "add username: <name>")
         }
         if let tlsEntry = view["tls"] { settings.tls = parseTLS(tlsEntry) }

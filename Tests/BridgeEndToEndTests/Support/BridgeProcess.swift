@@ -14,11 +14,15 @@ final class BridgeProcess: @unchecked Sendable {
     private let exit = TestLock<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
     let pid: Int32
 
-    /// Starts the executable with `arguments`; its output goes to a file read by ``output``.
-    init(_ arguments: [String]) throws {
+    /// Starts the executable with `arguments` (and `environment` added to the test's own); its
+    /// output goes to a file read by ``output``.
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = try ValidateCommandTests.executable()
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         outputFile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "e2e-bridge-\(UUID().uuidString).log"
         )
