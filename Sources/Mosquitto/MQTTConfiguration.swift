@@ -193,10 +193,19 @@ public struct MQTTReconnectPolicy: Sendable, Hashable {
     public var multiplier: Double
     /// Whether ``MQTTClient/connect()`` keeps retrying when the very first
     /// attempt fails. `false` (the default) makes `connect()` throw the first
-    /// attempt's error, so a wrong password or an untrusted certificate is
-    /// reported at once; `true` suits a service that must start before its
-    /// broker (it then waits until connected or cancelled).
+    /// attempt's error; `true` suits a service that must start before its
+    /// broker (it then waits until connected or cancelled). Either way, a first
+    /// attempt refused for its TLS handshake (an untrusted or wrongly named
+    /// certificate) or its credentials fails `connect()` at once
+    /// (``failsInitialConnectAtOnce(_:)``): retrying cannot change the answer.
     public var retryInitialConnect: Bool
+
+    /// Whether `error` ends the first connection attempt for good even with
+    /// ``retryInitialConnect``: ``MQTTError/Code/tls`` and
+    /// ``MQTTError/Code/notAuthorized``.
+    public static func failsInitialConnectAtOnce(_ error: MQTTError) -> Bool {
+        error.code == .tls || error.code == .notAuthorized
+    }
 
     /// Creates a policy.
     public init(

@@ -8,6 +8,8 @@ import Foundation
 ///   `openssl rehash`.
 /// - `untrustedCAFile` signs `untrustedServerCertificate`, which a client
 ///   trusting only `caFile` must refuse.
+/// - `caFile` also signs `otherHostServerCertificate`, for `broker.example.net` only: trusted,
+///   but a client connecting to 127.0.0.1 or localhost must refuse it for its host name.
 public struct TestPKI: Sendable {
     /// The user name in ``passwordFile``.
     public static let username = "gateway"
@@ -25,6 +27,8 @@ public struct TestPKI: Sendable {
     public var untrustedCAFile: String { self.path("untrusted-ca.crt") }
     public var untrustedServerCertificate: String { self.path("untrusted-server.crt") }
     public var untrustedServerKey: String { self.path("untrusted-server.key") }
+    public var otherHostServerCertificate: String { self.path("other-host-server.crt") }
+    public var otherHostServerKey: String { self.path("other-host-server.key") }
     public var passwordFile: String { self.path("passwords") }
 
     private func path(_ name: String) -> String {
@@ -67,6 +71,10 @@ public struct TestPKI: Sendable {
             (
                 "untrusted-server", "untrusted-ca", "/CN=localhost",
                 "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+            ),
+            (
+                "other-host-server", "ca", "/CN=broker.example.net",
+                "subjectAltName=DNS:broker.example.net\nextendedKeyUsage=serverAuth\n"
             ),
         ]
         for (name, issuer, subject, extensions) in leaves {

@@ -272,6 +272,25 @@ struct ClientSessionStateMachineTests {
         #expect(machine.subscriptionRestoresSent() == [.publishState(.connected), .resume("connect", .success)])
     }
 
+    @Test(
+        "retryInitialConnect: a first attempt refused for TLS or credentials fails connect() at once",
+        arguments: [
+            MQTTError(code: .tls, reason: "A TLS error occurred.", detail: "certificate verify failed"),
+            MQTTError(code: .notAuthorized, reason: "not authorised"),
+        ]
+    )
+    func initialConnectRefusedForGood(error: MQTTError) {
+        var machine = Machine(configuration: configuration(retryInitialConnect: true))
+        _ = machine.connect(sessionID: 1, waiter: "connect", isCancelled: false)
+        #expect(
+            machine.attempt(1, at: start, result: .failure(error)) == [
+                .stopConnecting(error), .resume("connect", .failure(error)),
+                .publishState(.disconnected(reason: error)),
+            ]
+        )
+        #expect(machine.session == nil)
+    }
+
     @Test("a lost connection fails what is pending, backs off, reconnects and restores every subscription")
     func reconnection() {
         var machine = Machine(configuration: configuration())

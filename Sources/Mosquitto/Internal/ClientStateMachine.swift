@@ -579,7 +579,12 @@ struct ClientStateMachine<Waiter> {
         guard var session = self.session, session.id == sessionID else { return [] }
         var actions: [Action] = []
         session.failedAttempts += 1
-        if !session.hasConnected && !self.reconnect.retryInitialConnect {
+        // Retrying the first connection waits for a broker that is not up yet; a broker that
+        // answers "not this certificate" or "not these credentials" would answer the same for
+        // ever, so that fails connect() at once, retry or not. (After a first connection every
+        // loss is retried: a broker whose certificate is being renewed comes back.)
+        let retry = self.reconnect.retryInitialConnect && !MQTTReconnectPolicy.failsInitialConnectAtOnce(error)
+        if !session.hasConnected && !retry {
             actions.append(.stopConnecting(error))
             self.session = nil
             if let waiter = session.connectWaiter {

@@ -11,7 +11,7 @@ import Testing
 final class BridgeProcess: @unchecked Sendable {
     private let process: Process
     private let outputFile: URL
-    private let exit = TestLock<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+    private let exit = TestLock<(status: Int32?, waiters: [UUID: CheckedContinuation<Int32, Never>])>((nil, [:]))
     let pid: Int32
 
     /// Starts the executable with `arguments` (and `environment` added to the test's own); its
@@ -37,8 +37,8 @@ final class BridgeProcess: @unchecked Sendable {
             let code = process.terminationStatus
             let waiters = exit.withLock { state -> [CheckedContinuation<Int32, Never>] in
                 state.status = code
-                defer { state.waiters = [] }
-                return state.waiters
+                defer { state.waiters = [:] }
+                return Array(state.waiters.values)
             }
             for waiter in waiters { waiter.resume(returning: code) }
         }
@@ -58,14 +58,25 @@ final class BridgeProcess: @unchecked Sendable {
     /// Waits (bounded) for the process to end and returns its exit status.
     func waitForExit(timeout: Duration = .seconds(15)) async throws -> Int32 {
         try await withTimeout(timeout, "mqtt-modbus-bridge (pid \(pid)) to exit") {
-            await withCheckedContinuation { continuation in
-                let known = self.exit.withLock { state -> Int32? in
-                    if let status = state.status { return status }
-                    state.waiters.append(continuation)
-                    return nil
+            let id = UUID()
+            // Cancellable, or the timeout could not end the wait: a task group waits for its
+            // children, and a continuation nobody resumes never ends.
+            let status = await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let known = self.exit.withLock { state -> Int32? in
+                        if let status = state.status { return status }
+                        if Task.isCancelled { return Int32.min }
+                        state.waiters[id] = continuation
+                        return nil
+                    }
+                    if let known { continuation.resume(returning: known) }
                 }
-                if let known { continuation.resume(returning: known) }
+            } onCancel: {
+                let waiter = self.exit.withLock { $0.waiters.removeValue(forKey: id) }
+                waiter?.resume(returning: Int32.min)
             }
+            if status == Int32.min { throw CancellationError() }
+            return status
         }
     }
 
