@@ -112,6 +112,16 @@ public struct StateSource: Sendable, Hashable {
             self.path = path
             self.value = value
         }
+
+        /// Whether `payload` is a JSON document with the text (or number) ``value`` at ``path``.
+        public func matches(_ payload: [UInt8]) -> Bool {
+            guard let document = try? JSONParser.parse(payload), case .success(let found) = document.value(at: path)
+            else { return false }
+            switch found {
+            case .string(let text), .number(let text): return text == value
+            default: return false
+            }
+        }
     }
 
     /// Creates a state source.
