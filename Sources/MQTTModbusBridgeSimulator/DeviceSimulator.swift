@@ -10,11 +10,16 @@ import Synchronization
 /// and answers commands in each point's ack mode, with switches to delay, refuse or ignore
 /// acknowledgements. Used by the demo and the end-to-end tests.
 ///
-/// State messages are published retained, in the point's payload format (boolean points that
-/// list their own words publish them in JSON too: `{"POWER":"ON"}`). Commands are read through
-/// their command template when they have one (the value and the correlation id wherever the
-/// template puts them), otherwise in the point's payload format with the correlation id at the
-/// ack's `id_field`.
+/// Points described by hand: state messages are published retained, in the point's payload
+/// format (boolean points that list their own words publish them in JSON too:
+/// `{"POWER":"ON"}`). Commands are read through their command template when they have one (the
+/// value and the correlation id wherever the template puts them), otherwise in the point's
+/// payload format with the correlation id at the ack's `id_field`.
+///
+/// Devices with a `profile:` speak their family's convention instead, each on a connection of
+/// its own whose last will is the device's offline word: Tasmota (``TasmotaConvention``),
+/// zigbee2mqtt (``Zigbee2MQTTConvention``), Shelly Gen2 RPC (``ShellyGen2Convention``),
+/// answering the bridge's refresh requests as the real devices do.
 public final class DeviceSimulator: Service, Sendable {
     /// How the simulator answers commands.
     public enum AckBehaviour: Sendable, Hashable {
@@ -44,70 +49,140 @@ public final class DeviceSimulator: Service, Sendable {
         public init() {}
     }
 
-    private let configuration: BridgeConfiguration
-    private let options: Options
-    private let client: MQTTClient
+    private let connections: [any SimulatedConnection]
     private let logger: Logger
-    private let values: Mutex<[String: PointValue]>
-    private let commandPoints: [String: [PointConfiguration]]
 
     /// Creates a simulator for the points of `configuration`, connecting to its broker.
+    ///
+    /// Devices with a profile get a connection each (with the device's last will), speaking
+    /// their family's convention; the points described by hand share one connection.
     public init(
         configuration: BridgeConfiguration,
         options: Options = Options(),
         logger: Logger = Logger(label: "simulator")
     ) throws {
-        self.configuration = configuration
+        self.logger = logger
+        var initial: [String: PointValue] = [:]
+        for point in configuration.points { initial[point.name] = Self.initialValue(for: point) }
+        let values = SimulatedValues(initial)
+        var connections = try DeviceConventions.connections(
+            for: configuration,
+            options: options,
+            values: values,
+            logger: logger
+        )
+        let handWritten = try HandWrittenDevices(
+            configuration: configuration,
+            excluding: DeviceConventions.profileDevices(of: configuration),
+            options: options,
+            values: values,
+            logger: logger
+        )
+        if handWritten.hasWork || connections.isEmpty { connections.insert(handWritten, at: 0) }
+        self.connections = connections
+    }
+
+    /// Connects, publishes every point's initial state, then answers commands and publishes
+    /// telemetry until cancelled or shut down gracefully.
+    public func run() async throws {
+        var started: [any SimulatedConnection] = []
+        do {
+            for connection in connections {
+                try await connection.start()
+                started.append(connection)
+            }
+        } catch {
+            for connection in started { await connection.stop() }
+            throw error
+        }
+        logger.info("simulator running", metadata: ["connections": "\(connections.count)"])
+        // The message sequence does not end on disconnect (only when the client is released), so
+        // graceful shutdown has to end the work itself: it cancels it, like a cancellation.
+        let connections = self.connections
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                for connection in connections { group.addTask { await connection.serve() } }
+                // Whichever ends first ends them all.
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        for connection in connections { await connection.stop() }
+    }
+}
+
+/// The points and devices described by hand (no profile), on one connection: state in each
+/// point's payload format, retained; commands answered in each point's ack mode.
+final class HandWrittenDevices: SimulatedConnection {
+    private let points: [PointConfiguration]
+    private let devices: [DeviceConfiguration]
+    private let options: DeviceSimulator.Options
+    private let client: MQTTClient
+    private let logger: Logger
+    private let values: SimulatedValues
+    private let commandPoints: [String: [PointConfiguration]]
+
+    init(
+        configuration: BridgeConfiguration,
+        excluding profileDevices: Set<String>,
+        options: DeviceSimulator.Options,
+        values: SimulatedValues,
+        logger: Logger
+    ) throws {
+        self.points = configuration.points.filter { $0.device.map { !profileDevices.contains($0) } ?? true }
+        self.devices = configuration.devices.filter { !profileDevices.contains($0.name) }
         self.options = options
         self.logger = logger
+        self.values = values
         var mqtt = try MQTTConfiguration(bridgeBroker: configuration.broker)
         mqtt.clientID = options.clientID ?? "\(configuration.broker.clientID)-simulator"
         // A device's last will says it is gone; a client has one will, so the first device with
         // an availability topic gets it (every device says "offline" on a graceful stop).
-        mqtt.will = configuration.devices.lazy.compactMap(\.availability).first.map { settings in
+        mqtt.will = devices.lazy.compactMap(\.availability).first.map { settings in
             MQTTWill(
                 topic: settings.topic,
-                payload: Self.availabilityPayload(settings, online: false),
+                payload: DeviceSimulator.availabilityPayload(settings, online: false),
                 qos: .atLeastOnce,
                 retain: true
             )
         }
         mqtt.reconnect.retryInitialConnect = true
         self.client = try MQTTClient(configuration: mqtt, logger: logger.component("mqtt"))
-        var initial: [String: PointValue] = [:]
         var commands: [String: [PointConfiguration]] = [:]
-        for point in configuration.points {
-            initial[point.name] = Self.initialValue(for: point)
+        for point in points {
             if let command = point.command { commands[command.topic, default: []].append(point) }
         }
-        self.values = Mutex(initial)
         self.commandPoints = commands
     }
 
-    /// Connects, publishes every point's initial state, then answers commands and publishes
-    /// telemetry until cancelled or shut down gracefully.
-    public func run() async throws {
+    /// Whether there is anything to simulate here (a configuration of profile devices only
+    /// has not).
+    var hasWork: Bool { !points.isEmpty || devices.contains { $0.availability != nil } }
+
+    func start() async throws {
         try await client.connect()
         for topic in commandPoints.keys.sorted() { try await client.subscribe(topic, qos: .atLeastOnce) }
         await announceAvailability(online: true)
-        for point in configuration.points where point.stateTopic != nil { await publishState(of: point) }
-        logger.info(
-            "simulator running",
-            metadata: ["points": "\(configuration.points.count)", "commands": "\(commandPoints.count)"]
+        for point in points where point.stateTopic != nil { await publishState(of: point) }
+        logger.debug(
+            "devices described by hand running",
+            metadata: ["points": "\(points.count)", "commands": "\(commandPoints.count)"]
         )
-        // The message sequence does not end on disconnect (only when the client is released), so
-        // graceful shutdown has to end the work itself: it cancels it, like a cancellation.
-        await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.answerCommands() }
-                if let interval = self.options.telemetryInterval {
-                    group.addTask { await self.publishTelemetry(every: interval) }
-                }
-                // Whichever ends first (the message stream, the telemetry loop) ends them all.
-                await group.next()
-                group.cancelAll()
+    }
+
+    func serve() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.answerCommands() }
+            if let interval = self.options.telemetryInterval {
+                group.addTask { await self.publishTelemetry(every: interval) }
             }
+            // Whichever ends first (the message stream, the telemetry loop) ends them all.
+            await group.next()
+            group.cancelAll()
         }
+    }
+
+    func stop() async {
         await announceAvailability(online: false)
         await client.disconnect()
     }
@@ -127,19 +202,109 @@ public final class DeviceSimulator: Service, Sendable {
             do { try await Task.sleep(for: interval) } catch { return }
             tick += 1
             var topics: Set<String> = []
-            for point in configuration.points where point.stateTopic != nil && point.command == nil {
-                values.withLock { $0[point.name] = Self.telemetryValue(for: point, tick: tick) }
+            for point in points where point.stateTopic != nil && point.command == nil {
+                values.update { $0[point.name] = DeviceSimulator.telemetryValue(for: point, tick: tick) }
                 if topics.insert(point.stateTopic!).inserted == false { continue }
             }
-            for point in configuration.points where point.stateTopic.map(topics.contains) == true {
+            for point in points where point.stateTopic.map(topics.contains) == true {
                 topics.remove(point.stateTopic!)
                 await publishState(of: point)
             }
         }
     }
 
+    /// Publishes every device's availability (retained), as devices do when they connect or leave.
+    private func announceAvailability(online: Bool) async {
+        for settings in devices.compactMap(\.availability) {
+            try? await client.publish(
+                topic: settings.topic,
+                payload: DeviceSimulator.availabilityPayload(settings, online: online),
+                qos: .atLeastOnce,
+                retain: true,
+                timeout: .seconds(2)
+            )
+        }
+    }
+
     /// Publishes the state message of `point`'s state topic. Points that share a topic with JSON
     /// payloads (fields of one document) are published together, as one device would.
+    private func publishState(of point: PointConfiguration) async {
+        guard let topic = point.stateTopic, !MQTTTopicRules.isWildcardFilter(topic) else { return }
+        let sharing = points.filter { $0.stateTopic == topic }
+        do {
+            let current = values.snapshot
+            guard let payload = try DeviceSimulator.statePayload(of: point, sharing: sharing, values: current) else {
+                return
+            }
+            try await client.publish(topic: topic, payload: payload, qos: .atLeastOnce, retain: true)
+        } catch {
+            logger.warning("cannot publish state", metadata: ["point": "\(point.name)", "error": "\(error)"])
+        }
+    }
+
+    private func answer(_ message: MQTTMessage, for point: PointConfiguration) async {
+        guard let command = point.command else { return }
+        let behaviour = options.behaviour(for: point.name)
+        let received: DeviceSimulator.ReceivedCommand
+        do {
+            received = try DeviceSimulator.command(in: message.payload, for: point)
+        } catch {
+            logger.warning("command not understood", metadata: ["point": "\(point.name)", "error": "\(error)"])
+            return
+        }
+        let value = received.value
+        logger.info("command", metadata: ["point": "\(point.name)", "value": "\(value)", "behaviour": "\(behaviour)"])
+        if options.ackDelay > .zero { try? await Task.sleep(for: options.ackDelay) }
+        switch behaviour {
+        case .ignore:
+            return
+        case .acknowledge:
+            values.update { $0[point.name] = value }
+            await publishState(of: point)
+        case .refuse:
+            if command.ack.mode == .stateEcho { await publishState(of: point) }
+        }
+        await acknowledge(message, for: point, correlationID: received.correlationID, behaviour: behaviour)
+    }
+
+    private func acknowledge(
+        _ message: MQTTMessage,
+        for point: PointConfiguration,
+        correlationID: String?,
+        behaviour: DeviceSimulator.AckBehaviour
+    ) async {
+        guard let ack = point.command?.ack else { return }
+        var document = JSONValue.object([])
+        switch behaviour {
+        case .refuse(let reason, let code):
+            _ = document.set(.bool(false), at: ack.successField.components[...])
+            _ = document.set(.string(reason), at: ack.errorField.components[...])
+            if let code { _ = document.set(.number(String(code)), at: ack.codeField.components[...]) }
+        default:
+            _ = document.set(.bool(true), at: ack.successField.components[...])
+        }
+        switch ack.mode {
+        case .mqtt5:
+            guard let topic = message.properties.responseTopic else { return }
+            try? await client.publish(
+                topic: topic,
+                payload: Array(document.serialized().utf8),
+                qos: .atLeastOnce,
+                properties: MQTTProperties(correlationData: message.properties.correlationData)
+            )
+        case .correlationID:
+            guard let topic = ack.responseTopic,
+                let id = correlationID ?? AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField)
+            else { return }
+            _ = document.set(.string(id), at: ack.idField.components[...])
+            try? await client.publish(topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce)
+        case .stateEcho, .broker:
+            break
+        }
+    }
+}
+
+extension DeviceSimulator {
     /// What the device says on its availability topic: its first online (or offline) word, in
     /// JSON at the path when there is one.
     static func availabilityPayload(_ settings: AvailabilitySettings, online: Bool) -> [UInt8] {
@@ -148,29 +313,39 @@ public final class DeviceSimulator: Service, Sendable {
         return Array(JSONValue.building(.string(word), at: path.components[...]).serialized().utf8)
     }
 
-    /// Publishes every device's availability (retained), as devices do when they connect or leave.
-    private func announceAvailability(online: Bool) async {
-        for settings in configuration.devices.compactMap(\.availability) {
-            try? await client.publish(
-                topic: settings.topic,
-                payload: Self.availabilityPayload(settings, online: online),
-                qos: .atLeastOnce,
-                retain: true,
-                timeout: .seconds(2)
-            )
-        }
+    /// What a command said: the value and, when its template carries one, the correlation id.
+    struct ReceivedCommand: Sendable, Hashable {
+        var value: PointValue
+        var correlationID: String?
     }
 
-    private func publishState(of point: PointConfiguration) async {
-        guard let topic = point.stateTopic, !MQTTTopicRules.isWildcardFilter(topic) else { return }
-        let sharing = configuration.points.filter { $0.stateTopic == topic }
-        do {
-            let current = values.withLock { $0 }
-            guard let payload = try Self.statePayload(of: point, sharing: sharing, values: current) else { return }
-            try await client.publish(topic: topic, payload: payload, qos: .atLeastOnce, retain: true)
-        } catch {
-            logger.warning("cannot publish state", metadata: ["point": "\(point.name)", "error": "\(error)"])
+    /// Reads a command the way the bridge wrote it. With a command template the payload is
+    /// matched against the template's text, so the value is found wherever the template puts
+    /// it: `{{value}}` alone (a Tasmota `cmnd/<t>/POWER` payload of a point whose state is JSON),
+    /// or a field of a JSON document other than the state's path. Without a template, or when the
+    /// payload does not match it (or its value does not decode), the command is read like a state
+    /// message of the point.
+    static func command(
+        in payload: [UInt8],
+        for point: PointConfiguration
+    ) throws(PayloadDecodingError) -> ReceivedCommand {
+        if let template = point.command?.template, let text = String(validating: payload, as: UTF8.self),
+            let pattern = TemplatePattern(template, point: point), let fields = pattern.match(text),
+            let valueText = fields.value
+        {
+            // With the json format `{{value}}` is a JSON literal (`true`, `21.5`, `"abc"`).
+            var format = point.command?.payload ?? point.payload
+            if format.jsonPath != nil { format.encoding = .json(path: JSONPath([])) }
+            // A hole that took something else (a bare {{value}} takes any payload) falls back below.
+            if let value = try? PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8)) {
+                return ReceivedCommand(value: value, correlationID: fields.correlationID)
+            }
         }
+        let format = point.command?.payload ?? point.payload
+        return ReceivedCommand(
+            value: try PayloadDecoder(format: format, type: point.type).decode(payload),
+            correlationID: nil
+        )
     }
 
     /// The state message of `point`'s topic, or `nil` while its value is unknown. Points that
@@ -217,102 +392,6 @@ public final class DeviceSimulator: Service, Sendable {
             return .string(word)
         }
         return field
-    }
-
-    private func answer(_ message: MQTTMessage, for point: PointConfiguration) async {
-        guard let command = point.command else { return }
-        let behaviour = options.perPoint[point.name] ?? options.behaviour
-        let received: ReceivedCommand
-        do {
-            received = try Self.command(in: message.payload, for: point)
-        } catch {
-            logger.warning("command not understood", metadata: ["point": "\(point.name)", "error": "\(error)"])
-            return
-        }
-        let value = received.value
-        logger.info("command", metadata: ["point": "\(point.name)", "value": "\(value)", "behaviour": "\(behaviour)"])
-        if options.ackDelay > .zero { try? await Task.sleep(for: options.ackDelay) }
-        switch behaviour {
-        case .ignore:
-            return
-        case .acknowledge:
-            values.withLock { $0[point.name] = value }
-            await publishState(of: point)
-        case .refuse:
-            if command.ack.mode == .stateEcho { await publishState(of: point) }
-        }
-        await acknowledge(message, for: point, correlationID: received.correlationID, behaviour: behaviour)
-    }
-
-    /// What a command said: the value and, when its template carries one, the correlation id.
-    struct ReceivedCommand: Sendable, Hashable {
-        var value: PointValue
-        var correlationID: String?
-    }
-
-    /// Reads a command the way the bridge wrote it. With a command template the payload is
-    /// matched against the template's text, so the value is found wherever the template puts
-    /// it: `{{value}}` alone (a Tasmota `cmnd/<t>/POWER` payload of a point whose state is JSON),
-    /// or a field of a JSON document other than the state's path. Without a template, or when the
-    /// payload does not match it (or its value does not decode), the command is read like a state
-    /// message of the point.
-    static func command(
-        in payload: [UInt8],
-        for point: PointConfiguration
-    ) throws(PayloadDecodingError) -> ReceivedCommand {
-        if let template = point.command?.template, let text = String(validating: payload, as: UTF8.self),
-            let pattern = TemplatePattern(template, point: point), let fields = pattern.match(text),
-            let valueText = fields.value
-        {
-            // With the json format `{{value}}` is a JSON literal (`true`, `21.5`, `"abc"`).
-            var format = point.command?.payload ?? point.payload
-            if format.jsonPath != nil { format.encoding = .json(path: JSONPath([])) }
-            // A hole that took something else (a bare {{value}} takes any payload) falls back below.
-            if let value = try? PayloadDecoder(format: format, type: point.type).decode(Array(valueText.utf8)) {
-                return ReceivedCommand(value: value, correlationID: fields.correlationID)
-            }
-        }
-        let format = point.command?.payload ?? point.payload
-        return ReceivedCommand(
-            value: try PayloadDecoder(format: format, type: point.type).decode(payload),
-            correlationID: nil
-        )
-    }
-
-    private func acknowledge(
-        _ message: MQTTMessage,
-        for point: PointConfiguration,
-        correlationID: String?,
-        behaviour: AckBehaviour
-    ) async {
-        guard let ack = point.command?.ack else { return }
-        var document = JSONValue.object([])
-        switch behaviour {
-        case .refuse(let reason, let code):
-            _ = document.set(.bool(false), at: ack.successField.components[...])
-            _ = document.set(.string(reason), at: ack.errorField.components[...])
-            if let code { _ = document.set(.number(String(code)), at: ack.codeField.components[...]) }
-        default:
-            _ = document.set(.bool(true), at: ack.successField.components[...])
-        }
-        switch ack.mode {
-        case .mqtt5:
-            guard let topic = message.properties.responseTopic else { return }
-            try? await client.publish(
-                topic: topic,
-                payload: Array(document.serialized().utf8),
-                qos: .atLeastOnce,
-                properties: MQTTProperties(correlationData: message.properties.correlationData)
-            )
-        case .correlationID:
-            guard let topic = ack.responseTopic,
-                let id = correlationID ?? AckPayloadEvaluator.correlationID(in: message.payload, at: ack.idField)
-            else { return }
-            _ = document.set(.string(id), at: ack.idField.components[...])
-            try? await client.publish(topic: topic, payload: Array(document.serialized().utf8), qos: .atLeastOnce)
-        case .stateEcho, .broker:
-            break
-        }
     }
 
     static func initialValue(for point: PointConfiguration) -> PointValue {

@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// `simulate`: devices for a configuration, for demos and tests.
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Simulate the devices of a configuration: publish telemetry and answer commands in each ack mode."
+        abstract:
+            "Simulate the devices of a configuration: publish telemetry and answer commands in each ack mode; devices with a profile speak their convention (Tasmota, zigbee2mqtt, Shelly Gen2 RPC)."
     )
 
     @Option(name: .shortAndLong, help: "The topic-map configuration file (YAML).")
@@ -19,7 +20,10 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Seconds to wait before applying and acknowledging a command.")
     var ackDelay: Double = 0
 
-    @Flag(help: "Refuse every command with a negative acknowledgement.")
+    @Flag(
+        help:
+            "Refuse every command with a negative acknowledgement (Tasmota and zigbee2mqtt devices, which have none, report the unchanged state)."
+    )
     var refuse = false
 
     @Flag(help: "Ignore every command: no state change, no acknowledgement (the bridge times out).")
@@ -32,7 +36,8 @@ struct Simulate: AsyncParsableCommand {
     var ignoredPoints: [String] = []
 
     @Option(
-        help: "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04)."
+        help:
+            "The Modbus exception code negative acknowledgements name (e.g. 6); default none (the bridge answers 04). Not for profile devices."
     )
     var refuseCode: UInt8?
 

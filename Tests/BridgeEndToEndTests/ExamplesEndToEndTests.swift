@@ -16,7 +16,8 @@ struct ExamplesEndToEndTests {
     /// The examples this suite runs; ValidateCommandTests checks that they exist.
     static let exampleFiles = [
         "energy-meter.yaml", "hvac-mqtt5.yaml", "pump-correlation-id.yaml", "zigbee2mqtt-plug.yaml",
-        "tasmota-relay.yaml", "plant-templates.yaml",
+        "tasmota-relay.yaml", "plant-templates.yaml", "tasmota-profile.yaml", "zigbee2mqtt-profile.yaml",
+        "shelly-gen2-switch.yaml",
     ]
 
     /// An example running: its configuration as loaded, the test client (subscribed to `#`), the
@@ -25,6 +26,43 @@ struct ExamplesEndToEndTests {
         let configuration: BridgeConfiguration
         let messages: MessageCollector
         let modbus: PymodbusClient
+        /// The bridge's status endpoint (`--status-listen`).
+        let statusPort: Int
+        /// The `simulate` process.
+        let simulator: BridgeProcess
+        let broker: TestBroker
+
+        /// Kills the simulator (no goodbye): the broker publishes the device's last will, and
+        /// the bridge stops serving its values (0B, the default missing-value policy).
+        func killSimulator(will topic: String, _ word: String, unserved address: Int) async throws {
+            let mark = messages.count
+            simulator.send(SIGKILL)
+            let will = try await messages.waitForMessage(on: topic, after: mark)
+            #expect(will.payloadString == word, "the last will: \(will.payloadString)")
+            #expect(try await retainedMessage(on: topic, in: broker).payloadString == word, "retained")
+            let modbus = self.modbus
+            _ = try await poll("coil \(address) no longer served") {
+                try await modbus.read(.coil, address, count: 1) == .exception(.gatewayTargetDeviceFailedToRespond)
+                    ? true : nil
+            }
+        }
+
+        /// A series of the bridge's `/metrics`, by its exact name (`nil`: not exported).
+        func metric(_ series: String) async throws -> Double? {
+            let response = try #require(try await httpGet("http://127.0.0.1:\(statusPort)/metrics"), "/metrics")
+            let line = response.body.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+
+        /// Where `message` is in the messages seen (to wait for what came after it).
+        func index(of message: MQTTMessage) throws -> Int {
+            let seen = messages.messages
+            let index = try #require(
+                seen.firstIndex { $0.topic == message.topic && $0.payload == message.payload },
+                "\(message.topic) was seen"
+            )
+            return index + 1
+        }
 
         /// The last message on `topic` so far (the simulator's retained state, or a later one).
         func last(on topic: String) throws -> MQTTMessage {
@@ -80,7 +118,8 @@ struct ExamplesEndToEndTests {
     }
 
     /// Runs `body` with the example `file` served by `run` against `simulate`; stops everything.
-    func withExample(_ file: String, _ body: (Running) async throws -> Void) async throws {
+    /// `interval`: the simulator's telemetry interval (0: its first states only).
+    func withExample(_ file: String, interval: Int = 0, _ body: (Running) async throws -> Void) async throws {
         let path = ValidateCommandTests.repositoryRoot.appendingPathComponent("examples/configs/\(file)").path
         let configuration = try BridgeConfiguration.load(path: path)
         let broker = try await TestBroker.start()
@@ -91,16 +130,22 @@ struct ExamplesEndToEndTests {
         var processes: [BridgeProcess] = []
         var modbus: PymodbusClient?
         do {
-            // --interval 0: the initial, retained states only, so a value read stays the value published.
-            let simulator = try BridgeProcess(["simulate", "--config", path, "--interval", "0"] + brokerFlags)
+            // --interval 0: the initial states only, so a value read stays the value published.
+            let simulator = try BridgeProcess(
+                ["simulate", "--config", path, "--interval", "\(interval)"] + brokerFlags
+            )
             processes.append(simulator)
             let stateTopics = Set(configuration.points.compactMap(\.stateTopic))
             try await messages.waitUntil("the simulator's initial states", timeout: .seconds(20)) { received in
                 stateTopics.isSubset(of: Set(received.map(\.topic)))
             }
             let modbusPort = try freeLoopbackPort()
+            let statusPort = try freeLoopbackPort()
             let bridge = try BridgeProcess(
-                ["run", "--config", path, "--modbus-host", "127.0.0.1", "--modbus-port", "\(modbusPort)"] + brokerFlags
+                [
+                    "run", "--config", path, "--modbus-host", "127.0.0.1", "--modbus-port", "\(modbusPort)",
+                    "--status-listen", "127.0.0.1:\(statusPort)",
+                ] + brokerFlags
             )
             processes.append(bridge)
             let statusTopic = configuration.broker.statusTopic
@@ -108,7 +153,16 @@ struct ExamplesEndToEndTests {
             let client = try PymodbusClient.start(port: modbusPort)
             modbus = client
             try await client.ping()
-            try await body(Running(configuration: configuration, messages: messages, modbus: client))
+            try await body(
+                Running(
+                    configuration: configuration,
+                    messages: messages,
+                    modbus: client,
+                    statusPort: statusPort,
+                    simulator: simulator,
+                    broker: broker
+                )
+            )
         } catch {
             for process in processes { Issue.record("\(file) output:\n\(process.output)") }
             await modbus?.close()
@@ -249,6 +303,102 @@ struct ExamplesEndToEndTests {
             let stop = try await example.write(.coil, 2, [0], unit: 2, commandTopic: "plant/pumps/3/running/set")
             #expect(stop.payloadString == "OFF")
             try await example.awaitRead(.coil, 2, unit: 2, [0])
+        }
+    }
+    // MARK: Profiles: the simulator speaks each device's convention; nothing it publishes is
+    // retained but the availability, so the bridge (started after it) learns relay and switch
+    // states from its refresh requests.
+
+    @Test("Tasmota profile: relays from the refresh queries, SENSOR telemetry, POWER1 OFF confirmed on RESULT")
+    func tasmotaProfile() async throws {
+        try await withExample("tasmota-profile.yaml", interval: 1) { example in
+            #expect(try example.last(on: "tele/boiler_board/LWT").payloadString == "Online")
+            // The bridge's refresh: an empty command per relay, answered with RESULT and POWER<n>.
+            for relay in ["POWER1", "POWER2"] {
+                let query = try await example.messages.waitForMessage(on: "cmnd/boiler_board/\(relay)")
+                #expect(query.payload.isEmpty && query.retain == false)
+                let asked = try example.index(of: query)
+                let answer = try await example.messages.waitForMessage(on: "stat/boiler_board/\(relay)", after: asked)
+                #expect(answer.payloadString == "ON" && answer.retain == false)
+            }
+            try await example.awaitRead(.coil, 0, [1, 1])
+            // Telemetry changes every second: poll until the register and the last SENSOR agree.
+            let modbus = example.modbus
+            _ = try await poll("flow temperature as the last SENSOR said") {
+                let published = try example.number(on: "tele/boiler_board/SENSOR", at: "DS18B20.Temperature")
+                let decoded = try await modbus.decode(.inputRegister, 0, type: "int16", scale: 10).value
+                return decoded.flatMap { Double($0.text) } == published ? true : nil
+            }
+
+            let mark = example.messages.count
+            let command = try await example.write(.coil, 0, [0], commandTopic: "cmnd/boiler_board/POWER1")
+            #expect(command.payloadString == "OFF")
+            let result = try await example.messages.waitForMessage(on: "stat/boiler_board/RESULT", after: mark) {
+                $0.payloadString.contains("POWER1")
+            }
+            #expect(result.payloadString == #"{"POWER1":"OFF"}"#)
+            let power = try await example.messages.waitForMessage(on: "stat/boiler_board/POWER1", after: mark)
+            #expect(power.payloadString == "OFF")
+            try await example.awaitRead(.coil, 0, [0, 1])
+            try await example.killSimulator(will: "tele/boiler_board/LWT", "Offline", unserved: 0)
+        }
+    }
+
+    @Test("zigbee2mqtt profile: the state from the /get refresh, OFF on /set confirmed by the plug's document")
+    func zigbee2mqttProfile() async throws {
+        try await withExample("zigbee2mqtt-profile.yaml") { example in
+            let get = try await example.messages.waitForMessage(on: "zigbee2mqtt/kitchen_plug/get")
+            #expect(get.payloadString == #"{"state":""}"#)
+            let asked = try example.index(of: get)
+            let state = try await example.messages.waitForMessage(on: "zigbee2mqtt/kitchen_plug", after: asked)
+            #expect(state.retain == false, "the answer to /get")
+            let power = try example.number(on: "zigbee2mqtt/kitchen_plug", at: "power")
+            let decoded = try await example.decoded(.inputRegister, 0, type: "uint16", scale: 10)
+            #expect(Double(decoded.text) == power, "\(decoded)")
+            try await example.awaitRead(.coil, 0, [1])
+
+            let mark = example.messages.count
+            let command = try await example.write(.coil, 0, [0], commandTopic: "zigbee2mqtt/kitchen_plug/set")
+            #expect(command.payloadString == #"{"state":"OFF"}"#)
+            let echo = try await example.messages.waitForMessage(on: "zigbee2mqtt/kitchen_plug", after: mark)
+            #expect(echo.payloadString.hasPrefix(#"{"state":"OFF","#), "\(echo.payloadString)")
+            try await example.awaitRead(.coil, 0, [0])
+            try await example.killSimulator(
+                will: "zigbee2mqtt/kitchen_plug/availability",
+                #"{"state":"offline"}"#,
+                unserved: 0
+            )
+        }
+    }
+
+    @Test("Shelly Gen2 profile: status from the GetStatus refresh (no unmatched ack), Switch.Set answered by id")
+    func shellyGen2Profile() async throws {
+        try await withExample("shelly-gen2-switch.yaml") { example in
+            let device = "shellyplus1pm-a8032ab1"
+            #expect(try example.last(on: "\(device)/online").payloadString == "true")
+            let reply = try await example.messages.waitForMessage(on: "shelly-bridge/rpc") {
+                $0.payloadString.hasPrefix(#"{"id":"refresh:"#)
+            }
+            #expect(reply.payloadString.contains(#""result":{"id":0,"output":true"#), "\(reply.payloadString)")
+            let apower = try example.number(on: "\(device)/status/switch:0", at: "apower")
+            let decoded = try await example.decoded(.inputRegister, 0, type: "int16", scale: 10)
+            #expect(Double(decoded.text) == apower, "\(decoded)")
+            try await example.awaitRead(.coil, 0, [1])
+            #expect(try await example.metric("bridge_unmatched_acks_total") == 0, "the refresh reply is a status")
+
+            let mark = example.messages.count
+            let command = try await example.write(.coil, 0, [0], commandTopic: "\(device)/rpc")
+            let sent = try #require(try JSONSerialization.jsonObject(with: Data(command.payload)) as? [String: Any])
+            #expect(sent["method"] as? String == "Switch.Set" && sent["src"] as? String == "shelly-bridge")
+            let id = try #require(sent["id"] as? String, "\(command.payloadString)")
+            let answer = try await example.messages.waitForMessage(on: "shelly-bridge/rpc", after: mark)
+            #expect(
+                answer.payloadString
+                    == #"{"id":"\#(id)","src":"\#(device)","dst":"shelly-bridge","result":{"was_on":true}}"#
+            )
+            try await example.awaitRead(.coil, 0, [0])
+            #expect(try await example.metric("bridge_unmatched_acks_total") == 0)
+            try await example.killSimulator(will: "\(device)/online", "false", unserved: 0)
         }
     }
 }

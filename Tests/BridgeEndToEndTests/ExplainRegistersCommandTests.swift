@@ -66,13 +66,18 @@ struct ExplainRegistersCommandTests {
                 "1,input_register,20,300021,2,boiler_burner_starts,uint32,CDAB,1,0,read,demo/boiler/counters,,"
             )
         )
-        let pointCount = try BridgeConfiguration.load(path: Self.demo).points.count
+        let demo = try BridgeConfiguration.load(path: Self.demo)
+        let pointCount = demo.points.count
         #expect(lines.count == 1 + pointCount, "one row per point (\(pointCount)):\n\(csv.output)")
 
         let markdown = try await runProgram(executable, ["registers", "-c", Self.demo])
         #expect(markdown.status == 0)
         let rows = markdown.output.split(separator: "\n")
-        #expect(rows.count == 2 + pointCount)
+        // After the table, what each profile device expanded to (blank lines are not rows here).
+        let profileLines = demo.devices.map(\.profileSummary.count).reduce(0, +)
+        #expect(profileLines > 0, "the demo has a profile device")
+        #expect(rows.count == 2 + pointCount + profileLines, "\(markdown.output)")
+        #expect(rows.contains("device hall_light: profile tasmota"))
         #expect(
             rows.contains(
                 "| 1 | holding_register | 0 | 400001 | 1 | boiler_setpoint | int16 | ABCD | 10 | 0 | read/write | demo/boiler/setpoint | demo/boiler/setpoint/set | mqtt5 3s |"

@@ -222,4 +222,28 @@ struct RuntimeLogicTests {
         #expect(tracker.take(key) != nil)
         #expect(tracker.take(key) == nil, "taken once; a second (late) ack finds nothing")
     }
+
+    @Test("a Shelly's reply to the bridge's own GetStatus is a status reply, not an ack nobody waits for")
+    func statusRepliesAreNotStrayAcks() throws {
+        let yaml = """
+            broker: { client_id: plant-bridge }
+            devices:
+              - { name: shelly1, profile: shelly_gen2 }
+            units:
+              - id: 1
+                device: shelly1
+                points:
+                  - { name: output, area: coil, address: 0, field: output }
+            """
+        let routes = MessageRoutes(map: RegisterMap(try BridgeConfiguration.parse(yaml: yaml, file: "shelly.yaml")))
+        let refresh =
+            #"{"id":"refresh:shelly1:switch:0","src":"shelly1","dst":"plant-bridge","result":{"output":true}}"#
+        #expect(routes.isStatusReply(topic: "plant-bridge/rpc", payload: Array(refresh.utf8)))
+        // A command's reply (its id is a correlation id), another topic, and no JSON are not.
+        let command = #"{"id":"c-1","src":"shelly1","dst":"plant-bridge","result":{"was_on":false}}"#
+        #expect(!routes.isStatusReply(topic: "plant-bridge/rpc", payload: Array(command.utf8)))
+        #expect(!routes.isStatusReply(topic: "shelly1/status/switch:0", payload: Array(refresh.utf8)))
+        #expect(!routes.isStatusReply(topic: "plant-bridge/rpc", payload: Array("refresh".utf8)))
+        #expect(routes.correlationIDFields(forAckTopic: "plant-bridge/rpc").isEmpty == false, "still an ack topic")
+    }
 }

@@ -98,6 +98,9 @@ final class BridgeWritePath: Sendable {
             let kind = tracker.classify(key)
             if kind != .unmatched { stray = kind }
         }
+        // The reply to the bridge's own status request shares the topic with command replies;
+        // it is read as the point's state, and it answers no command.
+        if stray == .unmatched, routes.isStatusReply(topic: message.topic, payload: message.payload) { return }
         strayAck(stray, on: message.topic)
     }
 

@@ -17,6 +17,9 @@ struct MessageRoutes: Sendable {
     let correlationAckTopics: [String: [JSONPath]]
     /// Availability topics, with the devices (indices into ``RegisterMap/devices``) each reports.
     let availabilityTopics: [String: [Int]]
+    /// Topics where replies to the bridge's own status requests arrive (a Shelly's `<source>/rpc`,
+    /// which also carries command replies), with what marks such a reply (its id).
+    private let statusReplies: [String: [StateSource.Match]]
     private let exactStateTopics: [String: [Int]]
     private let wildcardStateTopics: [(filter: String, point: Int)]
     private let responseTopicByPoint: [Int: String]
@@ -28,6 +31,7 @@ struct MessageRoutes: Sendable {
         var responses: Set<String> = []
         var correlation: [String: [JSONPath]] = [:]
         var responseTopicByPoint: [Int: String] = [:]
+        var statusReplies: [String: [StateSource.Match]] = [:]
         func want(_ topic: String, _ qos: QoSLevel) {
             let level = MQTTQoS(rawValue: UInt8(qos.rawValue)) ?? .atLeastOnce
             qosByTopic[topic] = max(qosByTopic[topic] ?? .atMostOnce, level)
@@ -45,6 +49,9 @@ struct MessageRoutes: Sendable {
             for source in point.additionalStates where source.topic != point.stateTopic {
                 want(source.topic, point.qos)
                 if !(exact[source.topic]?.contains(index) ?? false) { exact[source.topic, default: []].append(index) }
+                if let match = source.match, !(statusReplies[source.topic]?.contains(match) ?? false) {
+                    statusReplies[source.topic, default: []].append(match)
+                }
             }
             guard let command = point.command else { continue }
             switch command.ack.mode {
@@ -78,6 +85,13 @@ struct MessageRoutes: Sendable {
         self.exactStateTopics = exact
         self.wildcardStateTopics = wildcard
         self.responseTopicByPoint = responseTopicByPoint
+        self.statusReplies = statusReplies
+    }
+
+    /// Whether a message on `topic` is a reply to one of the bridge's own status requests (its
+    /// refresh): a state, not an acknowledgement nobody waits for.
+    func isStatusReply(topic: String, payload: [UInt8]) -> Bool {
+        statusReplies[topic]?.contains { $0.matches(payload) } ?? false
     }
 
     /// The JSON fields that carry the correlation id in acks arriving on `topic`: those of every

@@ -151,6 +151,11 @@ package enum JSONValue: Sendable, Hashable {
 package struct JSONMember: Sendable, Hashable {
     package var key: String
     package var value: JSONValue
+
+    package init(key: String, value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
 }
 
 /// A JSON path that does not lead to a value in a given document.

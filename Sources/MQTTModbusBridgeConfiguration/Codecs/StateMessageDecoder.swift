@@ -18,12 +18,7 @@ public struct StateMessageDecoder: Sendable {
         if let source = point.additionalStates.first(where: { $0.topic == topic }),
             point.stateTopic.map({ !MQTTTopicRules.filter($0, matches: topic) }) ?? true
         {
-            if let match = source.match {
-                guard let document = try? JSONParser.parse(payload),
-                    case .success(let found) = document.value(at: match.path),
-                    Self.text(of: found) == match.value
-                else { return nil }
-            }
+            if let match = source.match, !match.matches(payload) { return nil }
             return try decode(payload, format: source.payload)
         }
         return try decode(payload, format: point.payload)
@@ -34,14 +29,6 @@ public struct StateMessageDecoder: Sendable {
             return try PayloadDecoder(format: format, type: point.type).decode(payload)
         } catch  where error.kind == .pathNotFound && format.ignoresAbsentPath {
             return nil
-        }
-    }
-
-    private static func text(of value: JSONValue) -> String? {
-        switch value {
-        case .string(let text): text
-        case .number(let number): number
-        default: nil
         }
     }
 }

@@ -36,15 +36,38 @@ public struct DeviceProfile: Sendable, Hashable {
         }
     }
 
+    /// The names the profile's topics were made from, as the device itself knows them: what
+    /// a peer that speaks the device's convention (the simulator) needs to answer like it.
+    public enum Identity: Sendable, Hashable {
+        /// Tasmota's Topic and FullTopic.
+        case tasmota(topic: String, fullTopic: String)
+        /// zigbee2mqtt's base topic and the device's friendly name.
+        case zigbee2mqtt(baseTopic: String, friendlyName: String)
+        /// The Shelly's topic prefix and the source the bridge names in its requests.
+        case shellyGen2(topicPrefix: String, rpcSource: String)
+    }
+
     /// The device family.
     public var kind: Kind
     /// The topics the profile derived, in the order `explain` shows them.
     public var topics: [Topic]
+    /// What the topics were made from; `nil` for a record made without it.
+    public var identity: Identity?
 
     /// Creates a profile record.
-    public init(kind: Kind, topics: [Topic] = []) {
+    public init(kind: Kind, topics: [Topic] = [], identity: Identity? = nil) {
         self.kind = kind
         self.topics = topics
+        self.identity = identity
+    }
+
+    /// A Tasmota topic: `fullTopic` with `%prefix%` and `%topic%` filled in, then the command
+    /// (`cmnd/boiler_board/POWER1` for prefix `cmnd`, command `POWER1`).
+    public static func tasmotaTopic(fullTopic: String, topic: String, prefix: String, command: String) -> String {
+        var full = fullTopic.components(separatedBy: "%prefix%").joined(separator: prefix)
+            .components(separatedBy: "%topic%").joined(separator: topic)
+        if !full.hasSuffix("/") { full += "/" }
+        return full + command
     }
 }
 
@@ -88,6 +111,16 @@ public struct StateSource: Sendable, Hashable {
         public init(path: JSONPath, value: String) {
             self.path = path
             self.value = value
+        }
+
+        /// Whether `payload` is a JSON document with the text (or number) ``value`` at ``path``.
+        public func matches(_ payload: [UInt8]) -> Bool {
+            guard let document = try? JSONParser.parse(payload), case .success(let found) = document.value(at: path)
+            else { return false }
+            switch found {
+            case .string(let text), .number(let text): return text == value
+            default: return false
+            }
         }
     }
 

@@ -25,9 +25,16 @@ struct ProfileContext {
 
     /// A Tasmota topic: FullTopic with `%prefix%` and `%topic%` filled in, then the command.
     func tasmota(_ prefix: String, _ command: String) -> String {
-        var full = fullTopic.replacingAll("%prefix%", with: prefix).replacingAll("%topic%", with: topic)
-        if !full.hasSuffix("/") { full += "/" }
-        return full + command
+        DeviceProfile.tasmotaTopic(fullTopic: fullTopic, topic: topic, prefix: prefix, command: command)
+    }
+
+    /// What the topics were made from, for the device's profile record.
+    var identity: DeviceProfile.Identity {
+        switch kind {
+        case .tasmota: .tasmota(topic: topic, fullTopic: fullTopic)
+        case .zigbee2mqtt: .zigbee2mqtt(baseTopic: base, friendlyName: friendlyName)
+        case .shellyGen2: .shellyGen2(topicPrefix: prefix, rpcSource: source)
+        }
     }
 
     /// Where a zigbee2mqtt device publishes its state.
@@ -248,7 +255,11 @@ extension ConfigurationLoader {
     func finishProfiles(_ devices: inout [DeviceConfiguration]) {
         for index in devices.indices {
             guard let context = profiles[devices[index].name] else { continue }
-            devices[index].profile = DeviceProfile(kind: context.kind, topics: context.topics)
+            devices[index].profile = DeviceProfile(
+                kind: context.kind,
+                topics: context.topics,
+                identity: context.identity
+            )
             if context.refreshWritten { continue }
             switch context.kind {
             case .tasmota:
@@ -570,10 +581,6 @@ extension ConfigurationLoader {
 }
 
 extension String {
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        components(separatedBy: target).joined(separator: replacement)
-    }
-
     /// The text in double quotes (it is already JSON-escaped).
     var quotedJSON: String { "\"" + self + "\"" }
 }
