@@ -109,6 +109,7 @@ let package = Package(
             name: "MQTTModbusBridgeSimulator",
             dependencies: [
                 "MQTTModbusBridgeConfiguration",
+                "SparkplugB",
                 "MQTTModbusBridgeBroker",
                 "Mosquitto",
                 .product(name: "Logging", package: "swift-log"),

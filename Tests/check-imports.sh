@@ -20,7 +20,7 @@ declare -A allowed=(
     [SparkplugB]="MQTTModbusBridgeConfiguration SwiftProtobuf Foundation FoundationEssentials"
     [MQTTModbusBridge]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker SparkplugB ModbusCore ModbusTCPServer Mosquitto Logging Metrics ServiceLifecycle NIOCore $platform"
     [MQTTModbusBridgeStatus]="MQTTModbusBridge Hummingbird NIOCore Logging Prometheus ServiceLifecycle Synchronization Foundation"
-    [MQTTModbusBridgeSimulator]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker Mosquitto Logging ServiceLifecycle $platform"
+    [MQTTModbusBridgeSimulator]="MQTTModbusBridgeConfiguration MQTTModbusBridgeBroker SparkplugB Mosquitto Logging ServiceLifecycle $platform"
     [mqtt-modbus-bridge]="ArgumentParser MQTTModbusBridgeConfiguration MQTTModbusBridge MQTTModbusBridgeStatus MQTTModbusBridgeSimulator ModbusCore Mosquitto Logging Metrics Prometheus ServiceLifecycle UnixSignals Foundation"
 )
 declare -A reason=(

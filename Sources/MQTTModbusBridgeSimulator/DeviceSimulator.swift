@@ -78,7 +78,10 @@ public final class DeviceSimulator: Service, Sendable {
         var commands: [String: [PointConfiguration]] = [:]
         for point in configuration.points {
             initial[point.name] = Self.initialValue(for: point)
-            if let command = point.command { commands[command.topic, default: []].append(point) }
+            // Sparkplug points are played by SparkplugEdgeNodeSimulator.
+            if let command = point.command, point.sparkplug == nil {
+                commands[command.topic, default: []].append(point)
+            }
         }
         self.values = Mutex(initial)
         self.commandPoints = commands
