@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ModbusTCPServer", targets: ["ModbusTCPServer"]),
         .library(name: "Mosquitto", targets: ["Mosquitto"]),
         .library(name: "MQTTModbusBridgeConfiguration", targets: ["MQTTModbusBridgeConfiguration"]),
+        .library(name: "SparkplugB", targets: ["SparkplugB"]),
         .library(name: "MQTTModbusBridge", targets: ["MQTTModbusBridge"]),
         .library(name: "MQTTModbusBridgeStatus", targets: ["MQTTModbusBridgeStatus"]),
         .library(name: "MQTTModbusBridgeSimulator", targets: ["MQTTModbusBridgeSimulator"]),
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
@@ -61,11 +63,22 @@ let package = Package(
             dependencies: ["MQTTModbusBridgeConfiguration", "Mosquitto"],
             exclude: ["README.md"]
         ),
+        // The Sparkplug B codec (protobuf types generated from sparkplug_b.proto and committed;
+        // regenerate.sh makes them again), value conversions, and the node sessions. No I/O.
+        .target(
+            name: "SparkplugB",
+            dependencies: [
+                "MQTTModbusBridgeConfiguration",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["sparkplug_b.proto", "regenerate.sh", "README.md"]
+        ),
         // The bridge's runtime: register cache, write path and acknowledgements, the service.
         .target(
             name: "MQTTModbusBridge",
             dependencies: [
                 "MQTTModbusBridgeConfiguration",
+                "SparkplugB",
                 "MQTTModbusBridgeBroker",
                 "ModbusCore",
                 "ModbusTCPServer",
@@ -96,6 +109,7 @@ let package = Package(
             name: "MQTTModbusBridgeSimulator",
             dependencies: [
                 "MQTTModbusBridgeConfiguration",
+                "SparkplugB",
                 "MQTTModbusBridgeBroker",
                 "Mosquitto",
                 .product(name: "Logging", package: "swift-log"),
@@ -202,6 +216,7 @@ let package = Package(
             name: "MQTTModbusBridgeTests",
             dependencies: [
                 "MQTTModbusBridgeConfiguration", "MQTTModbusBridge", "ModbusCore", "ModbusTCPServer", "MQTTTestSupport",
+                "SparkplugB",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

@@ -129,7 +129,11 @@ final class HandWrittenDevices: SimulatedConnection {
         values: SimulatedValues,
         logger: Logger
     ) throws {
-        self.points = configuration.points.filter { $0.device.map { !profileDevices.contains($0) } ?? true }
+        // Sparkplug points are played by SparkplugEdgeNodeSimulator, profile devices by their
+        // own connections.
+        self.points = configuration.points.filter { point in
+            point.sparkplug == nil && (point.device.map { !profileDevices.contains($0) } ?? true)
+        }
         self.devices = configuration.devices.filter { !profileDevices.contains($0.name) }
         self.options = options
         self.logger = logger

@@ -41,6 +41,15 @@ struct Simulate: AsyncParsableCommand {
     )
     var refuseCode: UInt8?
 
+    @Option(help: "Sparkplug edge nodes: skip one seq every N DATA messages (the bridge sees a gap).")
+    var sparkplugSeqGap: Int?
+
+    @Option(help: "Sparkplug edge nodes: name an alias no birth gave every N DATA messages.")
+    var sparkplugUnknownAlias: Int?
+
+    @Flag(help: "Sparkplug edge nodes: apply commands but never report the new values (writes time out).")
+    var sparkplugNeverConfirm = false
+
     @OptionGroup var broker: BrokerOverride
 
     @OptionGroup var logging: LoggingOptions
@@ -48,6 +57,9 @@ struct Simulate: AsyncParsableCommand {
     func validate() throws {
         if refuse && ignore { throw ValidationError("--refuse and --ignore exclude each other") }
         if interval < 0 || ackDelay < 0 { throw ValidationError("--interval and --ack-delay must not be negative") }
+        if (sparkplugSeqGap ?? 1) < 1 || (sparkplugUnknownAlias ?? 1) < 1 {
+            throw ValidationError("--sparkplug-seq-gap and --sparkplug-unknown-alias take a count of at least 1")
+        }
     }
 
     func run() async throws {
@@ -66,9 +78,16 @@ struct Simulate: AsyncParsableCommand {
         for name in ignoredPoints { options.perPoint[name] = .ignore }
         let logger = Logger(label: "simulator")
         let simulator = try DeviceSimulator(configuration: configuration, options: options, logger: logger)
+        var sparkplugOptions = SparkplugEdgeNodeSimulator.Options()
+        sparkplugOptions.telemetryInterval = options.telemetryInterval
+        sparkplugOptions.seqGapEvery = sparkplugSeqGap
+        sparkplugOptions.unknownAliasEvery = sparkplugUnknownAlias
+        sparkplugOptions.neverConfirm = sparkplugNeverConfirm
+        // One MQTT connection per edge node: each has its own death certificate as its will.
+        let nodes = try SparkplugEdgeNodeSimulator.nodes(of: configuration, options: sparkplugOptions, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: simulator)],
+                services: [.init(service: simulator)] + nodes.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )

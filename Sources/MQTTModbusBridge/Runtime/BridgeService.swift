@@ -234,7 +234,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             // leaving "online" retained for a bridge that is gone.
             let client = self.client
             let topic = configuration.broker.statusTopic
+            let logger = self.logger
             await Task {
+                await self.publishSparkplugState(online: false, logger: logger)
                 try? await client.publish(
                     topic: topic,
                     payload: Array(BrokerSettings.offlinePayload.utf8),
@@ -338,6 +340,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     }
 
     private func announceOnline() async {
+        await publishSparkplugState(online: true, logger: logger)
         do {
             try await client.publish(
                 topic: configuration.broker.statusTopic,
@@ -373,7 +376,11 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                         metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"]
                     )
                     // The values no longer follow the plant: reads answer each point's policy.
-                    ingest.withLock { _ in cache.invalidateAll() }
+                    ingest.withLock { _ in
+                        cache.invalidateAll()
+                        // A death may come while the bridge is away: every node must be born again.
+                        topics.current.sparkplug.reset()
+                    }
                     writes.failAll(.brokerUnavailable(reason: "the broker connection was lost"))
                 }
                 wasConnected = false
@@ -415,6 +422,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         guard plan.refusals.isEmpty else { throw ReloadRefusal(reasons: plan.refusals) }
         ingest.withLock { _ in
             new.cache.carry(from: old.cache, points: plan.points, devices: plan.devices)
+            new.sparkplug.carrySessions(from: old.sparkplug)
             topics.replace(with: new)
         }
         // Units added answer from now on; units removed are answered as any unknown unit.
@@ -521,6 +529,16 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         metrics.messagesReceived.increment()
         ingest.withLock { _ in
             let topics = self.topics.current
+            if topics.sparkplug.handles(message.topic) {
+                let outcome = topics.sparkplug.handle(
+                    message,
+                    map: topics.map,
+                    cache: topics.cache,
+                    metrics: metrics,
+                    logger: logger
+                )
+                return follow(outcome, logger: logger)
+            }
             let routes = topics.routes
             if let devices = routes.availabilityTopics[message.topic] {
                 for device in devices { updateAvailability(device, from: message, topics) }

@@ -12,6 +12,8 @@ final class BridgeTopicMap: Sendable {
     let routes: MessageRoutes
     let planner: WritePlanner
     let requests: BridgeMetrics.RequestCounters
+    /// The Sparkplug B edge nodes of the map and their sessions.
+    let sparkplug: SparkplugIngest
     /// Point name → index in ``map``: a write that outlived a reload finds its point again.
     let indexByName: [String: Int]
 
@@ -23,6 +25,7 @@ final class BridgeTopicMap: Sendable {
         self.routes = MessageRoutes(map: map)
         self.planner = WritePlanner(map: map, cache: cache)
         self.requests = metrics.requestCounters(units: Array(configuration.unitIDs))
+        self.sparkplug = SparkplugIngest(map: map, host: configuration.sparkplug)
         self.indexByName = Dictionary(
             map.points.enumerated().map { ($1.name, $0) },
             uniquingKeysWith: { first, _ in first }

@@ -28,11 +28,11 @@ final class BridgeWritePath: Sendable {
     /// The topic map in force; a write works on the one it started with, then records its
     /// outcome in the one in force when it ends (a reload may have come in between).
     private let topics: TopicMapHolder
-    private let client: MQTTClient
+    let client: MQTTClient
     /// Tells this instance's correlation ids from those of an earlier run or another bridge.
     private let instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-    private let metrics: BridgeMetrics
-    private let logger: Logger
+    let metrics: BridgeMetrics
+    let logger: Logger
 
     init(topics: TopicMapHolder, client: MQTTClient, metrics: BridgeMetrics, logger: Logger) {
         self.topics = topics
@@ -217,10 +217,16 @@ final class BridgeWritePath: Sendable {
         }
 
         let tokens = planned.map { cache.lastUpdate(of: $0.point) }
-        let results = await withTaskGroup(of: (point: Int, result: CommandResult).self) { group in
-            for write in planned { group.addTask { (write.point, await self.command(write, topics)) } }
+        // Sparkplug writes to metrics of one device travel in one DCMD (``sparkplugBatches``).
+        let results = await withTaskGroup(of: [(point: Int, result: CommandResult)].self) { group in
+            for batch in Self.sparkplugBatches(planned, map) {
+                group.addTask {
+                    if map.points[batch[0].point].sparkplug != nil { return await self.sparkplugCommand(batch, topics) }
+                    return [(batch[0].point, await self.command(batch[0], topics))]
+                }
+            }
             var results: [(point: Int, result: CommandResult)] = []
-            for await result in group { results.append(result) }
+            for await result in group { results += result }
             return results
         }
         // A reload may have put another map in force while the write waited: its outcome goes
@@ -288,7 +294,7 @@ final class BridgeWritePath: Sendable {
     }
 
     /// How one point's command ended, and what its last-command register says about it.
-    private struct CommandResult: Sendable {
+    struct CommandResult: Sendable {
         var outcome: WriteOutcome
         var status: LastCommandStatus
 

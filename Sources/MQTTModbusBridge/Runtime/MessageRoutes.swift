@@ -78,6 +78,8 @@ struct MessageRoutes: Sendable {
             want(settings.topic, .atLeastOnce)
             availability[settings.topic, default: []].append(index)
         }
+        // Every message of a Sparkplug edge node and its devices; QoS 1 for its death certificate.
+        for device in map.devices { if let source = device.sparkplug { want(source.nodeFilter, .atLeastOnce) } }
         self.availabilityTopics = availability
         self.subscriptions = qosByTopic.keys.sorted().map { Subscription(topic: $0, qos: qosByTopic[$0]!) }
         self.responseTopics = responses

@@ -143,6 +143,12 @@ final class PointCache: Sendable {
         }
     }
 
+    /// Marks one point as having no value (its source said the value is null or not good):
+    /// reads follow its missing-value policy until a new value arrives.
+    func invalidate(point index: Int) {
+        state.withLock { $0.updated[index] = 0 }
+    }
+
     /// Marks every point as not current (the broker connection is gone): reads follow each
     /// point's missing-value policy until a fresh message arrives.
     func invalidateAll() {

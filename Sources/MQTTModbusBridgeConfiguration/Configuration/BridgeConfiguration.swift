@@ -22,6 +22,9 @@ public struct BridgeConfiguration: Sendable, Hashable {
     /// `validate` and logged by `run` as warnings; kept apart from ``warnings`` so that a
     /// program can tell "probably a mistake" from "a policy to confirm".
     public var freshnessWarnings: [ConfigurationError]
+    /// The bridge's role in Sparkplug B (the `sparkplug:` section): a listener by default, or a
+    /// host application that publishes its STATE and requests rebirths.
+    public var sparkplug: SparkplugHostSettings = SparkplugHostSettings()
 
     /// Creates a configuration in code. It is not validated: prefer ``parse(yaml:file:)``.
     public init(

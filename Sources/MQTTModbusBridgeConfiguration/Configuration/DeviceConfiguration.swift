@@ -23,6 +23,9 @@ public struct DeviceConfiguration: Sendable, Hashable {
     /// Messages published on start and after each reconnection to make the device report its
     /// state (a profile's, or `refresh:` written by hand); empty: none.
     public var refresh: [RefreshMessage] = []
+    /// The Sparkplug B edge node (and device) whose births, data and deaths the device's points
+    /// follow (`sparkplug:`); `nil`: not a Sparkplug device.
+    public var sparkplug: SparkplugSource?
 
     /// Creates a device.
     public init(
@@ -39,9 +42,9 @@ public struct DeviceConfiguration: Sendable, Hashable {
         self.location = location
     }
 
-    /// Whether anything tells the bridge that the device is gone: an availability topic or a
-    /// silence limit.
-    public var watchesAvailability: Bool { availability != nil || silence != nil }
+    /// Whether anything tells the bridge that the device is gone: an availability topic, a
+    /// silence limit, or Sparkplug death certificates.
+    public var watchesAvailability: Bool { availability != nil || silence != nil || sparkplug != nil }
 }
 
 /// What a write to an offline device's point does.

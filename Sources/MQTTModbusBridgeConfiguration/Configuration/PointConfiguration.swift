@@ -113,6 +113,10 @@ public struct PointConfiguration: Sendable, Hashable {
     /// More topics the value arrives on besides ``stateTopic``, added by device profiles (see
     /// ``StateSource``); empty for points written by hand.
     public var additionalStates: [StateSource] = []
+    /// The Sparkplug B metric the value comes from (`metric:`), instead of a state topic; its
+    /// writes are DCMD (or NCMD) messages on ``CommandSettings/topic``, confirmed by the DDATA
+    /// (NDATA) that reports the written value. `nil`: not a Sparkplug point.
+    public var sparkplug: SparkplugMetric?
 
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.

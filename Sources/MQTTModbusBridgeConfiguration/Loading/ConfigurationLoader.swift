@@ -27,6 +27,9 @@ final class ConfigurationLoader {
     var profiles: [String: ProfileContext] = [:]
     /// The broker's client id (a Shelly profile's default RPC source).
     var clientID = BrokerSettings.defaultClientID
+    /// Devices with `sparkplug:`, by name, and the device of each Sparkplug source.
+    var sparkplugDevices: [String: SparkplugSource] = [:]
+    var sparkplugSourceDevices: [SparkplugSource: String] = [:]
 
     init(file: String, baseDirectory: String?) {
         self.diagnostics = Diagnostics(file: file)
@@ -34,7 +37,7 @@ final class ConfigurationLoader {
         self.baseDirectory = baseDirectory
     }
 
-    static let rootKeys = ["version", "broker", "modbus", "defaults", "devices", "units"]
+    static let rootKeys = ["version", "broker", "modbus", "defaults", "devices", "units", "sparkplug"]
 
     func load(yaml: String) throws(ConfigurationErrors) -> BridgeConfiguration {
         let root: Node?
@@ -72,6 +75,7 @@ final class ConfigurationLoader {
         let broker = view["broker"].map { parseBroker($0) } ?? BrokerSettings()
         let modbus = view["modbus"].map { parseModbus($0) } ?? ModbusListenerSettings()
         let defaults = view["defaults"].map { parseDefaults($0) } ?? PointDefaults()
+        let sparkplug = view["sparkplug"].map { parseSparkplugHost($0) } ?? SparkplugHostSettings()
         var devices = view["devices"].map { parseDevices($0) } ?? []
         var units: [UnitConfiguration] = []
         if let entry = reader.required(view, "units", fix: "add 'units:' with at least one unit and its points") {
@@ -79,7 +83,7 @@ final class ConfigurationLoader {
         }
         validateAcrossPoints(units: units)
         finishProfiles(&devices)
-        let configuration = BridgeConfiguration(
+        var configuration = BridgeConfiguration(
             broker: broker,
             modbus: modbus,
             units: units,
@@ -87,6 +91,7 @@ final class ConfigurationLoader {
             warnings: Diagnostics.sorted(diagnostics.warnings),
             freshnessWarnings: freshnessWarnings(units: units, devices: devices)
         )
+        configuration.sparkplug = sparkplug
         if diagnostics.errorCount > 0 { throw finish() }
         return configuration
     }

@@ -2,7 +2,7 @@ import Yams
 
 extension ConfigurationLoader {
     static let deviceKeys =
-        ["name", "availability", "silence", "offline_writes", "profile", "refresh"]
+        ["name", "availability", "silence", "offline_writes", "profile", "refresh", "sparkplug"]
         + profileDeviceKeys.map(\.key)
     static let availabilityKeys = ["topic", "online", "offline", "path"]
     static let offlineWriteChoices: [(String, OfflineWritePolicy)] = OfflineWritePolicy.allCases.map {
@@ -55,6 +55,17 @@ extension ConfigurationLoader {
                 )
             } else {
                 device.silence = silence
+            }
+        }
+        if let entry = view["sparkplug"] {
+            device.sparkplug = parseSparkplugSource(entry, device: name)
+            for key in ["profile", "availability"] where view.has(key) {
+                diagnostics.error(
+                    "'\(key)' does not apply to Sparkplug device '\(name)': its births and death certificates say "
+                        + "whether it is online",
+                    at: view[key]!.keyNode.mark,
+                    fix: "remove \(key)"
+                )
             }
         }
         if let policy = reader.choice(view["offline_writes"], Self.offlineWriteChoices) {

@@ -69,7 +69,7 @@ extension ConfigurationLoader {
         "name", "description", "area", "address", "type", "length", "bit", "byte_order", "scale", "offset",
         "state_topic",
         "payload", "qos", "max_age", "on_missing", "command_topic", "command_template", "command_retain", "ack",
-        "device", "quality", "last_command", "command_payload",
+        "device", "quality", "last_command", "command_payload", "metric", "datatype",
     ]
     static let statusRegisterKeys = ["area", "address"]
     static let defaultsKeys = ["byte_order", "qos", "max_age", "on_missing", "payload", "ack"]
@@ -363,7 +363,7 @@ extension ConfigurationLoader {
         var points: [PointConfiguration] = []
         if let pointsEntry = view["points"], let nodes = reader.sequence(pointsEntry) {
             for pointNode in nodes {
-                let (expanded, finish) = expandProfile(pointNode, unitDevice: unitDevice)
+                let (expanded, finish) = expandConventions(pointNode, unitDevice: unitDevice)
                 guard let expanded else { continue }
                 if var loaded = parsePoint(expanded, unitID: unitID, defaults: defaults, fallback: pointsEntry.mark) {
                     finish?(&loaded.point)
@@ -377,7 +377,7 @@ extension ConfigurationLoader {
                 for instance in expandTemplate(templateNode, fallback: templatesEntry.mark) {
                     diagnostics.instanceSuffix = instance.description
                     let templateName = templateNode.mapping?["name"]?.scalarText
-                    let (expanded, finish) = expandProfile(instance.node, unitDevice: unitDevice)
+                    let (expanded, finish) = expandConventions(instance.node, unitDevice: unitDevice)
                     guard let expanded else {
                         diagnostics.instanceSuffix = nil
                         continue
