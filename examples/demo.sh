@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo, on a fresh Debian machine with Swift 6: a local mosquitto broker, the bridge, and
-# a simulated boiler, pumps and a Tasmota plug, readable by any Modbus client on port 5020.
+# a simulated boiler, pumps, a Tasmota plug and a Sparkplug B edge node, readable by any Modbus
+# client on port 5020.
 #
 #   ./examples/demo.sh            # Ctrl-C stops everything
 #
@@ -60,8 +61,11 @@ cat <<'TEXT'
   mbpoll -m tcp -p 5020 -0 -1 -a 1 -t 4 -r 0 127.0.0.1 215           # write 21.5 °C: held until the device acks
   mbpoll -m tcp -p 5020 -0 -1 -a 2 -t 1 -r 0 -c 3 127.0.0.1          # pumps running
   mbpoll -m tcp -p 5020 -0 -1 -a 3 -t 0 -r 0 127.0.0.1 0             # switch the Tasmota hall light off
+  mbpoll -m tcp -p 5020 -0 -1 -a 4 -B -t 3:float -r 0 127.0.0.1      # Sparkplug filler: tank level (a Float metric)
+  mbpoll -m tcp -p 5020 -0 -1 -a 4 -t 4 -r 0 127.0.0.1 120           # its speed: a DCMD, confirmed by DDATA
   mosquitto_sub -v -t 'demo/#'                                      # the MQTT side
   mosquitto_sub -v -t 'cmnd/#' -t 'stat/#' -t 'tele/#'              # the Tasmota side, as a real one speaks
+  mosquitto_sub -v -t 'spBv1.0/#' | cat -v                           # the Sparkplug side (protobuf payloads)
   curl -s 127.0.0.1:9102/ready; curl -s 127.0.0.1:9102/metrics       # readiness and Prometheus metrics
 TEXT
 echo "=== Now:"
