@@ -538,9 +538,19 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
     }
 
+    /// How many telemetry messages are handled between two yields of the consumer's thread.
+    static let messagesPerYield = 256
+
     private func consumeMessages() async {
+        var handled = 0
         for await message in client.messages {
             handle(message)
+            // A flood keeps the buffer full, and taking a buffered message need not suspend:
+            // without a yield this task would keep its thread of the cooperative pool (the only
+            // one, on a one-core machine) and the acknowledgement consumer and the held writes
+            // would wait for the flood to end.
+            handled &+= 1
+            if handled % Self.messagesPerYield == 0 { await Task.yield() }
         }
     }
 
