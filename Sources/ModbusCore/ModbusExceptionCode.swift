@@ -29,6 +29,16 @@ public struct ModbusExceptionCode: RawRepresentable, Hashable, Sendable, Error, 
     /// 0B: a gateway's target device did not respond.
     public static let gatewayTargetDeviceFailedToRespond = Self(rawValue: 0x0B)
 
+    /// Whether the Modbus Application Protocol (App §7) defines this code: 01, 02, 03, 04, 05,
+    /// 06, 08, 0A or 0B. Any other byte, 0 included, is not an exception a client can interpret.
+    @inlinable
+    public var isDefined: Bool {
+        switch rawValue {
+        case 0x01...0x06, 0x08, 0x0A, 0x0B: true
+        default: false
+        }
+    }
+
     public var description: String {
         let name: String
         switch self {

@@ -255,8 +255,9 @@ struct ModbusRequestDispatcher: Sendable {
         }
     }
 
-    /// Maps a handler's error to the code on the wire: a Modbus exception keeps its code, anything
-    /// else is logged at error level and becomes 04.
+    /// Maps a handler's error to the code on the wire: a Modbus exception with a code App §7
+    /// defines keeps its code; an undefined code (0 included) and anything else is logged at
+    /// error level and becomes 04.
     private func exceptionCode(
         for error: any Error,
         _ plan: ModbusRequestPlan,
@@ -268,12 +269,24 @@ struct ModbusRequestDispatcher: Sendable {
         case let exceptionCode as ModbusExceptionCode: code = exceptionCode
         default: code = nil
         }
-        if let code, code.rawValue != 0 {
+        if let code, code.isDefined {
             logger.debug(
                 "handler answered with an exception",
                 metadata: ["function": "\(plan.functionCode)", "unit": "\(frame.unitID)", "exception": "\(error)"]
             )
             return code
+        }
+        // A code Modbus does not define (0 included) would reach a master that cannot interpret
+        // it: it is a handler bug like any other error.
+        if let code {
+            logger.error(
+                "handler threw an exception code Modbus does not define; answering server device failure (04)",
+                metadata: [
+                    "function": "\(plan.functionCode)", "unit": "\(frame.unitID)",
+                    "transaction": "\(frame.transactionID)", "code": "\(code)", "error": "\(String(reflecting: error))",
+                ]
+            )
+            return .serverDeviceFailure
         }
         logger.error(
             "handler failed; answering server device failure (04)",

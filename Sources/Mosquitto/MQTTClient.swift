@@ -90,9 +90,35 @@ public final class MQTTClient: Sendable {
 
     /// Messages dropped because the consumer of ``messages`` fell behind by
     /// more than ``MQTTConfiguration/messageBufferCapacity`` messages (or had
-    /// stopped consuming). Monotonic over the client's lifetime.
+    /// stopped consuming). Monotonic over the client's lifetime. A route's own
+    /// drops are counted by the route (``MQTTMessageRoute/droppedMessageCount``).
     public var droppedMessageCount: Int {
         self.core.droppedMessageCount
+    }
+
+    /// Delivers the messages whose topics match `filters` on a sequence of their own, with a
+    /// buffer of `capacity` messages and its own overflow policy, instead of on ``messages``.
+    ///
+    /// Create routes before connecting, so that no message on their filters reaches
+    /// ``messages`` first. When the filters of several routes match a topic, the route created
+    /// first receives the message. A route subscribes to nothing: subscribe to its filters (or
+    /// wider ones) as usual.
+    ///
+    /// - Throws: ``MQTTError/Code/invalidArgument`` for a capacity below 1 or a filter that is
+    ///   not a valid topic filter.
+    public func routeMessages(
+        matching filters: [String],
+        capacity: Int,
+        whenFull policy: MQTTMessageRoute.OverflowPolicy = .dropOldest
+    ) throws(MQTTError) -> MQTTMessageRoute {
+        guard capacity > 0 else {
+            throw MQTTError(code: .invalidArgument, reason: "a route's capacity must be positive")
+        }
+        let parsed = try MessageRouter.parse(filters)
+        return MQTTMessageRoute(
+            sink: self.core.router.open(parsed, capacity: capacity, policy: policy),
+            router: self.core.router
+        )
     }
 
     /// Connects to the broker and returns when the connection is established

@@ -78,7 +78,8 @@ public struct MQTTConnectionStateSequence: AsyncSequence, Sendable {
 /// when the consumer is slower than the broker and the buffer is full, the
 /// oldest buffered message is dropped, counted in
 /// ``MQTTClient/droppedMessageCount`` and reported by a warning log — never
-/// silently. The sequence finishes when the client is deallocated.
+/// silently. The sequence finishes when the client is deallocated. Messages
+/// on the filters of a ``MQTTMessageRoute`` go to that route's sequence instead.
 public struct MQTTMessageSequence: AsyncSequence, Sendable {
     /// The element type.
     public typealias Element = MQTTMessage
@@ -86,26 +87,39 @@ public struct MQTTMessageSequence: AsyncSequence, Sendable {
     public typealias Failure = Never
 
     let stream: AsyncStream<MQTTMessage>
+    /// A ``MQTTMessageRoute/OverflowPolicy/holdBack`` route's free places: each message taken
+    /// gives one back.
+    let slots: HoldBackSlots?
+
+    init(stream: AsyncStream<MQTTMessage>, slots: HoldBackSlots? = nil) {
+        self.stream = stream
+        self.slots = slots
+    }
 
     /// Creates the iterator.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.stream.makeAsyncIterator())
+        AsyncIterator(base: self.stream.makeAsyncIterator(), slots: self.slots)
     }
 
     /// Iterator over received messages.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncStream<MQTTMessage>.AsyncIterator
+        let slots: HoldBackSlots?
 
         /// The next message, or `nil` once the client is gone or the task is
         /// cancelled.
         public mutating func next() async -> MQTTMessage? {
-            await self.base.next()
+            let message = await self.base.next()
+            if message != nil { self.slots?.release() }
+            return message
         }
 
         /// The next message, or `nil` once the client is gone or the task is
         /// cancelled.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> MQTTMessage? {
-            await self.base.next(isolation: actor)
+            let message = await self.base.next(isolation: actor)
+            if message != nil { self.slots?.release() }
+            return message
         }
     }
 }

@@ -161,6 +161,41 @@ struct WriteAckTests {
         }
     }
 
+    @Test(
+        "an ack naming exception 99 (undefined) reaches the master as 04, logged at warning with the device's code",
+        arguments: [Mode.mqtt5, .correlationID]
+    )
+    func undefinedAckCode(mode: Mode) async throws {
+        let yaml: (Int) -> String = { Self.modeYAML(mode, port: $0) }
+        var options = Self.simulatorOptions()
+        options.perPoint["sp"] = .refuse(reason: "jammed", code: 99)
+        options.perPoint["sp_refused"] = .refuse(reason: "acknowledge is no refusal", code: 5)
+        let logs = CapturedLogs(level: .warning)
+        try await withBridge(yaml, simulator: options, logger: logs.logger) { harness in
+            try await harness.awaitRead(.holdingRegister, 0) { $0 == [100] }
+            let mark = harness.messages.count
+            #expect(
+                try await harness.modbus.write(.holdingRegister, 0, [215], single: true)
+                    == .exception(.serverDeviceFailure),
+                "pymodbus sees 04, not 0x63"
+            )
+            let ackTopic = mode == .mqtt5 ? "e2e/dev/sp/set/response" : "e2e/dev/ack"
+            let ack = try await harness.messages.waitForMessage(on: ackTopic, after: mark)
+            #expect(ack.payloadString.contains("99"), "the device did name 99: \(ack.payloadString)")
+            try await logs.waitForLine(containing: "device_code=99 (exception (0x63))")
+            let warnings = logs.messages.filter { $0.hasPrefix("warning:") && $0.contains("device_code=") }
+            #expect(warnings.count == 1, "one warning for the one ack: \(warnings)")
+
+            // 05 (acknowledge) is not a failure code the bridge answers with either.
+            #expect(
+                try await harness.modbus.write(.holdingRegister, 1, [5], single: true)
+                    == .exception(.serverDeviceFailure)
+            )
+            try await logs.waitForLine(containing: "device_code=5 (acknowledge (0x05))")
+            #expect(try await harness.modbus.read(.holdingRegister, 0, count: 2) == .ok([100, 100]), "nothing applied")
+        }
+    }
+
     @Test("an ack after the timeout: 0B, and the late ack changes nothing", arguments: [Mode.mqtt5, .correlationID])
     func lateAck(mode: Mode) async throws {
         let yaml = { (port: Int) in

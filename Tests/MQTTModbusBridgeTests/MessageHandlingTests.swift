@@ -62,6 +62,36 @@ struct MessageHandlingTests {
         #expect(bridge.routes.correlationIDFields(forAckTopic: "t/a/b/ack").isEmpty, "+ is one level")
     }
 
+    @Test(
+        "ack topics have a path of their own: response and correlation_id ack topics, not state_echo's state topic; they follow a reload"
+    )
+    func ackRouteFollowsTheTopicMap() async throws {
+        let bridge = try Self.bridge()
+        #expect(bridge.routes.ackFilters == ["t/+/ack"], "the state_echo point's state topic is telemetry")
+        #expect(bridge.acks.filters == ["t/+/ack"])
+        #expect(bridge.acks.overflowPolicy == .holdBack, "an ack is never dropped")
+        #expect(bridge.routes.isAckOnly("t/valve/ack"))
+        #expect(!bridge.routes.isAckOnly("t/level"))
+
+        // An ack handed to the ack path resolves its write.
+        let point = try #require(bridge.configuration.point(named: "valve"))
+        let promise = bridge.tracker.register(.correlationID("abc-9"), settings: try #require(point.command).ack)
+        bridge.handleAcknowledgement(Self.message("t/valve/ack", #"{"id": "abc-9", "ok": true}"#))
+        #expect(await promise.outcome(timeout: .seconds(5)) == .acknowledged)
+
+        let reloaded =
+            Self.yaml.replacingOccurrences(of: #"response_topic: "t/+/ack""#, with: "response_topic: t/valve/reply")
+                + """
+
+                      - { name: pump, area: holding_register, address: 2, type: int16, command_topic: t/pump/set,
+                          payload: { format: json, path: value },
+                          ack: { mode: correlation_id, response_topic: t/pump/reply, timeout: 5s } }
+                """
+        _ = try await bridge.reload(try BridgeConfiguration.parse(yaml: reloaded, file: "handling.yaml"))
+        #expect(bridge.routes.ackFilters == ["t/pump/reply", "t/valve/reply"])
+        #expect(bridge.acks.filters == ["t/pump/reply", "t/valve/reply"], "the route follows the map in force")
+    }
+
     @Test("a written value does not overwrite a state that arrived while the write waited")
     func writtenValueYieldsToNewerState() throws {
         let bridge = try Self.bridge()

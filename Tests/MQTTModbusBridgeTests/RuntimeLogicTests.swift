@@ -168,6 +168,58 @@ struct RuntimeLogicTests {
         )
     }
 
+    @Test(
+        "Ack codes: only 01, 02, 03, 04, 06, 0A, 0B are answered; 99, 0, 05, 08 and other codes become 04, reported"
+    )
+    func ackCodesTheBridgeAnswers() {
+        let settings = AckSettings(mode: .correlationID, responseTopic: "dev/ack")
+        func read(_ text: String, _ properties: [(name: String, value: String)] = []) -> AckPayloadEvaluator.Reading {
+            AckPayloadEvaluator.read(payload: Array(text.utf8), userProperties: properties, settings: settings)
+        }
+        for code in [0x01, 0x02, 0x03, 0x04, 0x06, 0x0A, 0x0B] {
+            let reading = read(#"{"ok": false, "code": \#(code)}"#)
+            #expect(reading.outcome.exceptionCode == ModbusExceptionCode(rawValue: UInt8(code)), "code \(code)")
+            #expect(reading.unanswerableCode == nil)
+        }
+        for code in [0x05, 0x07, 0x08, 0x09, 0x0C, 99, 0xFF] {
+            let reading = read(#"{"ok": false, "code": \#(code)}"#)
+            #expect(reading.outcome.exceptionCode == .serverDeviceFailure, "code \(code) becomes 04")
+            #expect(reading.unanswerableCode == UInt8(code), "the device's code \(code) is reported")
+            #expect(
+                AckPayloadEvaluator.evaluate(
+                    payload: Array(#"{"ok": false, "code": \#(code)}"#.utf8),
+                    settings: settings
+                )
+                    == reading.outcome
+            )
+        }
+        // Hexadecimal text, an MQTT 5 user property, and the device's text kept in the reason.
+        #expect(
+            read(#"{"ok": false, "code": "0x63", "error": "jammed"}"#).outcome.exceptionCode == .serverDeviceFailure
+        )
+        if case .rejected(_, let reason) = read(#"{"ok": false, "code": "0x63", "error": "jammed"}"#).outcome {
+            #expect(reason.contains("jammed") && reason.contains("0x63"), "\(reason)")
+        } else {
+            Issue.record("a refusal naming 99 is a refusal")
+        }
+        #expect(read("", [("modbus_exception", "99")]).unanswerableCode == 99)
+        #expect(read("", [("modbus_exception", "99")]).outcome.exceptionCode == .serverDeviceFailure)
+        // Outside 1...255 (0, 256, -1) a code is no code: the refusal is 04 with nothing to report.
+        for text in ["0", "256", "-1"] {
+            let reading = read(#"{"ok": false, "code": \#(text)}"#)
+            #expect(reading.outcome.exceptionCode == .serverDeviceFailure)
+            #expect(reading.unanswerableCode == nil)
+        }
+        // A success that names a code is still a success.
+        #expect(read(#"{"ok": true, "code": 99}"#).outcome == .acknowledged)
+        // The metrics' outcome labels are the same set.
+        for code in ModbusExceptionCode.bridgeAnswers {
+            #expect(code.isBridgeAnswer && code.isDefined, "\(code)")
+        }
+        #expect(!ModbusExceptionCode.acknowledge.isBridgeAnswer && ModbusExceptionCode.acknowledge.isDefined)
+        #expect(!ModbusExceptionCode(rawValue: 99).isDefined && !ModbusExceptionCode(rawValue: 0).isDefined)
+    }
+
     @Test("Ack payloads: empty, JSON success/error/code, text, user properties")
     func ackEvaluation() {
         let settings = AckSettings(mode: .mqtt5)

@@ -18,7 +18,7 @@ public final class CapturedLogs: Sendable {
         self.level = level
     }
 
-    /// Every line recorded so far (`level: message`).
+    /// Every line recorded so far (`level: message [key=value, …]`).
     public var messages: [String] {
         self.state.withLock { $0.lines }
     }
@@ -80,7 +80,12 @@ public final class CapturedLogs: Sendable {
         }
 
         func log(event: LogEvent) {
-            self.owner.append("\(event.level): \(event.message)")
+            // The metadata after the message, so a test can look for a value the log carries.
+            let metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
+            let suffix =
+                metadata.isEmpty
+                ? "" : " [" + metadata.keys.sorted().map { "\($0)=\(metadata[$0]!)" }.joined(separator: ", ") + "]"
+            self.owner.append("\(event.level): \(event.message)\(suffix)")
         }
     }
 }

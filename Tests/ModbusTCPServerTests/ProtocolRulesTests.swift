@@ -384,6 +384,52 @@ struct ProtocolRulesTests {
     }
 
     @Test(
+        "A thrown code Modbus does not define (0, 07, 09, 0C, 0x63, 0xFF) goes on the wire as 04, logged; 05 and 08 are kept",
+        arguments: HandlerForm.allCases
+    )
+    func undefinedExceptionCodes(form: HandlerForm) async throws {
+        // Address → the code the handler throws; the last two are defined (App §7) and kept.
+        let thrown: [UInt8] = [0x00, 0x07, 0x09, 0x0C, 0x63, 0xFF, 0x05, 0x08]
+        let failure: @Sendable (UInt16) throws -> Never = { address in
+            let code = ModbusExceptionCode(rawValue: thrown[Int(address)])
+            // Both ways of throwing a code: wrapped and bare.
+            if address % 2 == 0 { throw ModbusException(code, "test") }
+            throw code
+        }
+        let read: ModbusReadHandler
+        let write: ModbusWriteHandler
+        switch form {
+        case .sync:
+            read = .sync { try failure($0.address) }
+            write = .sync { try failure($0.address) }
+        case .syncInPlace:
+            read = .syncInPlace { request, _ in try failure(request.address) }
+            write = .sync { try failure($0.address) }
+        case .async:
+            read = .async { try failure($0.address) }
+            write = .async { try failure($0.address) }
+        }
+        let logs = LogCapture()
+        try await withServer(read: read, write: write, logger: logs.logger("test.server")) { _, port in
+            let client = try RawModbusClient(port: port)
+            for (index, code) in thrown.enumerated() {
+                let expected = ModbusExceptionCode(rawValue: code).isDefined ? code : 0x04
+                #expect(
+                    try await client.request(ModbusFrames.read(0x03, address: index, count: 1)) == [0x83, expected],
+                    "read, thrown \(code)"
+                )
+                #expect(
+                    try await client.request([0x06, 0, UInt8(index), 0, 0]) == [0x86, expected],
+                    "write, thrown \(code)"
+                )
+            }
+            let errors = logs.messages(at: .error)
+            #expect(errors.count == 12, "each undefined code is logged at error level: \(errors.map(\.message))")
+            #expect(errors.contains { $0.metadata["code"]?.contains("0x63") == true }, "the log names the code")
+        }
+    }
+
+    @Test(
         "A read handler returning the wrong number of values, or a bit that is not 0/1, is 04",
         arguments: HandlerForm.allCases
     )

@@ -59,7 +59,7 @@ final class BridgeMetrics: Sendable {
     static let ackLatencyLabel = "bridge_write_ack_latency_seconds"
 
     /// Exception codes the bridge answers itself (design.md §3.7); any other is `exception_other`.
-    static let exceptionCodes: [UInt8] = [0x01, 0x02, 0x03, 0x04, 0x06, 0x0A, 0x0B]
+    static let exceptionCodes: [UInt8] = ModbusExceptionCode.bridgeAnswers.map(\.rawValue)
 
     private let factory: any MetricsFactory
 

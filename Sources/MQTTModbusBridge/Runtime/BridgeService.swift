@@ -25,6 +25,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     var cache: PointCache { topics.current.cache }
     var routes: MessageRoutes { topics.current.routes }
     let client: MQTTClient
+    /// The messages on the ack topics of the topic map in force, received apart from the
+    /// telemetry on ``MQTTClient/messages`` and consumed by a task of their own
+    /// (docs/design.md §4.9).
+    let acks: MQTTMessageRoute
     let server: ModbusServer
     /// Commands and their acknowledgements; the server's write handler captures it.
     let writes: BridgeWritePath
@@ -80,6 +84,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             configuration: try MQTTConfiguration(bridgeBroker: configuration.broker),
             logger: logger.component("mqtt")
         )
+        // Created before the client connects, so that no ack reaches the telemetry buffer first.
+        // holdBack: an ack is never dropped; at worst reading from the broker waits for this
+        // consumer, which only matches the ack against the writes waiting for one.
+        self.acks = try client.routeMessages(
+            matching: topics.current.routes.ackFilters,
+            capacity: Self.ackBufferCapacity,
+            whenFull: .holdBack
+        )
         let writes = BridgeWritePath(topics: topics, client: client, metrics: metrics, logger: logger)
         self.writes = writes
         self.refresh = ActiveRefresh(configuration: configuration, client: client, logger: logger)
@@ -118,6 +130,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metricsFactory: metricsFactory
         )
     }
+
+    /// How many acknowledgements wait for the ack consumer before reading from the broker
+    /// waits: far more than `modbus.max_writes_in_flight` writes can produce at once.
+    static let ackBufferCapacity = 1024
 
     /// The name of the write acknowledgement latency histogram, for a metrics backend that sets
     /// buckets per histogram (swift-prometheus's `durationHistogramBuckets`).
@@ -188,6 +204,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         let startFailure = await withTaskGroup(of: RunEvent.self) { group in
             group.addTask {
                 await self.consumeMessages()
+                return .ended
+            }
+            // Acknowledgements in parallel with the telemetry: a write's reply never waits for
+            // state messages received before its ack.
+            group.addTask {
+                await self.consumeAcknowledgements()
                 return .ended
             }
             group.addTask {
@@ -425,6 +447,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             new.sparkplug.carrySessions(from: old.sparkplug)
             topics.replace(with: new)
         }
+        // Before the new filters are subscribed: their first acks already take the ack path.
+        // (A message routed by the old filters is handled all the same: both paths handle every
+        // kind of message; the routes only decide which waits behind what.)
+        do {
+            try acks.setFilters(new.routes.ackFilters)
+        } catch {
+            logger.error("cannot route the new ack topics apart from telemetry: \(error)")
+        }
         // Units added answer from now on; units removed are answered as any unknown unit.
         server.setUnits(
             configuration.unitIDs,
@@ -509,7 +539,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metrics.pointsStale.record(stale)
             metrics.pointsMissing.record(missing)
             metrics.modbusConnectionsOpen.record(server.activeConnections)
-            let droppedNow = client.droppedMessageCount
+            let droppedNow = client.droppedMessageCount + acks.droppedMessageCount
             if droppedNow > dropped {
                 metrics.messagesDropped.increment(by: droppedNow - dropped)
                 dropped = droppedNow
@@ -518,10 +548,36 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
     }
 
+    /// How many telemetry messages are handled between two yields of the consumer's thread.
+    static let messagesPerYield = 256
+
     private func consumeMessages() async {
+        var handled = 0
         for await message in client.messages {
             handle(message)
+            // A flood keeps the buffer full, and taking a buffered message need not suspend:
+            // without a yield this task would keep its thread of the cooperative pool (the only
+            // one, on a one-core machine) and the acknowledgement consumer and the held writes
+            // would wait for the flood to end.
+            handled &+= 1
+            if handled % Self.messagesPerYield == 0 { await Task.yield() }
         }
+    }
+
+    private func consumeAcknowledgements() async {
+        for await message in acks.messages {
+            handleAcknowledgement(message)
+        }
+    }
+
+    /// A message on an ack topic. An ack resolves its write without the ingest lock, so it does
+    /// not wait for the state message being handled on the telemetry path; a topic that is
+    /// also a state or availability topic is handled like any message.
+    func handleAcknowledgement(_ message: MQTTMessage) {
+        let routes = topics.current.routes
+        guard routes.isAckOnly(message.topic) else { return handle(message) }
+        metrics.messagesReceived.increment()
+        writes.acknowledge(message, routes: routes)
     }
 
     /// Routes one message: ack topics resolve waiting writes; state topics update the cache.

@@ -66,10 +66,13 @@ final class BridgeWritePath: Sendable {
                 let key = AckTracker.Key.correlationData(data)
                 if let promise = tracker.take(key) {
                     let properties = message.properties.userProperties.map { (name: $0.name, value: $0.value) }
-                    let outcome = AckPayloadEvaluator.evaluate(
-                        payload: message.payload,
-                        userProperties: properties,
-                        settings: promise.settings
+                    let outcome = evaluate(
+                        AckPayloadEvaluator.read(
+                            payload: message.payload,
+                            userProperties: properties,
+                            settings: promise.settings
+                        ),
+                        on: message.topic
                     )
                     // Not fulfilled: the write timed out an instant ago and has not ended yet.
                     if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
@@ -91,7 +94,10 @@ final class BridgeWritePath: Sendable {
             guard let id = AckPayloadEvaluator.correlationID(in: message.payload, at: field) else { continue }
             let key = AckTracker.Key.correlationID(id)
             if let promise = tracker.take(key) {
-                let outcome = AckPayloadEvaluator.evaluate(payload: message.payload, settings: promise.settings)
+                let outcome = evaluate(
+                    AckPayloadEvaluator.read(payload: message.payload, settings: promise.settings),
+                    on: message.topic
+                )
                 if !promise.fulfil(outcome) { strayAck(.late, on: message.topic) }
                 return
             }
@@ -102,6 +108,22 @@ final class BridgeWritePath: Sendable {
         // it is read as the point's state, and it answers no command.
         if stray == .unmatched, routes.isStatusReply(topic: message.topic, payload: message.payload) { return }
         strayAck(stray, on: message.topic)
+    }
+
+    /// The outcome of an acknowledgement a write waits for. A code the bridge does not answer
+    /// with (99, say, or 05) is answered 04; the device's own code is logged here, once per
+    /// acknowledgement, so that the device can be fixed.
+    private func evaluate(_ reading: AckPayloadEvaluator.Reading, on topic: String) -> WriteOutcome {
+        if let code = reading.unanswerableCode {
+            logger.warning(
+                "the device's acknowledgement names an exception code the bridge does not answer with; answering 04",
+                metadata: [
+                    "topic": "\(topic)", "device_code": "\(code) (\(ModbusExceptionCode(rawValue: code)))",
+                    "outcome": "\(reading.outcome)",
+                ]
+            )
+        }
+        return reading.outcome
     }
 
     /// A point reported a new state (not a retained one): it may confirm a state_echo write.

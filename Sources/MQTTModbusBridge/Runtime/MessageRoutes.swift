@@ -20,6 +20,12 @@ struct MessageRoutes: Sendable {
     /// Topics where replies to the bridge's own status requests arrive (a Shelly's `<source>/rpc`,
     /// which also carries command replies), with what marks such a reply (its id).
     private let statusReplies: [String: [StateSource.Match]]
+    /// The topics (and filters) acknowledgements arrive on: the MQTT 5 response topics and the
+    /// correlation_id ack topics, sorted. The bridge receives them apart from telemetry, so that
+    /// a flood of state messages neither delays nor drops an acknowledgement (docs/design.md
+    /// §4.9). State topics are not among them, even those a state_echo write waits on: they
+    /// carry the telemetry itself.
+    let ackFilters: [String]
     private let exactStateTopics: [String: [Int]]
     private let wildcardStateTopics: [(filter: String, point: Int)]
     private let responseTopicByPoint: [Int: String]
@@ -84,6 +90,7 @@ struct MessageRoutes: Sendable {
         self.subscriptions = qosByTopic.keys.sorted().map { Subscription(topic: $0, qos: qosByTopic[$0]!) }
         self.responseTopics = responses
         self.correlationAckTopics = correlation
+        self.ackFilters = responses.union(correlation.keys).sorted()
         self.exactStateTopics = exact
         self.wildcardStateTopics = wildcard
         self.responseTopicByPoint = responseTopicByPoint
@@ -117,6 +124,12 @@ struct MessageRoutes: Sendable {
             points.append(point)
         }
         return points
+    }
+
+    /// Whether a message on `topic` is an acknowledgement and nothing else: no point's state and
+    /// no device's availability arrive there, so it needs nothing of the cache.
+    func isAckOnly(_ topic: String) -> Bool {
+        availabilityTopics[topic] == nil && points(forStateTopic: topic).isEmpty
     }
 
     /// The MQTT 5 response topic a point's commands name.

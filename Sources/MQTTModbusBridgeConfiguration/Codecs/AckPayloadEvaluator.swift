@@ -10,9 +10,49 @@ package enum AckPayloadEvaluator {
     /// - Text: "ok", "success", "true", "ack", "done" (any case) is success; other text is a
     ///   refusal carrying that text.
     /// - MQTT 5 user properties `error` (refusal) and `modbus_exception` (its code) are honoured too.
+    /// - A named code the bridge does not answer with (anything but 01, 02, 03, 04, 06, 0A, 0B)
+    ///   becomes 04; ``read(payload:userProperties:settings:)`` also reports it.
     package static func evaluate(
         payload: [UInt8],
         userProperties: [(name: String, value: String)] = [],
+        settings: AckSettings
+    ) -> WriteOutcome {
+        read(payload: payload, userProperties: userProperties, settings: settings).outcome
+    }
+
+    /// What an acknowledgement says, and the exception code it named if the bridge cannot answer
+    /// with it.
+    package struct Reading: Sendable, Hashable {
+        /// The write's outcome. A refusal's code is always one the bridge answers with.
+        package var outcome: WriteOutcome
+        /// The code the device named when it is not one of ``ModbusExceptionCode/bridgeAnswers``
+        /// (undefined by Modbus, such as 99, or 05 and 08): the outcome then carries 04 instead,
+        /// and the caller logs the device's code.
+        package var unanswerableCode: UInt8?
+    }
+
+    /// Like ``evaluate(payload:userProperties:settings:)``, and says when the device named an
+    /// exception code the bridge does not answer with: a master must only ever see a code it can
+    /// interpret (docs/design.md §4.1), so that code becomes 04.
+    package static func read(
+        payload: [UInt8],
+        userProperties: [(name: String, value: String)] = [],
+        settings: AckSettings
+    ) -> Reading {
+        let outcome = namedOutcome(payload: payload, userProperties: userProperties, settings: settings)
+        guard case .rejected(let code, let reason) = outcome, !code.isBridgeAnswer else {
+            return Reading(outcome: outcome, unanswerableCode: nil)
+        }
+        return Reading(
+            outcome: .rejected(code: .serverDeviceFailure, reason: "\(reason) (the device named exception \(code))"),
+            unanswerableCode: code.rawValue
+        )
+    }
+
+    /// The outcome with the code exactly as the device named it.
+    private static func namedOutcome(
+        payload: [UInt8],
+        userProperties: [(name: String, value: String)],
         settings: AckSettings
     ) -> WriteOutcome {
         var namedCode: ModbusExceptionCode?

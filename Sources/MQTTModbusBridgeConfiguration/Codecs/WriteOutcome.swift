@@ -33,3 +33,25 @@ package enum WriteOutcome: Sendable, Hashable {
         return .acknowledged
     }
 }
+
+extension ModbusExceptionCode {
+    /// The exception codes the bridge answers a Modbus request with (docs/design.md §3.7, §4.2):
+    /// 01, 02, 03, 04, 06, 0A, 0B. Of the other codes Modbus defines, 05 (acknowledge) says the
+    /// request was accepted and is still being processed, which is not a failure and never true
+    /// of a write the bridge answers; 08 (memory parity error) belongs to file-record function
+    /// codes the bridge does not serve.
+    package static let bridgeAnswers: [ModbusExceptionCode] = [
+        .illegalFunction, .illegalDataAddress, .illegalDataValue, .serverDeviceFailure, .serverDeviceBusy,
+        .gatewayPathUnavailable, .gatewayTargetDeviceFailedToRespond,
+    ]
+
+    /// Whether the bridge answers with this code (one of ``bridgeAnswers``).
+    package var isBridgeAnswer: Bool {
+        switch self {
+        case .illegalFunction, .illegalDataAddress, .illegalDataValue, .serverDeviceFailure, .serverDeviceBusy,
+            .gatewayPathUnavailable, .gatewayTargetDeviceFailedToRespond:
+            true
+        default: false
+        }
+    }
+}

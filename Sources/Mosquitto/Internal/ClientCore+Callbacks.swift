@@ -89,6 +89,10 @@ extension ClientCore {
             retain: raw.retain,
             properties: properties.map { MQTTProperties(mosquittoProperties: $0) } ?? MQTTProperties()
         )
+        if let route = self.router.sink(for: received.topic) {
+            route.deliver(received, logger: self.logger)
+            return
+        }
         switch self.messageContinuation.yield(received) {
         case .enqueued:
             break

@@ -61,6 +61,7 @@ extension ClientCore {
         // Outside the lock: finishing runs termination handlers synchronously.
         for observer in observers { observer.finish() }
         self.messageContinuation.finish()
+        for route in self.router.closeAll() { route.continuation.finish() }
     }
 
     func awaitLoopExit(timeout: Duration) async throws {

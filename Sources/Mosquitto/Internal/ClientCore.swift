@@ -61,6 +61,8 @@ final class ClientCore: Sendable {
     /// lock because libmosquitto logs from inside calls made under `state`.
     let libraryLog = Locked<[String]>([])
     let droppedMessages = Atomic<Int>(0)
+    /// Sends the messages of some topics to routes of their own (``MQTTMessageRoute``).
+    let router = MessageRouter()
     let tokens = Atomic<UInt64>(0)
     /// Wakes the loop thread from a backoff wait.
     let wakeup = DispatchSemaphore(value: 0)

@@ -137,6 +137,9 @@ func poll<T: Sendable>(
 /// (when `simulator` options are given), the test client and pymodbus; runs `body`; then stops
 /// everything, whether `body` succeeded or not.
 ///
+/// The test client observes `filters` (`#` by default; a test that floods the broker observes
+/// less, and must include the status topic).
+///
 /// When `body` starts, the bridge has published "online" (it is connected and subscribed) and,
 /// with a simulator, the simulator has published the initial state of every point. With a
 /// `registry`, the bridge's metrics go there (through a Prometheus factory of their own, so tests
@@ -146,6 +149,7 @@ func withBridge(
     simulator simulatorOptions: DeviceSimulator.Options? = nil,
     registry: PrometheusCollectorRegistry? = nil,
     logger: Logger? = nil,
+    observing filters: [String] = ["#"],
     _ body: (BridgeHarness) async throws -> Void
 ) async throws {
     let broker = try await TestBroker.start()
@@ -170,7 +174,7 @@ func withBridge(
         let mqtt = try await connectedClient(broker)
         cleanups.append { await mqtt.disconnect() }
         let messages = MessageCollector(mqtt)
-        try await mqtt.subscribeForTest("#")
+        for filter in filters { try await mqtt.subscribeForTest(filter) }
 
         let bridge: MQTTModbusBridgeService
         if let registry {
