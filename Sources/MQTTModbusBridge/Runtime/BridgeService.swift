@@ -96,6 +96,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.deviceIdentification = configuration.modbus.deviceIdentification
         listener.allowedClients = configuration.modbus.allowedClients
         listener.readOnly = configuration.modbus.readOnly
+        listener.eventLoopThreads = configuration.modbus.eventLoopThreads
         self.server = ModbusServer(
             configuration: listener,
             readHandler: .syncInPlace { request, values in
