@@ -134,8 +134,11 @@ case .nioSingleton:
 }
 var logger = Logger(label: "modbus.server")
 logger.logLevel = .info
+var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: port)
+// Room for the 100- and 1,000-connection scenarios (the default is 32).
+configuration.maxConnections = 1100
 let server = ModbusServer(
-    configuration: ModbusServerConfiguration(host: "127.0.0.1", port: port),
+    configuration: configuration,
     readHandler: ConstantRegisters.readHandler(form),
     eventLoopGroup: group,
     logger: logger

@@ -25,7 +25,8 @@
 #   --no-allocs      skip the heap allocation counts
 #
 #   Environment: PYTHON (default python3) is the interpreter for the pymodbus row;
-#   SERVER_CPU (0) and LOADGEN_CPU (1) place the two sides; PORT_BASE (15500) is the first port.
+#   SERVER_CPU (0) and LOADGEN_CPU (1) place the two sides; PORT_BASE (15500) is the first port;
+#   BUILD_LOCK, if set, is a file the Swift build takes with flock(1).
 #
 # Before each measurement it waits until no compiler runs and the CPUs are idle (< 15 % busy)
 # (15 minutes at most over the whole run), and measures again (3 tries) a cell during which
@@ -111,7 +112,12 @@ if [ "$BUILD" = 1 ]; then
     # shellcheck disable=SC2086
     gcc -O2 -Wall -Wextra -Werror -o "$OUT/libmodbus_server" "$HERE/libmodbus_server.c" $LIBMODBUS_FLAGS
     log "building ModbusServerBenchmark (swift build -c release, scratch path .build-bench)"
-    (cd "$ROOT" && swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    # BUILD_LOCK: a file the build takes with flock(1), on machines where builds must not overlap.
+    if [ -n "${BUILD_LOCK:-}" ]; then
+        (cd "$ROOT" && flock "$BUILD_LOCK" swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    else
+        (cd "$ROOT" && swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    fi
 fi
 SWIFT_SERVER="$SCRATCH/release/ModbusServerBenchmark"
 for binary in "$OUT/loadgen" "$OUT/trivial_responder" "$OUT/libmodbus_server" "$OUT/malloc_counter.so" "$SWIFT_SERVER"; do
