@@ -105,27 +105,27 @@ extension ClientCore {
             }
         }
         let subscriptions = valid.map { Subscription(filter: filters[$0], qos: qos, options: options) }
-        var packets: [[Int]] = []
+        // Each packet with the positions of its filters in `filters`.
+        var packets: [(positions: [Int], subscriptions: [Subscription])] = []
         var start = 0
         for packet in SubscribeBatches.split(subscriptions) {
-            packets.append(Array(valid[start..<(start + packet.count)]))
+            packets.append((Array(valid[start..<(start + packet.count)]), packet))
             start += packet.count
         }
-        try await withThrowingTaskGroup(of: (Int, [Result<MQTTQoS, MQTTError>]).self) { group in
-            for (number, indices) in packets.enumerated() {
-                let packet = indices.map { Subscription(filter: filters[$0], qos: qos, options: options) }
+        try await withThrowingTaskGroup(of: ([Int], [Result<MQTTQoS, MQTTError>]).self) { group in
+            for (positions, packet) in packets {
                 group.addTask {
                     do {
-                        return (number, try await self.subscribePacket(packet, timeout: timeout))
+                        return (positions, try await self.subscribePacket(packet, timeout: timeout))
                     } catch let error as MQTTError {
                         // The packet as a whole failed (not connected, lost, timed out): so did
                         // each of its filters.
-                        return (number, Array(repeating: .failure(error), count: packet.count))
+                        return (positions, Array(repeating: .failure(error), count: packet.count))
                     }
                 }
             }
-            for try await (number, packetResults) in group {
-                for (index, result) in zip(packets[number], packetResults) { results[index] = result }
+            for try await (positions, packetResults) in group {
+                for (position, result) in zip(positions, packetResults) { results[position] = result }
             }
         }
         return results.map { $0 ?? .failure(MQTTError(code: .invalidArgument, reason: "not subscribed")) }
