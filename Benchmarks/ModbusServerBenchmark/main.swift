@@ -2,7 +2,12 @@
 // serving constant register values through one of the three read-handler forms.
 //
 //     swift build -c release --scratch-path .build-bench --product ModbusServerBenchmark
-//     .build-bench/release/ModbusServerBenchmark PORT sync-in-place|sync|async
+//     .build-bench/release/ModbusServerBenchmark PORT sync-in-place|sync|async [GROUP]
+//
+// GROUP is where connections are served: a number N (a group of N threads; 1, the default, is
+// what the reference figures use), `default` (no group passed: the server's own, one thread per
+// CPU the process may use) or `nio-singleton` (NIO's shared group, one thread per core of the
+// machine: the server's default before it read the affinity mask).
 //
 // Listens on 127.0.0.1:PORT. Every register (any area) reads as its own address modulo 65536,
 // so every form serves the same values:
@@ -84,22 +89,56 @@ enum StandardError {
     }
 }
 
+/// Where the server's connections are served (the optional third argument).
+enum GroupChoice {
+    /// A group of this many threads, made here and shut down at the end.
+    case threads(Int)
+    /// None passed: the server's default.
+    case serverDefault
+    /// NIO's process-wide group.
+    case nioSingleton
+
+    init?(_ text: String) {
+        switch text {
+        case "default": self = .serverDefault
+        case "nio-singleton": self = .nioSingleton
+        default:
+            guard let count = Int(text), count >= 1 else { return nil }
+            self = .threads(count)
+        }
+    }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard arguments.count == 2, let port = Int(arguments[0]), (1...65535).contains(port),
-    let form = HandlerForm(rawValue: arguments[1])
+guard (2...3).contains(arguments.count), let port = Int(arguments[0]), (1...65535).contains(port),
+    let form = HandlerForm(rawValue: arguments[1]),
+    let choice = arguments.count == 3 ? GroupChoice(arguments[2]) : .threads(1)
 else {
     let forms = HandlerForm.allCases.map(\.rawValue).joined(separator: "|")
-    StandardError.print("usage: ModbusServerBenchmark PORT \(forms)")
+    StandardError.print("usage: ModbusServerBenchmark PORT \(forms) [THREADS|default|nio-singleton]")
     exit(2)
 }
 
-// One thread for the server, as in the reference figures (the benchmark pins the process to
-// one core as well).
-let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+let ownGroup: MultiThreadedEventLoopGroup?
+let group: MultiThreadedEventLoopGroup?
+switch choice {
+case .threads(let count):
+    ownGroup = MultiThreadedEventLoopGroup(numberOfThreads: count)
+    group = ownGroup
+case .serverDefault:
+    ownGroup = nil
+    group = nil
+case .nioSingleton:
+    ownGroup = nil
+    group = MultiThreadedEventLoopGroup.singleton
+}
 var logger = Logger(label: "modbus.server")
 logger.logLevel = .info
+var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: port)
+// Room for the 100- and 1,000-connection scenarios (the default is 32).
+configuration.maxConnections = 1100
 let server = ModbusServer(
-    configuration: ModbusServerConfiguration(host: "127.0.0.1", port: port),
+    configuration: configuration,
     readHandler: ConstantRegisters.readHandler(form),
     eventLoopGroup: group,
     logger: logger
@@ -110,5 +149,5 @@ print("ModbusServerBenchmark listening on 127.0.0.1:\(port) with the \(form.rawV
 
 Termination.wait()
 server.stopBlocking()
-try group.syncShutdownGracefully()
+try ownGroup?.syncShutdownGracefully()
 print("stopped")

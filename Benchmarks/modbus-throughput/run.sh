@@ -8,6 +8,7 @@
 # 5 minutes on a quiet machine (one round).
 #
 #   Benchmarks/modbus-throughput/run.sh [--seconds N] [--repeat N] [--no-build] [--no-wait] [--only LIST]
+#                                       [--connections N] [--depths LIST] [--no-allocs]
 #
 #   --seconds N   measured seconds per run (default 5), after 1 s of warm-up
 #   --repeat N    rounds (default 1); every round measures every cell once, and the table shows
@@ -15,10 +16,17 @@
 #   --no-build    reuse the binaries of an earlier run
 #   --no-wait     do not wait for compiles or tests running on the machine to finish
 #   --only LIST   comma-separated servers: trivial,libmodbus,libmodbus-nodelay,sync-in-place,
-#                 sync,async,pymodbus
+#                 sync,async,pymodbus (the default), and sync-in-place-default (no group
+#                 passed: the server's own, one thread per CPU the process may use) and
+#                 sync-in-place-nio-singleton (NIO's shared group, one thread per core of the
+#                 machine: the server's default before it read the affinity mask)
+#   --connections N  connections of the load generator (default 16; 1 = lockstep)
+#   --depths LIST    requests in flight per connection, 1 and/or 8 (default 1,8)
+#   --no-allocs      skip the heap allocation counts
 #
 #   Environment: PYTHON (default python3) is the interpreter for the pymodbus row;
-#   SERVER_CPU (0) and LOADGEN_CPU (1) place the two sides; PORT_BASE (15500) is the first port.
+#   SERVER_CPU (0) and LOADGEN_CPU (1) place the two sides; PORT_BASE (15500) is the first port;
+#   BUILD_LOCK, if set, is a file the Swift build takes with flock(1).
 #
 # Before each measurement it waits until no compiler runs and the CPUs are idle (< 15 % busy)
 # (15 minutes at most over the whole run), and measures again (3 tries) a cell during which
@@ -35,6 +43,8 @@ SECONDS_PER_RUN=5
 REPEAT=1
 WARMUP=1
 CONNECTIONS=16
+DEPTHS="1 8"
+ALLOCS=1
 BUILD=1
 WAIT_FOR_QUIET=1
 ONLY="trivial,libmodbus,libmodbus-nodelay,sync-in-place,sync,async,pymodbus"
@@ -50,7 +60,10 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --no-wait) WAIT_FOR_QUIET=0; shift ;;
     --only) ONLY=$2; shift 2 ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --depths) DEPTHS=${2//,/ }; shift 2 ;;
+    --no-allocs) ALLOCS=0; shift ;;
+    -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -58,6 +71,11 @@ case "$SECONDS_PER_RUN" in '' | *[!0-9]*) echo "--seconds takes whole seconds" >
 [ "$SECONDS_PER_RUN" -ge 1 ] && [ "$SECONDS_PER_RUN" -le 60 ] || { echo "--seconds: 1...60" >&2; exit 2; }
 case "$REPEAT" in '' | *[!0-9]*) echo "--repeat takes a whole number" >&2; exit 2 ;; esac
 [ "$REPEAT" -ge 1 ] && [ "$REPEAT" -le 9 ] || { echo "--repeat: 1...9" >&2; exit 2; }
+case "$CONNECTIONS" in '' | *[!0-9]*) echo "--connections takes a whole number" >&2; exit 2 ;; esac
+[ "$CONNECTIONS" -ge 1 ] && [ "$CONNECTIONS" -le 1024 ] || { echo "--connections: 1...1024" >&2; exit 2; }
+for depth in $DEPTHS; do
+    case "$depth" in 1 | 8) ;; *) echo "--depths: 1 and/or 8" >&2; exit 2 ;; esac
+done
 
 mkdir -p "$OUT"
 log() { printf '%s\n' "$*" >&2; }
@@ -94,7 +112,12 @@ if [ "$BUILD" = 1 ]; then
     # shellcheck disable=SC2086
     gcc -O2 -Wall -Wextra -Werror -o "$OUT/libmodbus_server" "$HERE/libmodbus_server.c" $LIBMODBUS_FLAGS
     log "building ModbusServerBenchmark (swift build -c release, scratch path .build-bench)"
-    (cd "$ROOT" && swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    # BUILD_LOCK: a file the build takes with flock(1), on machines where builds must not overlap.
+    if [ -n "${BUILD_LOCK:-}" ]; then
+        (cd "$ROOT" && flock "$BUILD_LOCK" swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    else
+        (cd "$ROOT" && swift build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    fi
 fi
 SWIFT_SERVER="$SCRATCH/release/ModbusServerBenchmark"
 for binary in "$OUT/loadgen" "$OUT/trivial_responder" "$OUT/libmodbus_server" "$OUT/malloc_counter.so" "$SWIFT_SERVER"; do
@@ -332,6 +355,10 @@ wanted libmodbus-nodelay && add_server libmodbus-nodelay "libmodbus $LIBMODBUS_V
 wanted sync-in-place && add_server sync-in-place "ModbusServer, .syncInPlace" "$SWIFT_SERVER {port} sync-in-place"
 wanted sync && add_server sync "ModbusServer, .sync" "$SWIFT_SERVER {port} sync"
 wanted async && add_server async "ModbusServer, .async" "$SWIFT_SERVER {port} async"
+wanted sync-in-place-default && add_server sync-in-place-default \
+    "ModbusServer, .syncInPlace, its default group (threads from the CPU affinity)" "$SWIFT_SERVER {port} sync-in-place default"
+wanted sync-in-place-nio-singleton && add_server sync-in-place-nio-singleton \
+    "ModbusServer, .syncInPlace, NIO's shared group (threads from the core count)" "$SWIFT_SERVER {port} sync-in-place nio-singleton"
 PYMODBUS_NOTE="not installed: row skipped"
 if wanted pymodbus; then
     if pyver=$("$PYTHON" -c 'import pymodbus; print(pymodbus.__version__)' 2>/dev/null); then
@@ -342,7 +369,7 @@ if wanted pymodbus; then
     fi
 fi
 
-log "running: ${SERVERS[*]} x depth 1, 8; $CONNECTIONS connections; ${WARMUP} s warm-up + ${SECONDS_PER_RUN} s each"
+log "running: ${SERVERS[*]} x depth ${DEPTHS// /, }; $CONNECTIONS connections; ${WARMUP} s warm-up + ${SECONDS_PER_RUN} s each"
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ "$WAIT_FOR_QUIET" = 1 ]; then
     log "waiting for quiet before each cell (no compiler running, CPUs < 15 % busy; 15 min at most in all)"
@@ -351,7 +378,7 @@ POLLUTED_CELLS=0
 for round in $(seq 1 "$REPEAT"); do
     [ "$REPEAT" = 1 ] || log "round $round of $REPEAT"
     for server in "${SERVERS[@]}"; do
-        for depth in 1 8; do
+        for depth in $DEPTHS; do
             for attempt in 1 2 3; do
                 [ "$WAIT_FOR_QUIET" = 1 ] && { wait_for_quiet || true; }
                 CELL_PROBLEMS=()
@@ -367,12 +394,12 @@ for round in $(seq 1 "$REPEAT"); do
     done
 done
 for server in "${SERVERS[@]}"; do
-    for depth in 1 8; do aggregate "$server" "$depth"; done
+    for depth in $DEPTHS; do aggregate "$server" "$depth"; done
 done
 log "allocations per request (malloc_counter.so preloaded; pymodbus not counted: Python's own allocator hides most)"
 for server in "${SERVERS[@]}"; do
-    [ "$server" = pymodbus ] && continue
-    for depth in 1 8; do
+    { [ "$server" = pymodbus ] || [ "$ALLOCS" = 0 ]; } && continue
+    for depth in $DEPTHS; do
         [ "$WAIT_FOR_QUIET" = 1 ] && { wait_for_quiet || true; }
         # shellcheck disable=SC2086
         measure_allocations "$server" "$depth" ${COMMAND[$server]}

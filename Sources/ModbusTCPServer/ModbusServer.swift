@@ -18,8 +18,9 @@ import Synchronization
 /// ```
 ///
 /// ## Threads and executors
-/// Connections are served on the threads of the event-loop group (by default NIO's shared
-/// group, one thread per core); each connection stays on one thread. Synchronous handlers
+/// Connections are served on the threads of the event-loop group (by default a group of
+/// ``ModbusServerConfiguration/eventLoopThreads`` threads, one per CPU the process may use);
+/// each connection stays on one thread. Synchronous handlers
 /// (``ModbusReadHandler/sync(_:)``, ``ModbusReadHandler/syncInPlace(_:)``,
 /// ``ModbusWriteHandler/sync(_:)``) run on that thread and must not block; asynchronous ones run
 /// on Swift's global concurrent executor. Either way, handlers for different connections run at
@@ -38,6 +39,8 @@ public final class ModbusServer: Service, Sendable {
 
     private let dispatcher: ModbusRequestDispatcher
     private let group: any EventLoopGroup
+    /// The threads of the group the server chose itself; `nil` when the host passed one.
+    private let ownGroupThreads: Int?
     private let logger: Logger
     private let wireLogger: Logger
     /// Internal, not private: tests read the accepted sockets' options through it.
@@ -64,7 +67,9 @@ public final class ModbusServer: Service, Sendable {
     ///   - configuration: address, limits, unit filter, device identity.
     ///   - readHandler: supplies values for reads.
     ///   - writeHandler: applies writes; `nil` answers every write function code with 01.
-    ///   - eventLoopGroup: where connections are served; NIO's shared group by default.
+    ///   - eventLoopGroup: where connections are served. `nil`, the default: a process-wide
+    ///     group of ``ModbusServerConfiguration/eventLoopThreads`` threads (one per CPU the
+    ///     process may use unless set).
     ///   - logger: connection and handler events (label `modbus.server` by default).
     ///   - wireLogger: the hex of every frame in and out, at debug level (label `modbus.wire`).
     ///   - requestObserver: sees every request once, with its outcome, including those the
@@ -81,7 +86,7 @@ public final class ModbusServer: Service, Sendable {
         configuration: ModbusServerConfiguration,
         readHandler: ModbusReadHandler,
         writeHandler: ModbusWriteHandler? = nil,
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        eventLoopGroup: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "modbus.server"),
         wireLogger: Logger = Logger(label: "modbus.wire"),
         requestObserver: ModbusRequestObserver? = nil,
@@ -95,7 +100,14 @@ public final class ModbusServer: Service, Sendable {
             counter: Counter(label: "modbus_server_connections_denied_total", factory: metricsFactory),
             logInterval: configuration.deniedLogInterval
         )
-        self.group = eventLoopGroup
+        if let eventLoopGroup {
+            self.group = eventLoopGroup
+            self.ownGroupThreads = nil
+        } else {
+            let threads = ModbusEventLoopThreads.forThisProcess(configured: configuration.eventLoopThreads)
+            self.group = ModbusEventLoopThreads.sharedGroup(threads: threads)
+            self.ownGroupThreads = threads
+        }
         self.logger = logger
         self.wireLogger = wireLogger
         self.dispatcher = ModbusRequestDispatcher(
@@ -250,10 +262,9 @@ public final class ModbusServer: Service, Sendable {
             .map { listener in
                 let stopped = listener.eventLoop.makePromise(of: Void.self)
                 self.state.withLock { $0 = .running(listener: listener, stopped: stopped) }
-                self.logger.info(
-                    "Modbus TCP server listening",
-                    metadata: ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"]
-                )
+                var metadata: Logger.Metadata = ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"]
+                if let threads = self.ownGroupThreads { metadata["event_loop_threads"] = "\(threads)" }
+                self.logger.info("Modbus TCP server listening", metadata: metadata)
             }
     }
 
@@ -266,6 +277,12 @@ public final class ModbusServer: Service, Sendable {
         }
         guard (0...65535).contains(configuration.port) else {
             throw ModbusServerError(.invalidConfiguration, "port must be in 0...65535, got \(configuration.port)")
+        }
+        if let threads = configuration.eventLoopThreads, threads < 1 {
+            throw ModbusServerError(
+                .invalidConfiguration,
+                "eventLoopThreads must be at least 1 or nil, got \(threads)"
+            )
         }
         if let idle = configuration.idleTimeout, idle <= .zero {
             throw ModbusServerError(.invalidConfiguration, "idleTimeout must be positive or nil, got \(idle)")

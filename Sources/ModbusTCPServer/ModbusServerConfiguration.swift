@@ -49,6 +49,13 @@ public struct ModbusServerConfiguration: Sendable {
     /// Answer every write function code (5, 6, 15, 16, 22, 23) with 01 (illegal function),
     /// whatever the write handler: a listener for masters that may only read.
     public var readOnly: Bool = false
+    /// How many event-loop threads serve the connections when the server is created without an
+    /// event-loop group; ignored when the host passes one. `nil`, the default, runs one thread
+    /// per CPU the process may use: its CPU affinity mask (`taskset`, a container's cpuset,
+    /// systemd's `CPUAffinity=`), bounded by the machine's cores and a cgroup CPU quota. More
+    /// threads than CPUs only make the loops take turns on a core, which shows as latency. Servers
+    /// with the same count share one group of threads, kept for the life of the process.
+    public var eventLoopThreads: Int? = nil
 
     /// Creates a configuration with every default.
     public init() {}

@@ -173,6 +173,37 @@ public final class MQTTClient: Sendable {
         try await self.core.subscribe(filter, qos: qos, options: options, timeout: timeout)
     }
 
+    /// Subscribes to many topic filters at once and returns, once every SUBACK has arrived, the
+    /// outcome of each filter, in the order given.
+    ///
+    /// The filters go in as few SUBSCRIBE packets as fit (up to 1,000 filters and 64 KiB of them
+    /// per packet), all in flight together: a broker answers 10,000 filters in a few round trips
+    /// instead of 10,000. Each filter stands on its own: the broker may grant some and refuse
+    /// others of one packet; a granted filter is remembered and restored after every
+    /// reconnection, as with ``subscribe(_:qos:options:timeout:)``. A packet that fails as a
+    /// whole (not connected, connection lost, no SUBACK in time) fails each of its filters with
+    /// that error, and a malformed filter fails alone, without being sent.
+    ///
+    /// - Parameters:
+    ///   - filters: topic filters, wildcards `+` and `#` allowed.
+    ///   - qos: the maximum QoS to receive messages with, for every filter.
+    ///   - options: MQTT 5 subscription options, for every filter.
+    ///   - timeout: time limit per packet; ``MQTTConfiguration/operationTimeout`` if `nil`.
+    /// - Returns: per filter, the QoS granted, or the error: ``MQTTError/Code/subscriptionRejected``
+    ///   (refused by the broker), ``MQTTError/Code/invalidArgument`` (malformed),
+    ///   ``MQTTError/Code/notConnected``, ``MQTTError/Code/connectionLost``,
+    ///   ``MQTTError/Code/timeout``.
+    /// - Throws: ``MQTTError/Code/notSupported`` for options over MQTT 3.1.1, or
+    ///   `CancellationError`.
+    public func subscribe(
+        _ filters: [String],
+        qos: MQTTQoS = .atLeastOnce,
+        options: MQTTSubscriptionOptions = MQTTSubscriptionOptions(),
+        timeout: Duration? = nil
+    ) async throws -> [Result<MQTTQoS, MQTTError>] {
+        try await self.core.subscribe(filters, qos: qos, options: options, timeout: timeout)
+    }
+
     /// Unsubscribes from a topic filter and returns when the UNSUBACK arrives.
     ///
     /// Once the request is sent the filter is no longer restored on

@@ -35,6 +35,17 @@ struct AccessSettingsTests {
         #expect(!defaults.modbus.readOnly)
     }
 
+    @Test("event_loop_threads loads as written, is absent by default, and must be 1...1024")
+    func eventLoopThreads() throws {
+        let configured = try #require(validConfiguration("modbus: { event_loop_threads: 3 }\n" + Self.points))
+        #expect(configured.modbus.eventLoopThreads == 3)
+        #expect(try #require(validConfiguration(Self.points)).modbus.eventLoopThreads == nil)
+        expectSingleError(
+            "modbus: { event_loop_threads: 0 }   #!\n" + Self.points,
+            "'event_loop_threads' must be in 1...1024, found 0"
+        )
+    }
+
     @Test("a host name or a malformed range is an error on its line, with the fix")
     func malformedRange() {
         let error = expectSingleError(

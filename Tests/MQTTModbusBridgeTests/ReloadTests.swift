@@ -112,6 +112,20 @@ struct ReloadTests {
         #expect(ReloadPlan.refusals(old, try Self.configuration(Self.yaml(Self.after))).isEmpty)
     }
 
+    @Test("a change of modbus.event_loop_threads is refused, from the default and between counts")
+    func eventLoopThreadsRefused() throws {
+        let old = try Self.configuration(Self.yaml(Self.before))
+        var new = old
+        new.modbus.eventLoopThreads = 2
+        let refusals = ReloadPlan.refusals(old, new)
+        #expect(refusals.count == 1, "\(refusals)")
+        #expect(refusals.first?.hasPrefix("modbus.event_loop_threads changed (one per usable CPU → 2)") == true)
+        var again = new
+        again.modbus.eventLoopThreads = 1
+        #expect(ReloadPlan.refusals(new, again).first?.hasPrefix("modbus.event_loop_threads changed (2 → 1)") == true)
+        #expect(ReloadPlan.refusals(new, new).isEmpty)
+    }
+
     @Test("a bridge keeps unchanged values, re-encodes a changed scale, drops removed points and serves new units")
     func valuesAcrossReload() async throws {
         let bridge = try MQTTModbusBridgeService(configuration: try Self.configuration(Self.yaml(Self.before)))

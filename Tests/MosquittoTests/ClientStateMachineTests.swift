@@ -708,3 +708,130 @@ struct ClientOperationStateMachineTests {
         #expect(machine.unsubscribeAcknowledged(messageID: 3) == nil)
     }
 }
+
+@Suite("Batched subscriptions: many filters per SUBSCRIBE, a result per filter (no broker)")
+struct BatchedSubscriptionTests {
+    private static func refusal(_ filter: String) -> MQTTError {
+        MQTTError(
+            code: .subscriptionRejected,
+            reason: "Not authorized",
+            mqttReasonCode: 0x87,
+            detail: "filter \(filter)"
+        )
+    }
+
+    @Test("a SUBACK refusing one filter of a batch fails that filter alone; the granted ones count and are remembered")
+    func refusedFilterInBatch() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        let batch = [subscription("a/#"), subscription("b/#"), subscription("c/#")]
+        machine.sent(.subscribeBatch(batch), 7, by: "batch")
+        #expect(machine.pendingOperationCount == 1)
+        #expect(machine.pendingSubscribeCount == 1, "one packet")
+        let actions = machine.subscribeAcknowledged(
+            messageID: 7,
+            [.granted(.atLeastOnce), .refused(reasonCode: 0x87, reason: "Not authorized"), .granted(.atMostOnce)]
+        )
+        #expect(
+            actions == [
+                .resume(
+                    "batch",
+                    .grantedEach([.success(.atLeastOnce), .failure(Self.refusal("b/#")), .success(.atMostOnce)])
+                )
+            ]
+        )
+        #expect(machine.acknowledgedFilters == ["a/#", "c/#"])
+        #expect(machine.subscriptions.map(\.filter) == ["a/#", "c/#"], "the refused filter is not restored")
+        #expect(machine.pendingOperationCount == 0 && machine.pendingSubscribeCount == 0)
+    }
+
+    @Test("a SUBACK with fewer entries than filters refuses the filters it does not answer")
+    func shortSuback() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        machine.sent(.subscribeBatch([subscription("a"), subscription("b")]), 3, by: "batch")
+        let actions = machine.subscribeAcknowledged(messageID: 3, [.granted(.atLeastOnce)])
+        guard case .resume("batch", .grantedEach(let results))? = actions.first else {
+            Issue.record("expected the batch to be resumed, got \(actions)")
+            return
+        }
+        #expect(results.count == 2)
+        #expect((try? results[0].get()) == .atLeastOnce)
+        #expect(results[1].mqttErrorCode == .subscriptionRejected)
+        #expect(machine.acknowledgedFilters == ["a"])
+    }
+
+    @Test("a batch with no SUBACK in time fails as a whole with timeout; a lost connection fails it too")
+    func batchTimeoutAndLoss() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        machine.sent(.subscribeBatch([subscription("a"), subscription("b")]), 4, by: "late", deadline: at(500))
+        #expect(
+            resumed(machine.deadlinesPassed(sessionID: 1, now: at(500), libraryErrors: { nil }))
+                == ["late": .failure(noAcknowledgement("SUBACK"))]
+        )
+        #expect(machine.acknowledgedFilters.isEmpty && machine.subscriptions.isEmpty)
+        machine.sent(.subscribeBatch([subscription("c")]), 5, by: "lost")
+        #expect(resumed(machine.connectionEnded(error: brokerGone, now: at(600)))["lost"] == .failure(lost(brokerGone)))
+    }
+
+    @Test("a cancelled batch call ends at once; its late SUBACK changes nothing")
+    func cancelledBatch() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        machine.sent(.subscribeBatch([subscription("a")]), 6, by: "batch", token: 42)
+        #expect(machine.cancelOperation(token: 42) == resumption("batch", .cancelled))
+        #expect(machine.subscribeAcknowledged(messageID: 6, [.granted(.atLeastOnce)]).isEmpty)
+        #expect(machine.acknowledgedFilters.isEmpty)
+    }
+
+    @Test("restored subscriptions in one packet: a refused one is reported alone, and the client connects")
+    func restoredBatch() {
+        var machine = Machine(configuration: configuration())
+        machine.connected()
+        machine.subscribed("a", messageID: 1)
+        machine.subscribed("b", messageID: 2)
+        _ = machine.connectionEnded(error: brokerGone, now: at(100))
+        let turn = machine.nextLoopStep(sessionID: 1, now: at(200))
+        #expect(turn.step == .connect(attempt: 1, timeout: .seconds(5)))
+        _ = machine.connectCallReturned(sessionID: 1, attempt: 1, result: .success(()), now: at(200))
+        let restored = [subscription("a"), subscription("b")]
+        #expect(machine.connackAccepted(now: at(200)) == [.resubscribe(restored, deadline: at(10_200))])
+        machine.subscriptionRestoreSent(restored, messageID: 9, deadline: at(10_200))
+        #expect(machine.subscriptionRestoresSent().isEmpty)
+        #expect(machine.pendingSubscribeCount == 1 && machine.pendingOperationCount == 0)
+        #expect(
+            machine.subscribeAcknowledged(
+                messageID: 9,
+                [.refused(reasonCode: 0x87, reason: "Not authorized"), .granted(.atLeastOnce)]
+            ) == [.reportRestoreFailure(subscription("a"), .refused(Self.refusal("a"))), .publishState(.connected)]
+        )
+        #expect(machine.acknowledgedFilters == ["b"])
+    }
+
+    @Test("packets group filters by QoS and options, in order, within the filter and byte limits")
+    func packetSplitting() {
+        let many = (0..<2_500).map { subscription("plant/\($0)/value") }
+        let packets = SubscribeBatches.split(many)
+        #expect(packets.map(\.count) == [1_000, 1_000, 500])
+        #expect(packets.flatMap { $0 } == many, "every filter once, in order")
+
+        let mixed = [
+            subscription("a"), subscription("b", .atMostOnce), subscription("c"), subscription("d", .atMostOnce),
+        ]
+        #expect(SubscribeBatches.split(mixed).map { $0.map(\.filter) } == [["a", "c"], ["b", "d"]])
+
+        // 10-byte filters cost 13 bytes each: 3 fit in 40 bytes.
+        let sized = (0..<7).map { subscription("topic/\($0)/xy") }
+        #expect(SubscribeBatches.split(sized, maxFilters: 100, maxBytes: 40).map(\.count) == [3, 3, 1])
+        let huge = subscription(String(repeating: "x", count: 100))
+        #expect(SubscribeBatches.split([huge, subscription("a")], maxBytes: 50).map(\.count) == [1, 1])
+        #expect(SubscribeBatches.split([]).isEmpty)
+    }
+}
+
+extension Result where Failure == MQTTError {
+    fileprivate var mqttErrorCode: MQTTError.Code? {
+        if case .failure(let error) = self { error.code } else { nil }
+    }
+}

@@ -189,6 +189,61 @@ struct PublishSubscribeTests {
     }
 }
 
+@Suite("Batched subscriptions through a real mosquitto")
+struct BatchedSubscribeTests {
+    @Test("2,500 filters in one call: each granted, a malformed one fails alone, counts are right, messages arrive")
+    func manyFilters() async throws {
+        try await withTestBroker { broker in
+            let subscriber = try await connectedClient(broker)
+            let publisher = try await connectedClient(broker)
+            let received = MessageCollector(subscriber)
+            var list = (0..<2_500).map { "batch/\($0)/value" }
+            list.insert("batch/#/bad", at: 1_234)
+            let filters = list
+            let results = try await withTimeout(.seconds(30), "batched SUBACKs") {
+                try await subscriber.subscribe(filters, qos: .atLeastOnce)
+            }
+            #expect(results.count == filters.count)
+            for (filter, result) in zip(filters, results) where filter != "batch/#/bad" {
+                #expect((try? result.get()) == .atLeastOnce, "\(filter): \(result)")
+            }
+            guard case .failure(let malformed) = results[1_234] else {
+                Issue.record("the malformed filter was granted: \(results[1_234])")
+                return
+            }
+            #expect(malformed.code == .invalidArgument)
+            #expect(
+                subscriber.subscriptionCounts
+                    == MQTTSubscriptionCounts(remembered: 2_500, acknowledged: 2_500, pending: 0)
+            )
+            try await publisher.publishForTest("batch/2499/value", "last", qos: .atLeastOnce)
+            try await publisher.publishForTest("batch/0/value", "first", qos: .atLeastOnce)
+            let messages = try await received.waitForCount(2)
+            #expect(Set(messages.map(\.payloadString)) == ["last", "first"])
+            try await publisher.disconnectForTest()
+            try await subscriber.disconnectForTest()
+        }
+    }
+
+    @Test("while disconnected every filter of a batch fails with notConnected")
+    func disconnected() async throws {
+        try await withTestBroker { broker in
+            let client = try await connectedClient(broker)
+            try await client.disconnectForTest()
+            let results = try await client.subscribe(["x/1", "x/2"])
+            #expect(results.count == 2)
+            for result in results {
+                guard case .failure(let error) = result else {
+                    Issue.record("granted while disconnected")
+                    continue
+                }
+                #expect(error.code == .notConnected)
+            }
+            #expect(client.subscriptionCounts.remembered == 0)
+        }
+    }
+}
+
 @Suite("Broker refusals carry the MQTT 5 reason")
 struct RefusalTests {
     // mosquitto 2.0.11's acl_file does not check subscriptions ("FIXME" in

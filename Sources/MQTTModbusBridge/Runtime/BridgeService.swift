@@ -108,6 +108,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.deviceIdentification = configuration.modbus.deviceIdentification
         listener.allowedClients = configuration.modbus.allowedClients
         listener.readOnly = configuration.modbus.readOnly
+        listener.eventLoopThreads = configuration.modbus.eventLoopThreads
         self.server = ModbusServer(
             configuration: listener,
             readHandler: .syncInPlace { request, values in
@@ -316,39 +317,39 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         return .ended
     }
 
-    /// How many SUBSCRIBE packets wait for their SUBACK at once during ``subscribe(_:)``.
-    static let subscribeWindow = 1024
-
-    /// Subscribes to `filters` with up to ``subscribeWindow`` SUBSCRIBEs in flight, rather than
-    /// one round trip after another: 10,000 filters one by one took about 1.5 s, during which
-    /// the broker did not yet route most topics to the bridge. Returns the filters that failed.
+    /// Subscribes to `filters`, many per SUBSCRIBE packet (`MQTTClient.subscribe(_:qos:)` with a
+    /// list: libmosquitto's `mosquitto_subscribe_multiple`, up to 1,000 filters a packet, the
+    /// packets in flight together), one call per QoS. One SUBSCRIBE per filter cost a round
+    /// trip of work each: 10,000 filters took about 1.5 s even with 1,024 in flight, and the
+    /// broker routed most topics to the bridge only at the end. Each filter's SUBACK entry is
+    /// still its own: returns the filters that failed (refused, or their packet failed).
     private func subscribe(_ filters: [MessageRoutes.Subscription]) async -> [MessageRoutes.Subscription] {
         let client = self.client
+        var byQoS: [MQTTQoS: [MessageRoutes.Subscription]] = [:]
+        for filter in filters { byQoS[filter.qos, default: []].append(filter) }
         let (failures, firstErrors) = await withTaskGroup(
-            of: (MessageRoutes.Subscription, (any Error)?).self
+            of: [(MessageRoutes.Subscription, any Error)].self
         ) { group -> ([MessageRoutes.Subscription], [String]) in
-            var next = 0
-            func addNext() {
-                let filter = filters[next]
-                next += 1
+            for (qos, subscriptions) in byQoS {
                 group.addTask {
                     do {
-                        try await client.subscribe(filter.topic, qos: filter.qos)
-                        return (filter, nil)
+                        let results = try await client.subscribe(subscriptions.map(\.topic), qos: qos)
+                        return zip(subscriptions, results).compactMap { filter, result in
+                            if case .failure(let error) = result { (filter, error) } else { nil }
+                        }
                     } catch {
-                        return (filter, error)
+                        // Cancelled (or options the protocol cannot carry): none is in place.
+                        return subscriptions.map { ($0, error) }
                     }
                 }
             }
-            while next < min(filters.count, Self.subscribeWindow) { addNext() }
             var failures: [MessageRoutes.Subscription] = []
             var firstErrors: [String] = []
-            for await (filter, error) in group {
-                if let error {
+            for await failed in group {
+                for (filter, error) in failed {
                     failures.append(filter)
                     if firstErrors.count < 10 { firstErrors.append("\(filter.topic): \(error)") }
                 }
-                if next < filters.count { addNext() }
             }
             return (failures, firstErrors)
         }

@@ -157,6 +157,12 @@ struct ReloadPlan: Sendable {
             listener
         )
         atStart("modbus.read_only", old.modbus.readOnly, new.modbus.readOnly, listener)
+        atStart(
+            "modbus.event_loop_threads",
+            old.modbus.eventLoopThreads.map(String.init) ?? "one per usable CPU",
+            new.modbus.eventLoopThreads.map(String.init) ?? "one per usable CPU",
+            "the Modbus server's threads are started once, at start"
+        )
         let connection = "the broker connection is made once, at start"
         let (before, after) = (old.broker, new.broker)
         atStart("broker.host", before.host, after.host, connection)

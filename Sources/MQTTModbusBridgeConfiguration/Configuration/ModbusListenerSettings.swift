@@ -48,6 +48,9 @@ public struct ModbusListenerSettings: Sendable, Hashable {
     public var allowedClients: [ModbusClientAddressRange]?
     /// Every write function code answers 01 (`read_only`). Default `false`.
     public var readOnly: Bool
+    /// Event-loop threads serving the Modbus connections (`event_loop_threads`); `nil`, the
+    /// default: one per CPU the process may use (its CPU affinity).
+    public var eventLoopThreads: Int?
 
     /// The identity reported when the configuration names none.
     public static let defaultDeviceIdentification = ModbusDeviceIdentification(
@@ -69,8 +72,10 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         deviceIdentification: ModbusDeviceIdentification = Self.defaultDeviceIdentification,
         unknownUnit: UnknownUnitPolicy = .exception,
         allowedClients: [ModbusClientAddressRange]? = nil,
-        readOnly: Bool = false
+        readOnly: Bool = false,
+        eventLoopThreads: Int? = nil
     ) {
+        self.eventLoopThreads = eventLoopThreads
         self.unknownUnit = unknownUnit
         self.allowedClients = allowedClients
         self.readOnly = readOnly

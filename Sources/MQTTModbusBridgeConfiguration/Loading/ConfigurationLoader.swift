@@ -428,7 +428,7 @@ final class ConfigurationLoader {
     static let modbusKeys = [
         "host", "port", "max_connections", "connection_limit_policy", "idle_timeout", "max_queued_requests",
         "max_writes_in_flight", "shutdown_grace_period", "device_identification", "unknown_unit", "allowed_clients",
-        "read_only",
+        "read_only", "event_loop_threads",
     ]
     static let identificationKeys = [
         "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name",
@@ -474,6 +474,7 @@ final class ConfigurationLoader {
         }
         if let entry = view["allowed_clients"] { settings.allowedClients = parseAllowedClients(entry) }
         if let value = reader.bool(view["read_only"]) { settings.readOnly = value }
+        if let value = reader.integer(view["event_loop_threads"], in: 1...1024) { settings.eventLoopThreads = value }
         return settings
     }
 

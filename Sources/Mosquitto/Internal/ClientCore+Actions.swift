@@ -9,6 +9,8 @@ extension ClientCore {
         case void(CheckedContinuation<Void, any Error>)
         /// `subscribe`, which returns the granted QoS.
         case subscribe(CheckedContinuation<MQTTQoS, any Error>)
+        /// `subscribe` of several filters in one packet: a result per filter.
+        case subscribeEach(CheckedContinuation<[Result<MQTTQoS, MQTTError>], any Error>)
 
         func resume(_ outcome: StateMachine.Outcome) {
             switch (self, outcome) {
@@ -16,6 +18,12 @@ extension ClientCore {
                 continuation.resume()
             case (.subscribe(let continuation), .granted(let qos)):
                 continuation.resume(returning: qos)
+            case (.subscribeEach(let continuation), .grantedEach(let results)):
+                continuation.resume(returning: results)
+            case (.subscribeEach(let continuation), .failure(let error)):
+                continuation.resume(throwing: error)
+            case (.subscribeEach(let continuation), .cancelled):
+                continuation.resume(throwing: CancellationError())
             case (.void(let continuation), .failure(let error)):
                 continuation.resume(throwing: error)
             case (.subscribe(let continuation), .failure(let error)):
@@ -24,7 +32,8 @@ extension ClientCore {
                 continuation.resume(throwing: CancellationError())
             case (.subscribe(let continuation), .cancelled):
                 continuation.resume(throwing: CancellationError())
-            case (.void, .granted), (.subscribe, .success):
+            case (.void, .granted), (.void, .grantedEach), (.subscribe, .success), (.subscribe, .grantedEach),
+                (.subscribeEach, .success), (.subscribeEach, .granted):
                 // The machine grants a QoS only to the subscribe that asked for it.
                 preconditionFailure("\(outcome) does not fit the waiting call")
             }
@@ -99,29 +108,36 @@ extension ClientCore {
         }
     }
 
-    /// Queues a SUBSCRIBE for every remembered subscription on a new connection. Under the
-    /// state lock, so each message id is registered before its SUBACK can be handled.
+    /// Queues SUBSCRIBEs for every remembered subscription on a new connection, many filters per
+    /// packet (``SubscribeBatches``). Under the state lock, so each message id is registered
+    /// before its SUBACK can be handled.
     private func resubscribe(
         _ subscriptions: [Subscription],
         deadline: ContinuousClock.Instant,
         in state: inout State
     ) {
-        for subscription in subscriptions {
+        for batch in SubscribeBatches.split(subscriptions) {
             var messageID: Int32 = 0
-            let rc = mosquitto_subscribe_v5(
-                self.handle.pointer,
-                &messageID,
-                subscription.filter,
-                Int32(subscription.qos.rawValue),
-                subscription.options.mosquittoOptions,
-                nil
-            )
+            let rc = SubscribeBatches.withCStrings(batch.map(\.filter)) { filters in
+                mosquitto_subscribe_multiple(
+                    self.handle.pointer,
+                    &messageID,
+                    Int32(filters.count),
+                    filters.baseAddress,
+                    Int32(batch[0].qos.rawValue),
+                    batch[0].options.mosquittoOptions,
+                    nil
+                )
+            }
             if rc == MOSQ_ERR_SUCCESS.rawValue {
-                state.machine.subscriptionRestoreSent(subscription, messageID: messageID, deadline: deadline)
+                state.machine.subscriptionRestoreSent(batch, messageID: messageID, deadline: deadline)
             } else {
                 self.logger.error(
-                    "MQTT could not restore subscription",
-                    metadata: ["filter": "\(subscription.filter)", "error": "\(MosquittoResult.error(rc))"]
+                    "MQTT could not restore subscriptions",
+                    metadata: [
+                        "filters": "\(batch.count)", "first": "\(batch[0].filter)",
+                        "error": "\(MosquittoResult.error(rc))",
+                    ]
                 )
             }
         }

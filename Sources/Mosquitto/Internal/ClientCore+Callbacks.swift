@@ -56,18 +56,18 @@ extension ClientCore {
         self.state.withLock { $0.machine.publishAcknowledged(messageID: messageID, acknowledgement)?.resume() }
     }
 
+    /// A SUBACK: one code per filter of the SUBSCRIBE, in its order.
     func handleSubscribeAcknowledged(messageID: Int32, grantedQoS: [Int32]) {
-        let code = grantedQoS.first ?? 0x80
-        let acknowledgement: StateMachine.SubscribeAcknowledgement
-        if (0...2).contains(code), let granted = MQTTQoS(rawValue: UInt8(code)) {
-            acknowledgement = .granted(granted)
-        } else {
+        let acknowledgements = grantedQoS.map { code -> StateMachine.SubscribeAcknowledgement in
+            if (0...2).contains(code), let granted = MQTTQoS(rawValue: UInt8(code)) {
+                return .granted(granted)
+            }
             let reason =
                 self.configuration.protocolVersion == .v5
                 ? MosquittoResult.reasonString(code) : "the broker refused the subscription"
-            acknowledgement = .refused(reasonCode: UInt8(truncatingIfNeeded: code), reason: reason)
+            return .refused(reasonCode: UInt8(truncatingIfNeeded: code), reason: reason)
         }
-        self.apply { $0.subscribeAcknowledged(messageID: messageID, acknowledgement) }
+        self.apply { $0.subscribeAcknowledged(messageID: messageID, acknowledgements) }
     }
 
     func handleUnsubscribeAcknowledged(messageID: Int32) {

@@ -1,5 +1,13 @@
 import CMosquitto
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// publish / subscribe / unsubscribe, called from the application's tasks.
 extension ClientCore {
     func publish(
@@ -69,6 +77,86 @@ extension ClientCore {
             waiter: Waiter.subscribe
         ) {
             mosquitto_subscribe_v5(pointer, &$0, filter, Int32(qos.rawValue), options.mosquittoOptions, nil)
+        }
+    }
+
+    /// Subscribes to `filters` in as few SUBSCRIBE packets as ``SubscribeBatches`` allows, the
+    /// packets in flight together; one result per filter, in order.
+    func subscribe(
+        _ filters: [String],
+        qos: MQTTQoS,
+        options: MQTTSubscriptionOptions,
+        timeout: Duration?
+    ) async throws -> [Result<MQTTQoS, MQTTError>] {
+        if !options.isDefault && self.configuration.protocolVersion != .v5 {
+            throw MQTTError(code: .notSupported, reason: "subscription options need MQTT 5")
+        }
+        var results = [Result<MQTTQoS, MQTTError>?](repeating: nil, count: filters.count)
+        // libmosquitto refuses a whole packet for one malformed filter: check each first, so
+        // that one bad filter fails alone.
+        var valid: [Int] = []
+        for (index, filter) in filters.enumerated() {
+            if mosquitto_sub_topic_check(filter) == MOSQ_ERR_SUCCESS.rawValue && filter.utf8.count <= 65535 {
+                valid.append(index)
+            } else {
+                results[index] = .failure(
+                    MQTTError(code: .invalidArgument, reason: "not a valid topic filter", detail: "filter \(filter)")
+                )
+            }
+        }
+        let subscriptions = valid.map { Subscription(filter: filters[$0], qos: qos, options: options) }
+        // Each packet with the positions of its filters in `filters`.
+        var packets: [(positions: [Int], subscriptions: [Subscription])] = []
+        var start = 0
+        for packet in SubscribeBatches.split(subscriptions) {
+            packets.append((Array(valid[start..<(start + packet.count)]), packet))
+            start += packet.count
+        }
+        try await withThrowingTaskGroup(of: ([Int], [Result<MQTTQoS, MQTTError>]).self) { group in
+            for (positions, packet) in packets {
+                group.addTask {
+                    do {
+                        return (positions, try await self.subscribePacket(packet, timeout: timeout))
+                    } catch let error as MQTTError {
+                        // The packet as a whole failed (not connected, lost, timed out): so did
+                        // each of its filters.
+                        return (positions, Array(repeating: .failure(error), count: packet.count))
+                    }
+                }
+            }
+            for try await (positions, packetResults) in group {
+                for (position, result) in zip(positions, packetResults) { results[position] = result }
+            }
+        }
+        return results.map { $0 ?? .failure(MQTTError(code: .invalidArgument, reason: "not subscribed")) }
+    }
+
+    /// One SUBSCRIBE with several filters of one QoS and options, and its SUBACK's results.
+    private func subscribePacket(
+        _ subscriptions: [Subscription],
+        timeout: Duration?
+    ) async throws -> [Result<MQTTQoS, MQTTError>] {
+        let pointer = self.handle.pointer
+        let qos = Int32(subscriptions[0].qos.rawValue)
+        let options = subscriptions[0].options.mosquittoOptions
+        let filters = subscriptions.map { strdup($0.filter) }
+        defer { for filter in filters { free(filter) } }
+        return try await self.awaitAcknowledgement(
+            .subscribeBatch(subscriptions),
+            timeout: timeout,
+            waiter: Waiter.subscribeEach
+        ) { messageID in
+            filters.withUnsafeBufferPointer { filters in
+                mosquitto_subscribe_multiple(
+                    pointer,
+                    &messageID,
+                    Int32(filters.count),
+                    filters.baseAddress,
+                    qos,
+                    options,
+                    nil
+                )
+            }
         }
     }
 

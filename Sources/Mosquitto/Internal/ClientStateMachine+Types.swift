@@ -61,17 +61,30 @@ extension ClientStateMachine {
         let deadline: ContinuousClock.Instant
     }
 
+    /// One SUBSCRIBE packet waiting for its SUBACK: one filter, or several in a batch.
     struct PendingSubscribe {
         enum Kind {
-            /// A `subscribe()` call waiting for its SUBACK.
+            /// A `subscribe()` call for one filter waiting for its SUBACK.
             case request(token: UInt64, waiter: Waiter)
-            /// A subscription restored after (re)connecting; nobody waits on it.
+            /// A `subscribe()` call for several filters in one packet, waiting for the SUBACK
+            /// that answers each of them.
+            case batch(token: UInt64, waiter: Waiter)
+            /// Subscriptions restored after (re)connecting; nobody waits on them.
             case restore
         }
 
         let kind: Kind
-        let subscription: Subscription
+        /// The packet's filters in order: the SUBACK's reason codes answer them in this order.
+        let subscriptions: [Subscription]
         let deadline: ContinuousClock.Instant
+
+        /// The call waiting for this packet, if any.
+        var call: (token: UInt64, waiter: Waiter)? {
+            switch self.kind {
+            case .request(let token, let waiter), .batch(let token, let waiter): return (token, waiter)
+            case .restore: return nil
+            }
+        }
     }
 
     /// A packet the broker acknowledges, sent on behalf of a waiting call.
@@ -79,6 +92,8 @@ extension ClientStateMachine {
         /// A QoS 1/2 PUBLISH, acknowledged by PUBACK or PUBCOMP.
         case publish
         case subscribe(Subscription)
+        /// Several filters in one SUBSCRIBE; the call gets one result per filter.
+        case subscribeBatch([Subscription])
         case unsubscribe(filter: String)
     }
 
@@ -88,6 +103,8 @@ extension ClientStateMachine {
         case success
         /// The SUBACK granted this QoS.
         case granted(MQTTQoS)
+        /// The SUBACK of a batch: for each filter in order, the QoS granted or the refusal.
+        case grantedEach([Result<MQTTQoS, MQTTError>])
         case failure(MQTTError)
         /// The calling task was cancelled.
         case cancelled
@@ -108,7 +125,7 @@ extension ClientStateMachine {
         case rejected(MQTTError)
     }
 
-    /// The first entry of a SUBACK, translated.
+    /// One entry of a SUBACK (one per filter of the SUBSCRIBE), translated.
     enum SubscribeAcknowledgement: Hashable {
         case granted(MQTTQoS)
         /// `reason` is the text for `reasonCode` (libmosquitto's for MQTT 5).

@@ -71,10 +71,7 @@ struct ClientStateMachine<Waiter> {
 
     /// Calls waiting for the broker's acknowledgement (restored subscriptions are not calls).
     var pendingOperationCount: Int {
-        let subscribes = self.pendingSubscribes.values.filter {
-            if case .request = $0.kind { return true }
-            return false
-        }
+        let subscribes = self.pendingSubscribes.values.filter { $0.call != nil }
         return self.pendingPublishes.count + subscribes.count + self.pendingUnsubscribes.count
     }
 
@@ -288,9 +285,18 @@ struct ClientStateMachine<Waiter> {
         messageID: Int32,
         deadline: ContinuousClock.Instant
     ) {
+        self.subscriptionRestoreSent([subscription], messageID: messageID, deadline: deadline)
+    }
+
+    /// libmosquitto queued one SUBSCRIBE restoring `subscriptions`, in this order, as `messageID`.
+    mutating func subscriptionRestoreSent(
+        _ subscriptions: [Subscription],
+        messageID: Int32,
+        deadline: ContinuousClock.Instant
+    ) {
         self.pendingSubscribes[messageID] = PendingSubscribe(
             kind: .restore,
-            subscription: subscription,
+            subscriptions: subscriptions,
             deadline: deadline
         )
         self.noteDeadline(deadline)
@@ -372,7 +378,13 @@ struct ClientStateMachine<Waiter> {
         case .subscribe(let subscription):
             self.pendingSubscribes[messageID] = PendingSubscribe(
                 kind: .request(token: token, waiter: waiter),
-                subscription: subscription,
+                subscriptions: [subscription],
+                deadline: deadline
+            )
+        case .subscribeBatch(let subscriptions):
+            self.pendingSubscribes[messageID] = PendingSubscribe(
+                kind: .batch(token: token, waiter: waiter),
+                subscriptions: subscriptions,
                 deadline: deadline
             )
         case .unsubscribe(let filter):
@@ -397,9 +409,9 @@ struct ClientStateMachine<Waiter> {
             return Resumption(waiter: entry.value.waiter, outcome: .cancelled)
         }
         for (messageID, pending) in self.pendingSubscribes {
-            if case .request(token, let waiter) = pending.kind {
+            if let call = pending.call, call.token == token {
                 self.pendingSubscribes[messageID] = nil
-                return Resumption(waiter: waiter, outcome: .cancelled)
+                return Resumption(waiter: call.waiter, outcome: .cancelled)
             }
         }
         if let entry = self.pendingUnsubscribes.first(where: { $0.value.token == token }) {
@@ -425,45 +437,73 @@ struct ClientStateMachine<Waiter> {
         }
     }
 
-    /// The SUBACK for `messageID` arrived.
+    /// The SUBACK for `messageID`, a SUBSCRIBE with one filter, arrived.
     mutating func subscribeAcknowledged(messageID: Int32, _ acknowledgement: SubscribeAcknowledgement) -> [Action] {
+        self.subscribeAcknowledged(messageID: messageID, [acknowledgement])
+    }
+
+    /// The SUBACK for `messageID` arrived, with one entry per filter of its SUBSCRIBE, in order.
+    /// Each filter stands on its own: a granted one is in force (and remembered, if a call asked
+    /// for it) whatever the broker answered for its neighbours in the packet. A filter the SUBACK
+    /// has no entry for (a broker answering short) counts as refused.
+    mutating func subscribeAcknowledged(
+        messageID: Int32,
+        _ acknowledgements: [SubscribeAcknowledgement]
+    ) -> [Action] {
         guard let pending = self.pendingSubscribes.removeValue(forKey: messageID) else { return [] }
-        let result: Result<MQTTQoS, MQTTError>
-        switch acknowledgement {
-        case .granted(let granted):
-            result = .success(granted)
-        case .refused(let reasonCode, let reason):
-            result = .failure(
-                MQTTError(
-                    code: .subscriptionRejected,
-                    reason: reason,
-                    mqttReasonCode: reasonCode,
-                    detail: "filter \(pending.subscription.filter)"
+        var results: [Result<MQTTQoS, MQTTError>] = []
+        results.reserveCapacity(pending.subscriptions.count)
+        for (index, subscription) in pending.subscriptions.enumerated() {
+            let acknowledgement =
+                index < acknowledgements.count
+                ? acknowledgements[index]
+                : .refused(reasonCode: 0x80, reason: "the broker's SUBACK has no entry for this filter")
+            switch acknowledgement {
+            case .granted(let granted):
+                self.acknowledgedFilters.insert(subscription.filter)
+                if pending.call != nil { self.remember(subscription) }
+                results.append(.success(granted))
+            case .refused(let reasonCode, let reason):
+                results.append(
+                    .failure(
+                        MQTTError(
+                            code: .subscriptionRejected,
+                            reason: reason,
+                            mqttReasonCode: reasonCode,
+                            detail: "filter \(subscription.filter)"
+                        )
+                    )
                 )
-            )
-        }
-        if case .success = result {
-            self.acknowledgedFilters.insert(pending.subscription.filter)
-        }
-        switch (pending.kind, result) {
-        case (.request(_, let waiter), .success(let granted)):
-            let subscription = pending.subscription
-            if let index = self.subscriptionIndex[subscription.filter] {
-                self.subscriptions[index] = subscription
-            } else {
-                self.subscriptionIndex[subscription.filter] = self.subscriptions.count
-                self.subscriptions.append(subscription)
             }
-            return [.resume(waiter, .granted(granted))]
-        case (.request(_, let waiter), .failure(let rejection)):
-            return [.resume(waiter, .failure(rejection))]
-        case (.restore, _):
+        }
+        switch pending.kind {
+        case .request(_, let waiter):
+            // A single-filter SUBSCRIBE has exactly one result.
+            switch results[0] {
+            case .success(let granted): return [.resume(waiter, .granted(granted))]
+            case .failure(let rejection): return [.resume(waiter, .failure(rejection))]
+            }
+        case .batch(_, let waiter):
+            return [.resume(waiter, .grantedEach(results))]
+        case .restore:
             var actions: [Action] = []
-            if case .failure(let rejection) = result {
-                actions.append(.reportRestoreFailure(pending.subscription, .refused(rejection)))
+            for (subscription, result) in zip(pending.subscriptions, results) {
+                if case .failure(let rejection) = result {
+                    actions.append(.reportRestoreFailure(subscription, .refused(rejection)))
+                }
             }
             self.completeRestorationIfDone(into: &actions)
             return actions
+        }
+    }
+
+    /// A subscription the broker granted to a call: restored on every reconnection from now on.
+    private mutating func remember(_ subscription: Subscription) {
+        if let index = self.subscriptionIndex[subscription.filter] {
+            self.subscriptions[index] = subscription
+        } else {
+            self.subscriptionIndex[subscription.filter] = self.subscriptions.count
+            self.subscriptions.append(subscription)
         }
     }
 
@@ -518,11 +558,12 @@ struct ClientStateMachine<Waiter> {
         for (messageID, pending) in self.pendingSubscribes {
             if pending.deadline <= now {
                 self.pendingSubscribes[messageID] = nil
-                switch pending.kind {
-                case .request(_, let waiter):
-                    actions.append(.resume(waiter, .failure(timeout("SUBACK"))))
-                case .restore:
-                    actions.append(.reportRestoreFailure(pending.subscription, .timedOut))
+                if let call = pending.call {
+                    actions.append(.resume(call.waiter, .failure(timeout("SUBACK"))))
+                } else {
+                    for subscription in pending.subscriptions {
+                        actions.append(.reportRestoreFailure(subscription, .timedOut))
+                    }
                 }
             } else {
                 next = min(next ?? pending.deadline, pending.deadline)
@@ -640,8 +681,8 @@ struct ClientStateMachine<Waiter> {
             actions.append(.resume(pending.waiter, .failure(error)))
         }
         for pending in self.pendingSubscribes.values {
-            if case .request(_, let waiter) = pending.kind {
-                actions.append(.resume(waiter, .failure(error)))
+            if let call = pending.call {
+                actions.append(.resume(call.waiter, .failure(error)))
             }
         }
         self.pendingPublishes = [:]
