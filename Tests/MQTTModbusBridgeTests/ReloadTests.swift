@@ -126,6 +126,20 @@ struct ReloadTests {
         #expect(ReloadPlan.refusals(new, new).isEmpty)
     }
 
+    @Test("modbus.max_queued_requests is refused under its config key; the write limit and unknown_unit are live")
+    func queueLimitRefusedLiveSettingsKept() throws {
+        let old = try Self.configuration(Self.yaml(Self.before))
+        var queue = old
+        queue.modbus.maxQueuedRequestsPerConnection += 1
+        let refusals = ReloadPlan.refusals(old, queue)
+        #expect(refusals.count == 1, "\(refusals)")
+        #expect(refusals.first?.hasPrefix("modbus.max_queued_requests changed") == true, "\(refusals)")
+        var live = old
+        live.modbus.maxWritesInFlight += 1
+        live.modbus.unknownUnit = old.modbus.unknownUnit == .ignore ? .exception : .ignore
+        #expect(ReloadPlan.refusals(old, live).isEmpty)
+    }
+
     @Test("a bridge keeps unchanged values, re-encodes a changed scale, drops removed points and serves new units")
     func valuesAcrossReload() async throws {
         let bridge = try MQTTModbusBridgeService(configuration: try Self.configuration(Self.yaml(Self.before)))

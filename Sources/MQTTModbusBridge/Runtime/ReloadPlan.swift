@@ -133,7 +133,7 @@ struct ReloadPlan: Sendable {
             listener
         )
         atStart(
-            "modbus.max_queued_requests_per_connection",
+            "modbus.max_queued_requests",
             old.modbus.maxQueuedRequestsPerConnection,
             new.modbus.maxQueuedRequestsPerConnection,
             listener
@@ -163,6 +163,14 @@ struct ReloadPlan: Sendable {
             new.modbus.eventLoopThreads.map(String.init) ?? "one per usable CPU",
             "the Modbus server's threads are started once, at start"
         )
+        // Anything else of the modbus section the fields above do not name: the live ones
+        // (the unknown-unit answer and the write limit) are set equal first.
+        var oldListener = old.modbus
+        oldListener.unknownUnit = new.modbus.unknownUnit
+        oldListener.maxWritesInFlight = new.modbus.maxWritesInFlight
+        if refusals.isEmpty && oldListener != new.modbus {
+            refusals.append("modbus settings changed: \(listener); restart the bridge to change them")
+        }
         let connection = "the broker connection is made once, at start"
         let (before, after) = (old.broker, new.broker)
         atStart("broker.host", before.host, after.host, connection)
