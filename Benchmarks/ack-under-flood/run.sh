@@ -20,6 +20,8 @@
 #   --topics N    telemetry topics and points (default 1000)
 #   --no-build    reuse the release binary of an earlier build
 #   --bridge PATH run this mqtt-modbus-bridge binary instead (to compare builds in one run)
+#   --command-connection MODE  broker.command_connection of the bridge: separate (the default)
+#                 or shared (commands and acks on the telemetry connection)
 #   Environment: PORT_BASE (16600) is the first port used; PYTHON (python3).
 set -euo pipefail
 
@@ -30,6 +32,7 @@ SECONDS_PER_PHASE=5
 TOPICS=1000
 BUILD=1
 BRIDGE=""
+COMMAND_CONNECTION=separate
 PYTHON=${PYTHON:-python3}
 PORT=${PORT_BASE:-16600}
 while [ $# -gt 0 ]; do
@@ -38,7 +41,8 @@ while [ $# -gt 0 ]; do
     --topics) TOPICS=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --bridge) BRIDGE=$2; BUILD=0; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --command-connection) COMMAND_CONNECTION=$2; shift 2 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -77,7 +81,7 @@ PIDS+=($!)
 
 {
     cat <<YAML
-broker: { host: 127.0.0.1, port: $BROKER_PORT, client_id: bench-bridge, protocol: mqtt5, status_topic: bench/bridge/status }
+broker: { host: 127.0.0.1, port: $BROKER_PORT, client_id: bench-bridge, protocol: mqtt5, status_topic: bench/bridge/status, command_connection: $COMMAND_CONNECTION }
 modbus: { host: 127.0.0.1, port: $MODBUS_PORT }
 units:
   - id: 1

@@ -60,6 +60,25 @@ extension MQTTConfiguration {
     }
 }
 
+extension MQTTConfiguration {
+    /// The MQTT client settings of the command connection (`broker.command_connection:
+    /// separate`): the broker connection's address, credentials, TLS, reconnection and timeouts,
+    /// under ``BrokerSettings/commandClientID``, with a clean session and no will. A session
+    /// kept across a disconnection would only deliver acknowledgements of writes that were
+    /// already answered (every waiting write fails when a connection is lost), and the will
+    /// belongs to the status of the bridge as a whole, which its main connection carries.
+    package init(bridgeCommands broker: BrokerSettings) throws {
+        var configuration = try MQTTConfiguration(bridgeBroker: broker)
+        configuration.clientID = broker.commandClientID
+        configuration.cleanSession = true
+        configuration.sessionExpiryInterval = nil
+        configuration.will = nil
+        // Acknowledgements only: a few per write in flight.
+        configuration.messageBufferCapacity = min(broker.messageBufferCapacity, 4096)
+        self = configuration
+    }
+}
+
 /// `broker.password_env` names an environment variable the process does not have.
 package struct BrokerPasswordUnavailable: Error, CustomStringConvertible {
     package var variable: String

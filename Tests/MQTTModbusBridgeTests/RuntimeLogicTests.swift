@@ -299,3 +299,49 @@ struct RuntimeLogicTests {
         #expect(routes.correlationIDFields(forAckTopic: "plant-bridge/rpc").isEmpty == false, "still an ack topic")
     }
 }
+
+@Suite("The command connection's settings and filters")
+struct CommandConnectionLogicTests {
+    @Test("command_connection is separate by default, shared when asked; a wrong word names the choices")
+    func setting() throws {
+        let point = "units:\n  - { id: 1, points: [{ name: a, area: coil, address: 0, state_topic: a, max_age: 1m }] }"
+        let byDefault = try #require(validConfiguration(point))
+        #expect(byDefault.broker.commandConnection == .separate)
+        #expect(byDefault.broker.commandClientID == "mqtt-modbus-bridge-cmd")
+        let shared = try #require(
+            validConfiguration("broker: { client_id: plant, command_connection: shared }\n" + point)
+        )
+        #expect(shared.broker.commandConnection == .shared)
+        #expect(shared.broker.commandClientID == "plant-cmd")
+        expectSingleError(
+            """
+            broker:
+              command_connection: seperate   #!
+            \(point)
+            """,
+            "'command_connection' must be one of separate, shared"
+        )
+    }
+
+    @Test("only ack topics that carry nothing else go to the command connection")
+    func commandFilters() throws {
+        let yaml = """
+            units:
+              - id: 1
+                points:
+                  - { name: sp, area: holding_register, address: 0, type: int16, command_topic: dev/sp/set,
+                      ack: { mode: mqtt5 } }
+                  - { name: valve, area: coil, address: 0, command_topic: dev/valve/set, payload: { format: json, path: value },
+                      ack: { mode: correlation_id, response_topic: dev/acks, timeout: 2s } }
+                  - { name: shared, area: holding_register, address: 1, type: int16, state_topic: dev/report,
+                      command_topic: dev/shared/set, payload: { format: json, path: value }, ack: { mode: correlation_id, response_topic: dev/report } }
+                  - { name: echo, area: holding_register, address: 2, type: int16, state_topic: dev/echo,
+                      command_topic: dev/echo/set, ack: { mode: state_echo } }
+            """
+        let routes = MessageRoutes(map: RegisterMap(try BridgeConfiguration.parse(yaml: yaml, file: "acks.yaml")))
+        #expect(Set(routes.ackFilters) == ["dev/sp/set/response", "dev/acks", "dev/report"])
+        // dev/report is also a state topic: it stays with the telemetry.
+        #expect(routes.commandFilters == ["dev/sp/set/response", "dev/acks"])
+        #expect(Set(routes.subscriptions.map(\.topic)).isSuperset(of: routes.commandFilters))
+    }
+}

@@ -25,6 +25,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     var cache: PointCache { topics.current.cache }
     var routes: MessageRoutes { topics.current.routes }
     let client: MQTTClient
+    /// The command connection (`broker.command_connection: separate`, the default): commands
+    /// go out and acknowledgements come in on a connection of their own, subscribed to
+    /// ``MessageRoutes/commandFilters`` only, so that the broker never queues an
+    /// acknowledgement behind telemetry. `nil` with `shared`: ``client`` carries everything.
+    let commandClient: MQTTClient?
+    /// The connection commands are published on and acknowledgements arrive on.
+    var commands: MQTTClient { commandClient ?? client }
     /// The messages on the ack topics of the topic map in force, received apart from the
     /// telemetry on ``MQTTClient/messages`` and consumed by a task of their own
     /// (docs/design.md §4.9).
@@ -84,15 +91,29 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             configuration: try MQTTConfiguration(bridgeBroker: configuration.broker),
             logger: logger.component("mqtt")
         )
+        let commandClient =
+            configuration.broker.commandConnection == .separate
+            ? try MQTTClient(
+                configuration: try MQTTConfiguration(bridgeCommands: configuration.broker),
+                logger: logger.component("mqtt-commands")
+            ) : nil
+        self.commandClient = commandClient
+        let commands = commandClient ?? client
         // Created before the client connects, so that no ack reaches the telemetry buffer first.
         // holdBack: an ack is never dropped; at worst reading from the broker waits for this
         // consumer, which only matches the ack against the writes waiting for one.
-        self.acks = try client.routeMessages(
+        self.acks = try commands.routeMessages(
             matching: topics.current.routes.ackFilters,
             capacity: Self.ackBufferCapacity,
             whenFull: .holdBack
         )
-        let writes = BridgeWritePath(topics: topics, client: client, metrics: metrics, logger: logger)
+        let writes = BridgeWritePath(
+            topics: topics,
+            client: commands,
+            telemetry: client,
+            metrics: metrics,
+            logger: logger
+        )
         self.writes = writes
         self.refresh = ActiveRefresh(configuration: configuration, client: client, logger: logger)
 
@@ -151,8 +172,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// The Modbus port the bridge listens on (useful with port 0), once running.
     public var modbusPort: Int? { server.port }
 
-    /// Whether the MQTT connection is up.
-    public var isConnectedToBroker: Bool { client.state == .connected }
+    /// Whether the MQTT connection is up (both of them, with a separate command connection).
+    public var isConnectedToBroker: Bool { client.state == .connected && commands.state == .connected }
 
     /// State payloads that could not be decoded since start (each point kept its last good value).
     public var payloadDecodeFailures: Int { state.withLock { $0.totalDecodeFailures } }
@@ -160,16 +181,17 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Whether the bridge is ready for traffic: broker connected, every subscription
     /// acknowledged on this connection, Modbus listener up (see ``BridgeReadiness``).
     public var readiness: BridgeReadiness {
-        let connected = client.state == .connected
+        let connected = isConnectedToBroker
         let configured = routes.subscriptions.count
-        // The client subscribes to nothing but the routes' filters; a reload's new filters
-        // count as pending until their own SUBACK, whatever the client's count says.
+        // The clients subscribe to nothing but the routes' filters; a reload's new filters
+        // count as pending until their own SUBACK, whatever the clients' counts say.
         let reloadPending = state.withLock { $0.reloadSubscriptions.count }
+        let acknowledged =
+            client.subscriptionCounts.acknowledged + (commandClient?.subscriptionCounts.acknowledged ?? 0)
         return BridgeReadiness(
             brokerConnected: connected,
             subscriptionsConfigured: configured,
-            subscriptionsAcknowledged: connected
-                ? min(client.subscriptionCounts.acknowledged, configured - reloadPending) : 0,
+            subscriptionsAcknowledged: connected ? min(acknowledged, configured - reloadPending) : 0,
             modbusListening: server.isRunning
         )
     }
@@ -177,7 +199,9 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// The bridge's state for a liveness check and for people (see ``StatusEndpoint``).
     public var health: BridgeHealth {
         let mqtt: String
-        switch client.state {
+        // With a separate command connection, the one further from connected.
+        let connectionState = client.state == .connected ? commands.state : client.state
+        switch connectionState {
         case .connected: mqtt = "connected"
         case .connecting: mqtt = "connecting"
         case .disconnected: mqtt = "disconnected"
@@ -217,6 +241,18 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 await self.watchConnection()
                 return .ended
             }
+            if let commandClient = self.commandClient {
+                group.addTask {
+                    await self.watchCommandConnection(commandClient)
+                    return .ended
+                }
+                // Nothing but the routed acks is subscribed there; should anything else come, it
+                // must not fill the client's buffer unread.
+                group.addTask {
+                    for await message in commandClient.messages { self.handleAcknowledgement(message) }
+                    return .ended
+                }
+            }
             group.addTask { await self.connectAndSubscribe() }
             group.addTask {
                 await self.sampleMetrics()
@@ -248,6 +284,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             return failure
         }
         if let startFailure {
+            await commandClient?.disconnect()
             await client.disconnect()
             throw startFailure
         }
@@ -269,6 +306,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 )
             }.value
         }
+        await commandClient?.disconnect()
         await client.disconnect()
         writes.failAll(.brokerUnavailable(reason: "the bridge is shutting down"))
         logger.info("bridge stopped")
@@ -299,6 +337,17 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             logger.critical("cannot connect to the MQTT broker: \(error)")
             return .startFailed(error)
         }
+        if let commandClient {
+            // Its failures are the main connection's (same broker, same credentials, same TLS).
+            do {
+                try await commandClient.connect()
+            } catch is CancellationError {
+                return .ended
+            } catch {
+                logger.critical("cannot open the command connection to the MQTT broker: \(error)")
+                return .startFailed(error)
+            }
+        }
         var remaining = await subscribe(routes.subscriptions)
         metrics.record(readiness)
         writes.acceptCommands()
@@ -324,13 +373,22 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// broker routed most topics to the bridge only at the end. Each filter's SUBACK entry is
     /// still its own: returns the filters that failed (refused, or their packet failed).
     private func subscribe(_ filters: [MessageRoutes.Subscription]) async -> [MessageRoutes.Subscription] {
-        let client = self.client
+        // Each filter on its connection: ack-only filters on the command connection, if any.
+        let commandFilters = commandClient == nil ? [] : routes.commandFilters
         var byQoS: [MQTTQoS: [MessageRoutes.Subscription]] = [:]
-        for filter in filters { byQoS[filter.qos, default: []].append(filter) }
+        var commandsByQoS: [MQTTQoS: [MessageRoutes.Subscription]] = [:]
+        for filter in filters {
+            if commandFilters.contains(filter.topic) {
+                commandsByQoS[filter.qos, default: []].append(filter)
+            } else {
+                byQoS[filter.qos, default: []].append(filter)
+            }
+        }
+        let batches = byQoS.map { (client, $0.key, $0.value) } + commandsByQoS.map { (commands, $0.key, $0.value) }
         let (failures, firstErrors) = await withTaskGroup(
             of: [(MessageRoutes.Subscription, any Error)].self
         ) { group -> ([MessageRoutes.Subscription], [String]) in
-            for (qos, subscriptions) in byQoS {
+            for (client, qos, subscriptions) in batches {
                 group.addTask {
                     do {
                         let results = try await client.subscribe(subscriptions.map(\.topic), qos: qos)
@@ -413,6 +471,31 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
     }
 
+    /// The command connection's state: a write waiting for its acknowledgement cannot get
+    /// it once this connection is lost, so it fails at once (0A) rather than timing out.
+    private func watchCommandConnection(_ commandClient: MQTTClient) async {
+        var wasConnected = false
+        for await state in commandClient.connectionStates() {
+            metrics.record(readiness)
+            switch state {
+            case .connected:
+                if wasConnected == false { logger.info("command connection to the MQTT broker open") }
+                wasConnected = true
+            case .disconnected(let reason):
+                if wasConnected {
+                    logger.warning(
+                        "lost the command connection to the MQTT broker; writes answer 0A until it is back",
+                        metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"]
+                    )
+                    writes.failAll(.brokerUnavailable(reason: "the command connection was lost"))
+                }
+                wasConnected = false
+            case .connecting:
+                break
+            }
+        }
+    }
+
     // MARK: Reload
 
     /// Puts a new configuration in force without closing a Modbus connection: new, changed and
@@ -461,14 +544,26 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             configuration.unitIDs,
             unknownUnitResponse: configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
         )
+        // With a separate command connection, a filter that became, or stopped being, an ack
+        // topic and nothing else moves to the other connection: unsubscribed (from both: an
+        // UNSUBSCRIBE of a filter a connection does not have is harmless), then subscribed.
+        let moved =
+            commandClient == nil
+            ? []
+            : new.routes.subscriptions.filter { subscription in
+                old.routes.subscriptions.contains { $0.topic == subscription.topic }
+                    && old.routes.commandFilters.contains(subscription.topic)
+                        != new.routes.commandFilters.contains(subscription.topic)
+            }
         state.withLock { state in
             // What an earlier reload still waits for, unless this one dropped it.
             let wanted = Set(new.routes.subscriptions.map(\.topic))
             state.reloadSubscriptions = state.reloadSubscriptions.filter { wanted.contains($0.topic) }
             let pending = Set(state.reloadSubscriptions.map(\.topic))
-            state.reloadSubscriptions += plan.subscribe.filter { !pending.contains($0.topic) }
+            let added = (plan.subscribe + moved).filter { !pending.contains($0.topic) }
+            state.reloadSubscriptions += Array(Set(added)).sorted { $0.topic < $1.topic }
             state.reloadUnsubscriptions =
-                state.reloadUnsubscriptions.filter { !wanted.contains($0) } + plan.unsubscribe
+                state.reloadUnsubscriptions.filter { !wanted.contains($0) } + plan.unsubscribe + moved.map(\.topic)
         }
         refresh.update(configuration)
         metrics.record(readiness)
@@ -486,7 +581,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
 
     /// Sends the UNSUBSCRIBEs and SUBSCRIBEs reloads left to do; what fails stays to do.
     private func applyReloadSubscriptions() async {
-        guard client.state == .connected else { return }
+        guard isConnectedToBroker else { return }
         let (subscriptions, unsubscriptions) = state.withLock { state in
             state.reloadSubscriptionsInFlight += 1
             return (state.reloadSubscriptions, state.reloadUnsubscriptions)
@@ -496,11 +591,16 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         for filter in unsubscriptions {
             do {
                 try await client.unsubscribe(filter)
+                try await commandClient?.unsubscribe(filter)
             } catch {
                 failedUnsubscriptions.append(filter)
             }
         }
-        let failed = Set(await subscribe(subscriptions).map(\.topic))
+        // A filter moving between connections is subscribed only once it is unsubscribed: an
+        // UNSUBSCRIBE retried later would otherwise take it away again.
+        let unsubscribing = Set(failedUnsubscriptions)
+        let ready = subscriptions.filter { !unsubscribing.contains($0.topic) }
+        let failed = Set(await subscribe(ready).map(\.topic)).union(unsubscribing)
         state.withLock { state in
             let sent = Set(subscriptions.map(\.topic))
             state.reloadSubscriptions.removeAll { sent.contains($0.topic) && !failed.contains($0.topic) }
@@ -540,7 +640,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metrics.pointsStale.record(stale)
             metrics.pointsMissing.record(missing)
             metrics.modbusConnectionsOpen.record(server.activeConnections)
-            let droppedNow = client.droppedMessageCount + acks.droppedMessageCount
+            let droppedNow =
+                client.droppedMessageCount + acks.droppedMessageCount + (commandClient?.droppedMessageCount ?? 0)
             if droppedNow > dropped {
                 metrics.messagesDropped.increment(by: droppedNow - dropped)
                 dropped = droppedNow
@@ -576,7 +677,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// also a state or availability topic is handled like any message.
     func handleAcknowledgement(_ message: MQTTMessage) {
         let routes = topics.current.routes
-        guard routes.isAckOnly(message.topic) else { return handle(message) }
+        guard routes.isAckOnly(message.topic) else {
+            // On a separate command connection it is a copy: the main connection, subscribed
+            // to that topic for its telemetry, receives the same message and handles it.
+            if commandClient == nil { handle(message) }
+            return
+        }
         metrics.messagesReceived.increment()
         writes.acknowledge(message, routes: routes)
     }

@@ -25,7 +25,11 @@ public struct BridgeStatusSnapshot: Sendable, Hashable, Codable {
         public var host: String
         public var port: Int
         public var clientID: String
-        /// `connected`, `connecting` or `disconnected`.
+        /// The command connection's client id (`broker.command_connection: separate`), or
+        /// `nil` when commands share the main connection.
+        public var commandClientID: String?
+        /// `connected`, `connecting` or `disconnected`; with a command connection, the one of
+        /// the two further from connected.
         public var state: String
     }
 
@@ -132,6 +136,7 @@ extension MQTTModbusBridgeService {
                 host: configuration.broker.host,
                 port: configuration.broker.port,
                 clientID: configuration.broker.clientID,
+                commandClientID: commandClient == nil ? nil : configuration.broker.commandClientID,
                 state: health.mqtt
             ),
             modbus: .init(

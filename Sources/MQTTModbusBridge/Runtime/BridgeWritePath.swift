@@ -28,15 +28,20 @@ final class BridgeWritePath: Sendable {
     /// The topic map in force; a write works on the one it started with, then records its
     /// outcome in the one in force when it ends (a reload may have come in between).
     private let topics: TopicMapHolder
+    /// The connection commands are published on (the command connection, or the only one).
     let client: MQTTClient
+    /// The main connection: a state_echo or Sparkplug write is confirmed by telemetry, which
+    /// only this connection receives.
+    private let telemetry: MQTTClient
     /// Tells this instance's correlation ids from those of an earlier run or another bridge.
     private let instanceTag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
     let metrics: BridgeMetrics
     let logger: Logger
 
-    init(topics: TopicMapHolder, client: MQTTClient, metrics: BridgeMetrics, logger: Logger) {
+    init(topics: TopicMapHolder, client: MQTTClient, telemetry: MQTTClient, metrics: BridgeMetrics, logger: Logger) {
         self.topics = topics
         self.client = client
+        self.telemetry = telemetry
         self.metrics = metrics
         self.logger = logger
     }
@@ -168,7 +173,8 @@ final class BridgeWritePath: Sendable {
             changedBits: request.mask?.changedBits
         )
         let started = ContinuousClock.now
-        guard client.state == .connected, state.withLock({ $0.acceptsCommands }) else {
+        guard client.state == .connected, telemetry.state == .connected, state.withLock({ $0.acceptsCommands })
+        else {
             record(
                 planned,
                 LastCommandStatus(outcome: .brokerUnavailable, exceptionCode: .gatewayPathUnavailable),

@@ -26,6 +26,11 @@ struct MessageRoutes: Sendable {
     /// §4.9). State topics are not among them, even those a state_echo write waits on: they
     /// carry the telemetry itself.
     let ackFilters: [String]
+    /// The ack filters that carry nothing but acknowledgements: what a separate command
+    /// connection (`broker.command_connection: separate`) subscribes to instead of the main one.
+    /// An ack topic that is also a state or availability topic stays on the main connection,
+    /// where its telemetry is.
+    let commandFilters: Set<String>
     private let exactStateTopics: [String: [Int]]
     private let wildcardStateTopics: [(filter: String, point: Int)]
     private let responseTopicByPoint: [Int: String]
@@ -38,9 +43,11 @@ struct MessageRoutes: Sendable {
         var correlation: [String: [JSONPath]] = [:]
         var responseTopicByPoint: [Int: String] = [:]
         var statusReplies: [String: [StateSource.Match]] = [:]
-        func want(_ topic: String, _ qos: QoSLevel) {
+        var telemetryFilters: Set<String> = []
+        func want(_ topic: String, _ qos: QoSLevel, ack: Bool = false) {
             let level = MQTTQoS(rawValue: UInt8(qos.rawValue)) ?? .atLeastOnce
             qosByTopic[topic] = max(qosByTopic[topic] ?? .atMostOnce, level)
+            if !ack { telemetryFilters.insert(topic) }
         }
         for (index, point) in map.points.enumerated() {
             if let topic = point.stateTopic {
@@ -65,13 +72,13 @@ struct MessageRoutes: Sendable {
                 let topic = command.ack.responseTopic ?? "\(command.topic)/response"
                 responses.insert(topic)
                 responseTopicByPoint[index] = topic
-                want(topic, command.qos)
+                want(topic, command.qos, ack: true)
             case .correlationID:
                 if let topic = command.ack.responseTopic {
                     if !(correlation[topic]?.contains(command.ack.idField) ?? false) {
                         correlation[topic, default: []].append(command.ack.idField)
                     }
-                    want(topic, command.qos)
+                    want(topic, command.qos, ack: true)
                 }
             case .stateEcho, .broker:
                 break
@@ -91,6 +98,7 @@ struct MessageRoutes: Sendable {
         self.responseTopics = responses
         self.correlationAckTopics = correlation
         self.ackFilters = responses.union(correlation.keys).sorted()
+        self.commandFilters = Set(ackFilters).subtracting(telemetryFilters)
         self.exactStateTopics = exact
         self.wildcardStateTopics = wildcard
         self.responseTopicByPoint = responseTopicByPoint

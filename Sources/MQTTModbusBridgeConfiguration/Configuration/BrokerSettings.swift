@@ -13,6 +13,23 @@ public struct BrokerSettings: Sendable, Hashable {
         public var description: String { rawValue }
     }
 
+    /// Which MQTT connection carries the commands and their acknowledgements
+    /// (`command_connection`).
+    public enum CommandConnection: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        /// A second connection of the bridge's own, client id ``BrokerSettings/commandClientID``,
+        /// subscribed to the ack topics only (the default): the broker queues an acknowledgement
+        /// for the bridge on a connection no telemetry flood fills, so it neither waits behind
+        /// the flood nor is dropped for it (docs/design.md §4.9).
+        case separate
+        /// Everything on the one connection, for brokers that allow a single client per
+        /// credential or count connections: acknowledgements then share the broker's queue
+        /// to the bridge with the telemetry.
+        case shared
+
+        /// `separate` or `shared`.
+        public var description: String { rawValue }
+    }
+
     /// Where the password comes from.
     public enum Password: Sendable, Hashable {
         /// Written in the configuration (`password:`).
@@ -67,6 +84,13 @@ public struct BrokerSettings: Sendable, Hashable {
     /// Refresh messages (``DeviceConfiguration/refresh``) published per second at most, on start
     /// and after each reconnection (`refresh_rate`). Default ``defaultRefreshRate``.
     public var refreshRate: Double = BrokerSettings.defaultRefreshRate
+    /// Which connection carries commands and acknowledgements. Default
+    /// ``CommandConnection/separate``.
+    public var commandConnection: CommandConnection = .separate
+
+    /// The client id of the command connection: ``clientID`` with `-cmd`, so that two bridges
+    /// with different ids get different command connections too.
+    public var commandClientID: String { "\(clientID)-cmd" }
 
     /// Default refresh rate: 10 messages per second, which a broker and a zigbee network take in
     /// their stride, and 1000 devices refreshed in under two minutes.

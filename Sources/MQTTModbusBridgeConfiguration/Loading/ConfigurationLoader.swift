@@ -183,7 +183,7 @@ final class ConfigurationLoader {
         "host", "port", "client_id", "protocol", "clean_session", "session_expiry", "keepalive", "username", "password",
         "password_file", "password_env", "tls", "status_topic", "reconnect", "connect_timeout", "operation_timeout",
         "message_buffer",
-        "max_inflight", "tcp_nodelay", "refresh_rate",
+        "max_inflight", "tcp_nodelay", "refresh_rate", "command_connection",
     ]
     static let tlsKeys = [
         "ca_file", "ca_path", "cert_file", "key_file", "verify_server", "verify_hostname", "version", "ciphers",
@@ -304,6 +304,12 @@ final class ConfigurationLoader {
         }
         if let value = reader.integer(view["max_inflight"], in: 0...65535) { settings.maxInflightMessages = value }
         if let value = reader.bool(view["tcp_nodelay"]) { settings.tcpNoDelay = value }
+        if let value = reader.choice(
+            view["command_connection"],
+            BrokerSettings.CommandConnection.allCases.map { ($0.rawValue, $0) }
+        ) {
+            settings.commandConnection = value
+        }
         if let entry = view["refresh_rate"], let rate = reader.number(entry) {
             if rate.isFinite && rate > 0 && rate <= 10_000 {
                 settings.refreshRate = rate
