@@ -688,7 +688,7 @@ def report(args, run, broker, device_log, samples, metrics, duration, flood_line
 
     # Resources
     flat = {}
-    warm = [sample for sample in samples if sample[1] >= args.writes * 0.1]
+    warm = [sample for sample in samples if sample[1] >= run.write_requests * 0.1]
     third = len(warm) // 3
     if third >= 3:
         first, last = warm[:third], warm[-third:]
