@@ -2,7 +2,8 @@
 # The test command (the status page test needs Debian's chromium, which setup.sh installs): checks the import rules and the formatting (Tests/check-imports.sh,
 # Tests/check-format.sh), installs what the tests need (Tests/setup.sh), builds, and runs every test
 # target in its own process, the end-to-end bridge tests one at a time, then the MQTT client's
-# tests under the thread sanitizer, and finally the compose file, checked offline
+# tests under the thread sanitizer, a short fault-injection soak of the bridge binary
+# (Tests/soak, about a minute), and finally the compose file, checked offline
 # (docker/check-compose.sh), and the container's runtime stage in a Debian minbase root filesystem
 # (docker/verify-runtime.sh).
 #
@@ -82,6 +83,9 @@ echo "run.sh: MQTT client tests under the thread sanitizer"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 tsan_bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)"
 run_tests "$tsan_bin/swift-mqtt-modbusPackageTests.xctest" --filter MosquittoTests
+
+echo "run.sh: the fault-injection soak, short run (Tests/soak, docs/soak.md)"
+as_test_user timeout --kill-after=10 600 Tests/soak/soak.sh --bridge "$(swift build --show-bin-path)/mqtt-modbus-bridge" --writes 20000
 
 echo "run.sh: the compose file, offline (docker/check-compose.sh)"
 docker/check-compose.sh

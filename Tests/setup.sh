@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian (bookworm) machine, and nothing it already has:
-# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, pymodbus, debootstrap
+# the mosquitto broker and libmosquitto, libmodbus's mbpoll, openssl, pymodbus, paho-mqtt, debootstrap
 # (docker/verify-runtime.sh builds the container's runtime root filesystem with it) and
 # python3-venv (docker/check-compose.sh installs docker-compose into a virtual environment) and
 # dpkg-dev (packaging/build-deb.sh computes the package's dependencies with dpkg-shlibdeps).
@@ -33,6 +33,15 @@ if ! "$test_python" -c "import pymodbus, sys; sys.exit(0 if pymodbus.__version__
     if [ "$(id -u)" -eq 0 ]; then scope=(); else scope=(--user); fi
     "$test_python" -m pip install -q "${scope[@]}" "pymodbus==$pymodbus_version" 2>/dev/null \
         || "$test_python" -m pip install -q "${scope[@]}" --break-system-packages "pymodbus==$pymodbus_version"
+fi
+# paho-mqtt for the same interpreter: the soak's simulated device (Tests/soak) speaks MQTT 5
+# through it (correlation data, user properties).
+paho_version="2.1.0"
+if ! "$test_python" -c "import paho.mqtt, sys; sys.exit(0 if paho.mqtt.__version__ == '$paho_version' else 1)" 2>/dev/null; then
+    echo "setup: installing paho-mqtt $paho_version for $test_python"
+    if [ "$(id -u)" -eq 0 ]; then scope=(); else scope=(--user); fi
+    "$test_python" -m pip install -q "${scope[@]}" "paho-mqtt==$paho_version" 2>/dev/null \
+        || "$test_python" -m pip install -q "${scope[@]}" --break-system-packages "paho-mqtt==$paho_version"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

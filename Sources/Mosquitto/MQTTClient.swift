@@ -96,6 +96,15 @@ public final class MQTTClient: Sendable {
         self.core.droppedMessageCount
     }
 
+    /// The number of the latest broker connection that has ended (0 while none has), in the
+    /// numbering of ``MQTTMessage/connection``. It is updated before the loss is reported to
+    /// ``connectionStates()``, so an observer that sees `.disconnected` can tell the messages
+    /// still buffered from before the loss (`connection <= lastEndedConnection`) from those
+    /// of a newer connection.
+    public var lastEndedConnection: UInt64 {
+        self.core.lastEndedConnection
+    }
+
     /// Delivers the messages whose topics match `filters` on a sequence of their own, with a
     /// buffer of `capacity` messages and its own overflow policy, instead of on ``messages``.
     ///

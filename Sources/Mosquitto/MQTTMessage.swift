@@ -111,6 +111,11 @@ public struct MQTTMessage: Sendable, Hashable {
     public var retain: Bool
     /// MQTT 5 properties (empty over MQTT 3.1.1).
     public var properties: MQTTProperties
+    /// The broker connection the message arrived on: 1 for the client's first accepted
+    /// connection, one more for each reconnection; 0 for a message not received from a broker.
+    /// A message still buffered when its connection is lost can be told apart from the values
+    /// that came after the loss (``MQTTClient/lastEndedConnection``).
+    public var connection: UInt64
 
     /// Creates a message (useful for tests of code that consumes messages).
     public init(
@@ -118,13 +123,15 @@ public struct MQTTMessage: Sendable, Hashable {
         payload: [UInt8],
         qos: MQTTQoS = .atMostOnce,
         retain: Bool = false,
-        properties: MQTTProperties = MQTTProperties()
+        properties: MQTTProperties = MQTTProperties(),
+        connection: UInt64 = 0
     ) {
         self.topic = topic
         self.payload = payload
         self.qos = qos
         self.retain = retain
         self.properties = properties
+        self.connection = connection
     }
 
     /// The payload decoded as UTF-8 (invalid sequences are replaced).

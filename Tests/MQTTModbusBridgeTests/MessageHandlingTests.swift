@@ -106,4 +106,39 @@ struct MessageHandlingTests {
         bridge.cache.update(point: index, image: .words([30]), ifUnchangedSince: bridge.cache.lastUpdate(of: index))
         #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [30])
     }
+
+    /// Found by the soak (docs/soak.md): state messages received just before the broker was
+    /// lost, still in the telemetry buffer when the loss made every value stale, were applied
+    /// afterwards and served as live values while the broker was away.
+    @Test("a state message of a lost broker connection, handled after the loss, leaves its point missing")
+    func messageOfALostConnectionStaysStale() throws {
+        let bridge = try Self.bridge()
+        func level(_ text: String, connection: UInt64) -> MQTTMessage {
+            MQTTMessage(topic: "t/level", payload: Array(text.utf8), connection: connection)
+        }
+        bridge.handle(level("5", connection: 1))
+        #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [5])
+
+        bridge.brokerConnectionLost(through: 1)
+        #expect(
+            exception { _ = try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) }
+                == .gatewayTargetDeviceFailedToRespond
+        )
+        // Buffered before the loss, handled after it: the broker is still away.
+        bridge.handle(level("6", connection: 1))
+        #expect(
+            exception { _ = try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) }
+                == .gatewayTargetDeviceFailedToRespond,
+            "a value of the lost connection must not make the point fresh again"
+        )
+        // The next connection's values (its retained states first) are live.
+        bridge.handle(level("7", connection: 2))
+        #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [7])
+        // A message not received from a broker (connection 0) is always applied.
+        bridge.brokerConnectionLost(through: 2)
+        bridge.handle(level("8", connection: 0))
+        #expect(try read(bridge.cache, unit: 1, .holdingRegister, 0, 1) == [8])
+        #expect(MQTTModbusBridgeService.isFromLostConnection(level("9", connection: 2), lostConnection: 2))
+        #expect(!MQTTModbusBridgeService.isFromLostConnection(level("9", connection: 3), lostConnection: 2))
+    }
 }

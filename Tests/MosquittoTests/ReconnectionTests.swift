@@ -63,6 +63,40 @@ struct ReconnectionTests {
         }
     }
 
+    @Test("messages carry the number of their connection; the lost one is known when the loss is reported")
+    func messagesCarryTheirConnection() async throws {
+        try await withTestBroker { broker in
+            let subscriber = try await connectedClient(broker)
+            let publisher = try await connectedClient(broker)
+            let states = StateRecorder(subscriber)
+            let publisherStates = StateRecorder(publisher)
+            let received = MessageCollector(subscriber)
+            try await subscriber.subscribeForTest("numbered/#", qos: .atLeastOnce)
+            #expect(subscriber.lastEndedConnection == 0)
+            try await publisher.publishForTest("numbered/value", "first", qos: .atLeastOnce)
+            #expect(try await received.waitForCount(1).map(\.connection) == [1])
+
+            let mark = states.states.count
+            await broker.kill()
+            try await states.waitUntil("the loss is reported") {
+                $0.dropFirst(mark).contains { $0.isDisconnectedWithError }
+            }
+            // Set before the state was reported; the broker is still down, so it is exactly 1.
+            #expect(subscriber.lastEndedConnection == 1)
+
+            try await broker.restart()
+            try await states.waitUntil("reconnected", timeout: .seconds(15)) {
+                $0.containsSubsequence(from: mark, [{ $0.isDisconnectedWithError }, { $0.isConnected }])
+            }
+            try await publisherStates.waitUntil("publisher reconnected", timeout: .seconds(15)) {
+                $0.containsSubsequence(from: 0, [{ !$0.isConnected }, { $0.isConnected }])
+            }
+            try await publisher.publishForTest("numbered/value", "second", qos: .atLeastOnce)
+            #expect(try await received.waitForCount(2).map(\.connection) == [1, 2])
+            #expect(subscriber.lastEndedConnection == 1)
+        }
+    }
+
     @Test("a QoS 1 publish in flight when the connection drops fails with connectionLost, promptly")
     func inflightPublishFailsOnConnectionLoss() async throws {
         try await withTestBroker { broker in

@@ -21,6 +21,9 @@ final class BridgeMetrics: Sendable {
     let decodeFailures: Counter
     /// Messages the client dropped because its buffer was full (the consumer fell behind).
     let messagesDropped: Counter
+    /// Messages of a lost broker connection, still buffered when the loss made every value
+    /// stale, that were dropped rather than applied.
+    let messagesFromLostConnection: Counter
     /// Acknowledgements of this bridge's commands whose write had already ended without them
     /// (timed out, or the broker connection was lost).
     let lateAcks: Counter
@@ -73,6 +76,7 @@ final class BridgeMetrics: Sendable {
         messagesDecoded = counter("bridge_mqtt_messages_decoded_total")
         decodeFailures = counter("bridge_payload_decode_failures_total")
         messagesDropped = counter("bridge_mqtt_messages_dropped_total")
+        messagesFromLostConnection = counter("bridge_mqtt_messages_from_lost_connection_total")
         lateAcks = counter("bridge_late_acks_total")
         duplicateAcks = counter("bridge_duplicate_acks_total")
         unmatchedAcks = counter("bridge_unmatched_acks_total")

@@ -45,8 +45,11 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private let metrics: BridgeMetrics
     private let state = Mutex(State())
     /// Held while a message is handled, and while a reload moves the values to its new cache:
-    /// a message never lands in a cache that is being replaced.
-    private let ingest = Mutex(0)
+    /// a message never lands in a cache that is being replaced. It holds the number of the
+    /// latest broker connection known to be lost (`MQTTMessage.connection`): messages of that
+    /// connection or an older one, still buffered when the loss invalidated the cache, are
+    /// dropped, or they would serve values as live while the broker is away (docs/soak.md).
+    private let ingest = Mutex<UInt64>(0)
 
     private struct State {
         /// A reload is being applied; another one is refused meanwhile.
@@ -456,13 +459,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                         "lost the MQTT broker; values are stale until it is back",
                         metadata: ["reason": "\(reason.map { "\($0)" } ?? "-")"]
                     )
-                    // The values no longer follow the plant: reads answer each point's policy.
-                    ingest.withLock { _ in
-                        cache.invalidateAll()
-                        // A death may come while the bridge is away: every node must be born again.
-                        topics.current.sparkplug.reset()
-                    }
-                    writes.failAll(.brokerUnavailable(reason: "the broker connection was lost"))
+                    brokerConnectionLost(through: client.lastEndedConnection)
                 }
                 wasConnected = false
             case .connecting:
@@ -494,6 +491,19 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 break
             }
         }
+    }
+
+    /// The broker connection numbered `connection` (and every earlier one) is lost: the values
+    /// no longer follow the plant, so reads answer each point's policy, and the messages of
+    /// those connections still buffered are dropped when their turn comes; waiting writes end 0A.
+    func brokerConnectionLost(through connection: UInt64) {
+        ingest.withLock { lostConnection in
+            lostConnection = max(lostConnection, connection)
+            cache.invalidateAll()
+            // A death may come while the bridge is away: every node must be born again.
+            topics.current.sparkplug.reset()
+        }
+        writes.failAll(.brokerUnavailable(reason: "the broker connection was lost"))
     }
 
     // MARK: Reload
@@ -650,6 +660,12 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
     }
 
+    /// Whether `message` arrived on a broker connection that is known to be lost (connection 0:
+    /// not received from a broker, as in tests, never counts as lost).
+    static func isFromLostConnection(_ message: MQTTMessage, lostConnection: UInt64) -> Bool {
+        message.connection != 0 && message.connection <= lostConnection
+    }
+
     /// How many telemetry messages are handled between two yields of the consumer's thread.
     static let messagesPerYield = 256
 
@@ -690,7 +706,14 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Routes one message: ack topics resolve waiting writes; state topics update the cache.
     func handle(_ message: MQTTMessage) {
         metrics.messagesReceived.increment()
-        ingest.withLock { _ in
+        ingest.withLock { lostConnection in
+            // Received before a loss that has already made every value stale: applying it now
+            // would make its point fresh again while the broker is away. What the device says
+            // after the reconnection (retained states included) comes on the new connection.
+            guard !Self.isFromLostConnection(message, lostConnection: lostConnection) else {
+                metrics.messagesFromLostConnection.increment()
+                return
+            }
             let topics = self.topics.current
             if topics.sparkplug.handles(message.topic) {
                 let outcome = topics.sparkplug.handle(

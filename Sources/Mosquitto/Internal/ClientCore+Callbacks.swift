@@ -10,6 +10,8 @@ extension ClientCore {
             self.state.withLock { $0.machine.connackRefused(error) }
             return
         }
+        // Before any message of this connection can arrive (both run on the loop thread).
+        self.acceptedConnections.add(1, ordering: .relaxed)
         self.state.withLock { state in
             let actions = state.machine.connackAccepted(now: .now)
             if !actions.isEmpty {
@@ -37,6 +39,9 @@ extension ClientCore {
         } else {
             error = MosquittoResult.error(rc, errno: errorNumber, logDetail: self.takeLibraryErrors())
         }
+        // Before the loss is reported: an observer that sees `.disconnected` finds the ended
+        // connection's number here (or a later one's, if it has ended too).
+        self.endedConnections.store(self.acceptedConnections.load(ordering: .relaxed), ordering: .releasing)
         self.apply { $0.connectionEnded(error: error, now: .now) }
     }
 
@@ -87,7 +92,8 @@ extension ClientCore {
             payload: payload,
             qos: MQTTQoS(rawValue: UInt8(truncatingIfNeeded: raw.qos)) ?? .atMostOnce,
             retain: raw.retain,
-            properties: properties.map { MQTTProperties(mosquittoProperties: $0) } ?? MQTTProperties()
+            properties: properties.map { MQTTProperties(mosquittoProperties: $0) } ?? MQTTProperties(),
+            connection: self.acceptedConnections.load(ordering: .relaxed)
         )
         if let route = self.router.sink(for: received.topic) {
             route.deliver(received, logger: self.logger)

@@ -61,6 +61,12 @@ final class ClientCore: Sendable {
     /// lock because libmosquitto logs from inside calls made under `state`.
     let libraryLog = Locked<[String]>([])
     let droppedMessages = Atomic<Int>(0)
+    /// Broker connections accepted so far (CONNACK success): the number received messages are
+    /// stamped with. Written on the loop thread only.
+    let acceptedConnections = Atomic<UInt64>(0)
+    /// The number of the latest accepted connection that has ended, stored before the loss is
+    /// reported to `connectionStates()`.
+    let endedConnections = Atomic<UInt64>(0)
     /// Sends the messages of some topics to routes of their own (``MQTTMessageRoute``).
     let router = MessageRouter()
     let tokens = Atomic<UInt64>(0)
@@ -216,6 +222,10 @@ final class ClientCore: Sendable {
 
     var droppedMessageCount: Int {
         self.droppedMessages.load(ordering: .relaxed)
+    }
+
+    var lastEndedConnection: UInt64 {
+        self.endedConnections.load(ordering: .acquiring)
     }
 
     func connectionStates() -> AsyncStream<MQTTConnectionState> {
