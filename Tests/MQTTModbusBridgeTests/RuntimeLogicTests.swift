@@ -101,6 +101,55 @@ struct RuntimeLogicTests {
         #expect(try read(cache, unit: 1, .holdingRegister, 10, 1) == [0b1001])
     }
 
+    @Test("The read path's index holds every entry of the register map, per unit id and area, in address order")
+    func readIndexMirrorsTheMap() throws {
+        let (map, _) = try fixture()
+        let index = ReadIndex(map: map)
+        for unit in UInt8.min...UInt8.max {
+            for area in ModbusArea.allCases {
+                let table = index.table(unit: unit, area: area)
+                guard let (entries, fillGaps) = map.layout(unit: unit, area: area) else {
+                    #expect(!table.served, "unit \(unit) is not configured")
+                    continue
+                }
+                #expect(table.served && table.fillGaps == fillGaps)
+                let indexed = Array(index.entries[table.start..<table.end])
+                #expect(indexed.map(\.start) == entries.map(\.start) && indexed.map(\.end) == entries.map(\.end))
+                for (mine, entry) in zip(indexed, entries) {
+                    switch mine.kind {
+                    case .word: #expect(entry.role == .value && entry.points == [mine.point])
+                    case .bits: #expect(Array(index.bitPoints[mine.bits]) == entry.points)
+                    case .quality: #expect(entry.role == .quality && entry.points == [mine.point])
+                    case .lastCommand: #expect(entry.role == .lastCommand && entry.points == [mine.point])
+                    }
+                }
+                for address in 0..<14 {
+                    #expect(
+                        index.firstEntry(endingAfter: address, in: table) - table.start
+                            == RegisterMap.firstEntry(endingAfter: address, in: entries)
+                    )
+                }
+            }
+        }
+        let b3 = try #require(map.index(of: "b3"))
+        let slot = try #require(index.bitPoints.firstIndex(of: b3))
+        #expect(index.bitPositions[slot] == 3)
+    }
+
+    @Test(
+        "One read across a value, a bit register and an unmapped address answers 02; within the values it answers them"
+    )
+    func readAcrossKinds() throws {
+        let (map, cache) = try fixture()
+        cache.update(point: try #require(map.index(of: "sp")), image: .words([0x0001, 0x86A0]))
+        cache.update(point: try #require(map.index(of: "b0")), image: .bit(position: 0, value: true))
+        cache.update(point: try #require(map.index(of: "b3")), image: .bit(position: 3, value: false))
+        cache.update(point: try #require(map.index(of: "ro")), image: .words([42]))
+        #expect(try read(cache, unit: 1, .holdingRegister, 10, 2) == [0b0001, 42])
+        #expect(try read(cache, unit: 1, .holdingRegister, 1, 1) == [0x86A0], "the second word of a value")
+        #expect(exception { _ = try read(cache, unit: 1, .holdingRegister, 0, 11) } == .illegalDataAddress)
+    }
+
     @Test("Write planning: whole points only, writable points only, changed bits only")
     func planning() throws {
         let (map, cache) = try fixture()

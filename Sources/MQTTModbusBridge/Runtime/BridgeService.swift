@@ -154,6 +154,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             },
             metricsFactory: metricsFactory
         )
+        // What loading the configuration left free (the caller's copy of it is kept).
+        FreedMemory.returnToSystem()
     }
 
     /// How many acknowledgements wait for the ack consumer before reading from the broker
@@ -524,6 +526,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// - Throws: ``ReloadRefusal`` naming every setting that cannot change while running; the
     ///   running configuration stays in force.
     public func reload(_ configuration: BridgeConfiguration) async throws(ReloadRefusal) -> ReloadSummary {
+        let summary = try await apply(configuration)
+        // The old map is gone now, and what loading the new configuration left.
+        FreedMemory.returnToSystem()
+        return summary
+    }
+
+    private func apply(_ configuration: BridgeConfiguration) async throws(ReloadRefusal) -> ReloadSummary {
         let started = state.withLock { state in
             if state.reloading { return false }
             state.reloading = true

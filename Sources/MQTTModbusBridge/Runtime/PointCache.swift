@@ -12,6 +12,8 @@ import Synchronization
 /// the MQTT loop's consumer task while event-loop threads read it.
 final class PointCache: Sendable {
     let map: RegisterMap
+    /// The map as the read path walks it.
+    private let readIndex: ReadIndex
     private let offsets: [Int]
     /// The image a missing or stale point reads as, when its policy substitutes a value.
     private let substitutes: [RegisterImage?]
@@ -40,6 +42,7 @@ final class PointCache: Sendable {
 
     init(map: RegisterMap) {
         self.map = map
+        self.readIndex = ReadIndex(map: map)
         var offsets: [Int] = []
         var total = 0
         for point in map.points {
@@ -344,38 +347,48 @@ final class PointCache: Sendable {
 
     /// Appends the values of `count` addresses of `area` from `address` to `values`.
     ///
+    /// The Modbus read path, run on an event loop for every read request: it works on
+    /// ``ReadIndex`` (plain numbers, no reference counting) and takes the lock once.
+    ///
     /// - Throws: ``ModbusException``: 02 for an unmapped address (unless the unit fills gaps),
     ///   the point's policy code for a missing or stale value, 0B for an unknown unit.
     func read(unit: UInt8, area: ModbusArea, address: UInt16, count: Int, into values: inout ModbusReadValues) throws {
-        guard let (entries, fillGaps) = map.layout(unit: unit, area: area) else {
+        let table = readIndex.table(unit: unit, area: area)
+        guard table.served else {
             throw ModbusException(.gatewayTargetDeviceFailedToRespond, "unit \(unit) is not configured")
         }
         var current = Int(address)
         let end = current + count
-        var entryIndex = RegisterMap.firstEntry(endingAfter: current, in: entries)
+        var entryIndex = readIndex.firstEntry(endingAfter: current, in: table)
         let time = Self.now()
-        try state.withLock { storage in
+        try state.withLock { storage throws(ModbusException) in
             while current < end {
-                if entryIndex < entries.count, entries[entryIndex].start <= current {
-                    let entry = entries[entryIndex]
+                if entryIndex < table.end, readIndex.entries[entryIndex].start <= current {
+                    let entry = readIndex.entries[entryIndex]
                     let stop = min(entry.end, end)
-                    if entry.role == .quality {
-                        // Always answerable: its job is to say why the value is not.
-                        values.append(quality(entry.points[0], storage, time).registerValue(in: area))
-                    } else if entry.role == .lastCommand {
-                        values.append(storage.lastCommand[entry.points[0]])
-                    } else if entry.points.count == 1 && map.points[entry.points[0]].bitPosition == nil {
-                        let index = entry.points[0]
-                        let words = try currentWords(index, storage, time)
-                        for address in current..<stop { values.append(words.word(at: address - entry.start)) }
-                    } else {
+                    switch entry.kind {
+                    case .word:
+                        let index = entry.point
+                        if isFresh(index, storage, time) {
+                            let offset = offsets[index] - entry.start
+                            for address in current..<stop { values.append(storage.words[offset + address]) }
+                        } else {
+                            let image = try substitute(index)
+                            for address in current..<stop { values.append(image.word(at: address - entry.start)) }
+                        }
+                    case .bits:
                         values.append(try composedRegister(entry, storage, time))
+                    case .quality:
+                        // Always answerable: its job is to say why the value is not.
+                        values.append(quality(entry.point, storage, time).registerValue(in: area))
+                    case .lastCommand:
+                        values.append(storage.lastCommand[entry.point])
                     }
                     current = stop
                     entryIndex += 1
                 } else {
-                    let gapEnd = min(entryIndex < entries.count ? entries[entryIndex].start : end, end)
-                    guard fillGaps else {
+                    let gapEnd = min(entryIndex < table.end ? readIndex.entries[entryIndex].start : end, end)
+                    guard table.fillGaps else {
                         throw ModbusException(.illegalDataAddress, "no point at \(area) \(current) of unit \(unit)")
                     }
                     for _ in current..<gapEnd { values.append(0) }
@@ -385,37 +398,27 @@ final class PointCache: Sendable {
         }
     }
 
-    /// The words of a single-point entry: its stored words when fresh, else its substitute, else
-    /// its policy's exception.
-    private func currentWords(_ index: Int, _ storage: borrowing Storage, _ time: UInt64) throws -> WordSource {
-        if isFresh(index, storage, time) { return .stored(offset: offsets[index], words: storage.words) }
-        return .substitute(try substitute(index))
-    }
-
     /// The register of bit points: each bit from its point (or substitute); other bits 0.
     private func composedRegister(
-        _ entry: RegisterMap.Entry,
+        _ entry: ReadIndex.Entry,
         _ storage: borrowing Storage,
         _ time: UInt64
-    ) throws -> UInt16 {
+    ) throws(ModbusException) -> UInt16 {
         var register: UInt16 = 0
-        for index in entry.points {
-            let point = map.points[index]
+        for slot in entry.bits {
+            let index = readIndex.bitPoints[slot]
             let bitIsSet: Bool
             if isFresh(index, storage, time) {
                 bitIsSet = storage.words[offsets[index]] != 0
             } else {
-                switch try substitute(index) {
-                case .words(let words): bitIsSet = (words.first ?? 0) != 0
-                case .bit(_, let value): bitIsSet = value
-                }
+                bitIsSet = try substitute(index).word(at: 0) != 0
             }
-            if bitIsSet, let position = point.bitPosition { register |= 1 << UInt16(position) }
+            if bitIsSet { register |= 1 << UInt16(readIndex.bitPositions[slot]) }
         }
         return register
     }
 
-    private func substitute(_ index: Int) throws -> RegisterImage {
+    private func substitute(_ index: Int) throws(ModbusException) -> RegisterImage {
         if let image = substitutes[index] { return image }
         let point = map.points[index]
         if case .exception(let code) = point.onMissing {
@@ -423,17 +426,15 @@ final class PointCache: Sendable {
         }
         throw ModbusException(.gatewayTargetDeviceFailedToRespond, "point \(point.name) has no current value")
     }
+}
 
-    private enum WordSource {
-        case stored(offset: Int, words: [UInt16])
-        case substitute(RegisterImage)
-
-        func word(at position: Int) -> UInt16 {
-            switch self {
-            case .stored(let offset, let words): words[offset + position]
-            case .substitute(.words(let words)): position < words.count ? words[position] : 0
-            case .substitute(.bit(_, let value)): value ? 1 : 0
-            }
+extension RegisterImage {
+    /// The register at `position` of the image: a bit image is 1 or 0 at every position, a
+    /// shorter word image reads as 0 past its end.
+    fileprivate func word(at position: Int) -> UInt16 {
+        switch self {
+        case .words(let words): position < words.count ? words[position] : 0
+        case .bit(_, let value): value ? 1 : 0
         }
     }
 }

@@ -43,6 +43,8 @@ struct RegisterMap: Sendable {
 
     init(_ configuration: BridgeConfiguration) {
         var points: [PointConfiguration] = []
+        // Exactly: a point is several hundred bytes, and doubling would leave up to half unused.
+        points.reserveCapacity(configuration.units.reduce(0) { $0 + $1.points.count })
         var units: [UInt8: UnitLayout] = [:]
         for unit in configuration.units {
             var layout = UnitLayout(fillGaps: unit.fillGaps, areas: [:])

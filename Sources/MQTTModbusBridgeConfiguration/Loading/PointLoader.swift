@@ -405,6 +405,12 @@ extension ConfigurationLoader {
                 fix: "add 'points:' (or 'templates:'), or remove the unit"
             )
         }
+        // Kept for as long as the configuration runs: without the slack appending left (up to
+        // half the array with 10,000 points of several hundred bytes each).
+        var exact: [PointConfiguration] = []
+        exact.reserveCapacity(points.count)
+        exact.append(contentsOf: points)
+        points = exact
         return UnitConfiguration(id: unitID, aliases: aliases, name: name, fillGaps: fillGaps, points: points)
     }
 
