@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         // Pure Modbus: MBAP framing, PDU requests and responses, exception codes. No I/O.
@@ -31,13 +34,18 @@ let package = Package(
             name: "ModbusCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        // The callback-based Modbus TCP server on SwiftNIO.
+        // The callback-based Modbus TCP server on SwiftNIO, with the Modbus/TCP Security (TLS,
+        // roles from client certificates) listener on swift-nio-ssl and swift-certificates.
         .target(
             name: "ModbusTCPServer",
             dependencies: [
                 "ModbusCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

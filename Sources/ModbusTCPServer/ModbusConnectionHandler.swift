@@ -1,6 +1,7 @@
 import Logging
 import ModbusCore
 import NIOCore
+import NIOSSL
 
 /// Serves one TCP connection: splits the byte stream into frames, answers them in order, one at
 /// a time, and batches the replies of pipelined requests into a single write.
@@ -27,6 +28,8 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     private let dispatcher: ModbusRequestDispatcher
+    /// The client's role on a TLS connection; `nil` on a plain one.
+    private let access: ModbusConnectionAccess?
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
     /// Requests read since the last read completion, added to the record's count then.
@@ -50,9 +53,11 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         idleTimeout: Duration?,
         maxQueued: Int,
         logger: Logger,
-        wireLogger: Logger
+        wireLogger: Logger,
+        access: ModbusConnectionAccess? = nil
     ) {
         self.dispatcher = dispatcher
+        self.access = access
         self.record = record
         self.registry = registry
         self.machine = ModbusConnectionStateMachine(
@@ -77,6 +82,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         output = context.channel.allocator.buffer(capacity: 512)
         let peer = context.channel.remoteAddress.map { "\($0)" } ?? "unknown"
         logger[metadataKey: "peer"] = "\(peer)"
+        if let access { logger[metadataKey: "role"] = "\(access.certificateRole ?? "none")" }
         run(machine.handlerAdded(now: context.eventLoop.now), context: context)
     }
 
@@ -91,7 +97,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let framing = error as? ModbusFramingError {
             logger.warning("closing connection: \(framing)")
-        } else if error is NIOCore.IOError || error is ChannelError {
+        } else if error is NIOCore.IOError || error is ChannelError || (error as? NIOSSLError) == .uncleanShutdown {
+            // A TLS client that closes its socket without close_notify is as ordinary as a
+            // plain one that resets it.
             logger.debug("connection error: \(error)")
         } else {
             logger.warning("closing connection after error: \(error)")
@@ -160,7 +168,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     private func process(_ frame: ModbusTCPFrame, context: ChannelHandlerContext) {
         let start = output.writerIndex
-        switch dispatcher.answerSynchronously(frame, into: &output) {
+        switch dispatcher.answerSynchronously(frame, into: &output, access: access) {
         case .answered:
             if wireLogger.logLevel <= .debug {
                 logSent(output.getSlice(at: start, length: output.writerIndex - start)!)

@@ -36,14 +36,21 @@ struct ModbusRequestDispatcher: Sendable {
     // MARK: - Synchronous path (on the event loop)
 
     /// Appends the reply frame for `frame` to `out`, unless a handler may suspend.
-    func answerSynchronously(_ frame: ModbusTCPFrame, into out: inout ByteBuffer) -> Outcome {
+    ///
+    /// - Parameter access: the role of a TLS connection, checked before anything but the unit
+    ///   filter; `nil` on a plain listener.
+    func answerSynchronously(
+        _ frame: ModbusTCPFrame,
+        into out: inout ByteBuffer,
+        access: ModbusConnectionAccess? = nil
+    ) -> Outcome {
         if !units.serves(frame.unitID), units.unknownUnitResponse == .noResponse {
             observer?.observe(frame.unitID, functionCode(of: frame), .unanswered)
             return .unanswered
         }
         let function = functionCode(of: frame)
         let plan: ModbusRequestPlan
-        switch validate(frame) {
+        switch validate(frame, access: access) {
         case .failure(let code):
             writeFrame(frame, into: &out) { $0.writeModbusExceptionPDU(function: function, code: code) }
             observer?.observe(frame.unitID, function, .exception(code))
@@ -73,10 +80,19 @@ struct ModbusRequestDispatcher: Sendable {
         frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) ?? 0
     }
 
-    /// The checks before any handler runs: unit filter (0B), served function code (01), then the
-    /// request's own validation (03, then 02).
-    private func validate(_ frame: ModbusTCPFrame) -> Result<ModbusRequest, ModbusExceptionCode> {
+    /// The checks before any handler runs: unit filter (0B), the TLS client's role (01), served
+    /// function code (01), then the request's own validation (03, then 02).
+    ///
+    /// The role comes before the request's validation: a request the role may not make is
+    /// answered 01 whatever its data, so a refused client learns nothing from 02 and 03.
+    private func validate(
+        _ frame: ModbusTCPFrame,
+        access: ModbusConnectionAccess?
+    ) -> Result<ModbusRequest, ModbusExceptionCode> {
         guard units.serves(frame.unitID) else { return .failure(.gatewayTargetDeviceFailedToRespond) }
+        if let access, !access.permits(unitID: frame.unitID, functionCode: functionCode(of: frame), logger: logger) {
+            return .failure(.illegalFunction)
+        }
         let function = ModbusFunctionCode(rawValue: frame.pdu.getInteger(at: frame.pdu.readerIndex) ?? 0)
         if function.isWrite && write == nil { return .failure(.illegalFunction) }
         return ModbusRequest.parse(frame.pdu)

@@ -3,6 +3,7 @@ import Logging
 import ModbusCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -51,6 +52,8 @@ public final class ModbusServer: Service, Sendable {
     private let refusedConnections: Counter
     private let evictedConnections: Counter
     private let deniedConnections: DeniedConnections
+    /// The TLS credentials and counters of a Modbus/TCP Security listener; `nil` for plain TCP.
+    private let tls: ModbusTLSState?
     /// Fault injection for tests; empty in production.
     let testHooks = ModbusServerTestHooks()
 
@@ -81,7 +84,12 @@ public final class ModbusServer: Service, Sendable {
     ///     `modbus_server_connections_refused_total`: connections closed on arrival because
     ///     ``ModbusServerConfiguration/maxConnections`` were open (policy `rejectNew`, or no idle
     ///     one to close). `modbus_server_connections_evicted_total`: idle connections closed to
-    ///     make room for a new one (policy `closeOldestIdle`).
+    ///     make room for a new one (policy `closeOldestIdle`). With
+    ///     ``ModbusServerConfiguration/tls``: `modbus_server_tls_handshake_failures_total`,
+    ///     connections closed because their TLS handshake failed or did not finish in time, and
+    ///     `modbus_server_role_denials_total`, requests answered 01 because the client's role may
+    ///     not make them (both also logged, at most one line per
+    ///     ``ModbusServerConfiguration/deniedLogInterval`` with the count since the last).
     public init(
         configuration: ModbusServerConfiguration,
         readHandler: ModbusReadHandler,
@@ -100,6 +108,9 @@ public final class ModbusServer: Service, Sendable {
             counter: Counter(label: "modbus_server_connections_denied_total", factory: metricsFactory),
             logInterval: configuration.deniedLogInterval
         )
+        self.tls =
+            configuration.tls == nil
+            ? nil : ModbusTLSState(metricsFactory: metricsFactory, logInterval: configuration.deniedLogInterval)
         if let eventLoopGroup {
             self.group = eventLoopGroup
             self.ownGroupThreads = nil
@@ -150,6 +161,34 @@ public final class ModbusServer: Service, Sendable {
     ///   - unknownUnitResponse: how a request for any other unit is answered.
     public func setUnits(_ unitIDs: Set<UInt8>?, unknownUnitResponse: ModbusUnknownUnitResponse) {
         dispatcher.units.replace(with: unitIDs, unknownUnitResponse: unknownUnitResponse)
+    }
+
+    // MARK: TLS
+
+    /// Whether this is a Modbus/TCP Security (TLS) listener.
+    public var isSecure: Bool { tls != nil }
+
+    /// The TLS credentials new connections use: those read at start, or the last ones
+    /// ``replaceTLSCredentials(_:)`` put in force; `nil` for a plain listener or before start.
+    public var tlsCredentials: ModbusTLSCredentials? { tls?.credentials }
+
+    /// Puts new TLS credentials (certificate, key, CAs, role map) in force, for a host that
+    /// reloads them (on SIGHUP, say): connections accepted from now on handshake with the new
+    /// certificate and CAs; connections already open keep their TLS session, and every request
+    /// from now on, theirs included, is checked against the new role map. Load the credentials
+    /// first with ``ModbusTLSCredentials/init(_:)``: a file that cannot be used fails there and
+    /// leaves the credentials in force untouched.
+    ///
+    /// - Throws: ``ModbusServerError`` ``ModbusServerError/Code/invalidState`` on a plain listener.
+    public func replaceTLSCredentials(_ credentials: ModbusTLSCredentials) throws(ModbusServerError) {
+        guard let tls else {
+            throw ModbusServerError(.invalidState, "this listener is plain Modbus TCP; it has no TLS credentials")
+        }
+        tls.replace(with: credentials)
+        logger.notice(
+            "TLS credentials replaced; new connections use them",
+            metadata: ["certificate": "\(credentials.configuration.certificateChainFile)"]
+        )
     }
 
     // MARK: Status
@@ -249,6 +288,14 @@ public final class ModbusServer: Service, Sendable {
             return loop.makeFailedFuture(ModbusServerError(.invalidState, "the server is starting or stopping"))
         }
         guard proceed else { return loop.makeSucceededVoidFuture() }
+        if let tls, let settings = configuration.tls {
+            do {
+                tls.replace(with: try ModbusTLSCredentials(settings))
+            } catch {
+                state.withLock { $0 = .idle }
+                return loop.makeFailedFuture(error)
+            }
+        }
 
         let configuration = self.configuration
         return makeBootstrap().bind(host: configuration.host, port: configuration.port)
@@ -264,7 +311,13 @@ public final class ModbusServer: Service, Sendable {
                 self.state.withLock { $0 = .running(listener: listener, stopped: stopped) }
                 var metadata: Logger.Metadata = ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"]
                 if let threads = self.ownGroupThreads { metadata["event_loop_threads"] = "\(threads)" }
-                self.logger.info("Modbus TCP server listening", metadata: metadata)
+                if let tls = configuration.tls {
+                    metadata["certificate"] = "\(tls.certificateChainFile)"
+                    metadata["roles"] = "\(tls.authorization.roles.keys.sorted().joined(separator: ","))"
+                    self.logger.info("Modbus/TCP Security (TLS) server listening", metadata: metadata)
+                } else {
+                    self.logger.info("Modbus TCP server listening", metadata: metadata)
+                }
             }
     }
 
@@ -282,6 +335,12 @@ public final class ModbusServer: Service, Sendable {
             throw ModbusServerError(
                 .invalidConfiguration,
                 "eventLoopThreads must be at least 1 or nil, got \(threads)"
+            )
+        }
+        if let handshake = configuration.tls?.handshakeTimeout, handshake <= .zero {
+            throw ModbusServerError(
+                .invalidConfiguration,
+                "tls.handshakeTimeout must be positive, got \(handshake)"
             )
         }
         if let idle = configuration.idleTimeout, idle <= .zero {
@@ -358,7 +417,7 @@ public final class ModbusServer: Service, Sendable {
         let registry = self.registry
         channel.closeFuture.whenComplete { _ in registry.remove(record) }
         logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
-        try channel.pipeline.syncOperations.addHandler(
+        let makeHandler = { [dispatcher, configuration, logger, wireLogger] (access: ModbusConnectionAccess?) in
             ModbusConnectionHandler(
                 dispatcher: dispatcher,
                 record: record,
@@ -366,9 +425,29 @@ public final class ModbusServer: Service, Sendable {
                 idleTimeout: configuration.idleTimeout,
                 maxQueued: configuration.maxQueuedRequestsPerConnection,
                 logger: logger,
-                wireLogger: wireLogger
+                wireLogger: wireLogger,
+                access: access
             )
-        )
+        }
+        guard let tls else {
+            try channel.pipeline.syncOperations.addHandler(makeHandler(nil))
+            return
+        }
+        guard let credentials = tls.credentials, let settings = configuration.tls else {
+            throw ModbusServerError(.invalidState, "the TLS listener has no credentials")
+        }
+        // The context of the credentials in force now: a later reload does not touch this
+        // connection's TLS session.
+        try channel.pipeline.syncOperations.addHandlers([
+            NIOSSLServerHandler(context: credentials.context),
+            ModbusTLSHandshakeHandler(
+                state: tls,
+                peer: peer,
+                timeout: settings.handshakeTimeout,
+                logger: logger,
+                makeConnectionHandler: { makeHandler($0) }
+            ),
+        ])
     }
 
     /// The socket options of a Modbus connection. Runs on the channel's event loop.
@@ -447,6 +526,8 @@ public struct ModbusServerError: Error, Hashable, Sendable, CustomStringConverti
         public static let bindFailed = Code(name: "bind failed")
         /// start() was called while the server was starting or stopping.
         public static let invalidState = Code(name: "invalid state")
+        /// The TLS certificate, key or CA file cannot be read or used (``ModbusTLSCredentials``).
+        public static let tlsCredentials = Code(name: "TLS credentials")
         public var description: String { name }
     }
 

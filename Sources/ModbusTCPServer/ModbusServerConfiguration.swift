@@ -56,6 +56,13 @@ public struct ModbusServerConfiguration: Sendable {
     /// threads than CPUs only make the loops take turns on a core, which shows as latency. Servers
     /// with the same count share one group of threads, kept for the life of the process.
     public var eventLoopThreads: Int? = nil
+    /// Modbus/TCP Security: with settings here the listener speaks only TLS (1.2 or later),
+    /// requires a client certificate that verifies against the configured CA, and answers each
+    /// request as the role in that certificate allows (01 when it does not). `nil`, the
+    /// default: plain Modbus TCP. The port is still ``port``; 802 is the Modbus/TCP Security
+    /// port (``securePort``). To serve plain and TLS masters side by side, run two servers with
+    /// the same handlers.
+    public var tls: ModbusTLSConfiguration? = nil
 
     /// Creates a configuration with every default.
     public init() {}

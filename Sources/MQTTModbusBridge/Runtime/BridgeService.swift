@@ -36,7 +36,10 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// telemetry on ``MQTTClient/messages`` and consumed by a task of their own
     /// (docs/design.md §4.9).
     let acks: MQTTMessageRoute
+    /// The plain Modbus TCP listener (not started with `plain_listener: false`).
     let server: ModbusServer
+    /// The Modbus/TCP Security listener, with `modbus.tls`.
+    let tlsServer: ModbusServer?
     /// Commands and their acknowledgements; the server's write handler captures it.
     let writes: BridgeWritePath
     /// Asks the devices for their state once subscribed, and after each reconnection.
@@ -120,7 +123,57 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         self.writes = writes
         self.refresh = ActiveRefresh(configuration: configuration, client: client, logger: logger)
 
+        let readHandler = ModbusReadHandler.syncInPlace { request, values in
+            try topics.withCurrent { topics in
+                try topics.cache.read(
+                    unit: request.unitID,
+                    area: request.area,
+                    address: request.address,
+                    count: request.count,
+                    into: &values
+                )
+            }
+        }
+        let writeHandler = ModbusWriteHandler.async { request in try await writes.write(request) }
+        // Every request once, those the server answers itself included (0B, 01, 02, 03).
+        let observer = ModbusRequestObserver { request in
+            topics.withCurrent { topics in topics.requests.count(request) }
+        }
+        self.server = ModbusServer(
+            configuration: Self.listenerConfiguration(configuration, tls: nil),
+            readHandler: readHandler,
+            writeHandler: writeHandler,
+            logger: logger.component("modbus"),
+            requestObserver: observer,
+            metricsFactory: metricsFactory
+        )
+        // The Modbus/TCP Security listener: the same handlers, so the same register image and
+        // write path, behind TLS and the role map.
+        self.tlsServer = configuration.modbus.tls.map { tls in
+            ModbusServer(
+                configuration: Self.listenerConfiguration(configuration, tls: tls),
+                readHandler: readHandler,
+                writeHandler: writeHandler,
+                logger: logger.component("modbus.tls"),
+                requestObserver: observer,
+                metricsFactory: metricsFactory
+            )
+        }
+        // What loading the configuration left free (the caller's copy of it is kept).
+        FreedMemory.returnToSystem()
+    }
+
+    /// The server settings of the plain listener (`tls` `nil`) or of the TLS listener.
+    static func listenerConfiguration(
+        _ configuration: BridgeConfiguration,
+        tls: ModbusTLSListenerSettings?
+    ) -> ModbusServerConfiguration {
         var listener = ModbusServerConfiguration(host: configuration.modbus.host, port: configuration.modbus.port)
+        if let tls {
+            listener.host = tls.host ?? configuration.modbus.host
+            listener.port = tls.port
+            listener.tls = Self.serverTLS(tls)
+        }
         listener.unitIDs = configuration.unitIDs
         listener.unknownUnitResponse = configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
         listener.maxConnections = configuration.modbus.maxConnections
@@ -133,29 +186,25 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         listener.allowedClients = configuration.modbus.allowedClients
         listener.readOnly = configuration.modbus.readOnly
         listener.eventLoopThreads = configuration.modbus.eventLoopThreads
-        self.server = ModbusServer(
-            configuration: listener,
-            readHandler: .syncInPlace { request, values in
-                try topics.withCurrent { topics in
-                    try topics.cache.read(
-                        unit: request.unitID,
-                        area: request.area,
-                        address: request.address,
-                        count: request.count,
-                        into: &values
-                    )
-                }
-            },
-            writeHandler: .async { request in try await writes.write(request) },
-            logger: logger.component("modbus"),
-            // Every request once, those the server answers itself included (0B, 01, 02, 03).
-            requestObserver: ModbusRequestObserver { request in
-                topics.withCurrent { topics in topics.requests.count(request) }
-            },
-            metricsFactory: metricsFactory
+        return listener
+    }
+
+    /// The configuration's `modbus.tls` as the server's TLS settings.
+    static func serverTLS(_ tls: ModbusTLSListenerSettings) -> ModbusTLSConfiguration {
+        var settings = ModbusTLSConfiguration(
+            certificateChainFile: tls.certificateFile,
+            privateKeyFile: tls.keyFile,
+            trustedCAFile: tls.caFile,
+            authorization: tls.authorization
         )
-        // What loading the configuration left free (the caller's copy of it is kept).
-        FreedMemory.returnToSystem()
+        settings.handshakeTimeout = tls.handshakeTimeout
+        return settings
+    }
+
+    /// The listeners the configuration runs: the plain one unless `plain_listener: false`, and
+    /// the TLS one when configured.
+    var listeners: [ModbusServer] {
+        (configuration.modbus.plainListener ? [server] : []) + (tlsServer.map { [$0] } ?? [])
     }
 
     /// How many acknowledgements wait for the ack consumer before reading from the broker
@@ -177,6 +226,16 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// The Modbus port the bridge listens on (useful with port 0), once running.
     public var modbusPort: Int? { server.port }
 
+    /// The Modbus/TCP Security port the bridge listens on, once running; `nil` without
+    /// `modbus.tls`.
+    public var modbusTLSPort: Int? { tlsServer?.port }
+
+    /// Whether every configured Modbus listener is up.
+    private var modbusListening: Bool { listeners.allSatisfy(\.isRunning) }
+
+    /// Connections open on every listener.
+    private var modbusConnections: Int { listeners.reduce(0) { $0 + $1.activeConnections } }
+
     /// Whether the MQTT connection is up (both of them, with a separate command connection).
     public var isConnectedToBroker: Bool { client.state == .connected && commands.state == .connected }
 
@@ -197,7 +256,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             brokerConnected: connected,
             subscriptionsConfigured: configured,
             subscriptionsAcknowledged: connected ? min(acknowledged, configured - reloadPending) : 0,
-            modbusListening: server.isRunning
+            modbusListening: modbusListening
         )
     }
 
@@ -213,8 +272,8 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         }
         return BridgeHealth(
             mqtt: mqtt,
-            modbusListening: server.isRunning,
-            modbusConnections: server.activeConnections,
+            modbusListening: modbusListening,
+            modbusConnections: modbusConnections,
             writesInFlight: writes.writesInFlight,
             payloadDecodeFailures: payloadDecodeFailures
         )
@@ -223,14 +282,21 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Starts the Modbus listener and the MQTT connection, serves until graceful shutdown or
     /// cancellation, then publishes "offline", stops the listener and disconnects.
     public func run() async throws {
-        try await server.start()
-        logger.info(
-            "bridge started",
-            metadata: [
-                "modbus": "\(configuration.modbus.host):\(server.port ?? configuration.modbus.port)",
-                "broker": "\(configuration.broker.host):\(configuration.broker.port)", "points": "\(map.points.count)",
-            ]
-        )
+        do {
+            for listener in listeners { try await listener.start() }
+        } catch {
+            for listener in listeners { await listener.stop() }
+            throw error
+        }
+        var started: Logger.Metadata = [
+            "modbus": "\(configuration.modbus.host):\(server.port ?? configuration.modbus.port)",
+            "broker": "\(configuration.broker.host):\(configuration.broker.port)", "points": "\(map.points.count)",
+        ]
+        if !configuration.modbus.plainListener { started["modbus"] = "off (plain_listener: false)" }
+        if let tls = configuration.modbus.tls {
+            started["modbus_tls"] = "\(tls.host ?? configuration.modbus.host):\(tlsServer?.port ?? tls.port)"
+        }
+        logger.info("bridge started", metadata: started)
         let startFailure = await withTaskGroup(of: RunEvent.self) { group in
             group.addTask {
                 await self.consumeMessages()
@@ -284,7 +350,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             }
             // The Modbus side stops first, answering what it received, while acknowledgements
             // can still arrive: a write in flight gets its real outcome, not a timeout.
-            await self.server.stop()
+            for listener in self.listeners { await listener.stop() }
             group.cancelAll()
             return failure
         }
@@ -545,6 +611,19 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         let new = BridgeTopicMap(configuration, metrics: metrics)
         let plan = ReloadPlan(from: old, to: new)
         guard plan.refusals.isEmpty else { throw ReloadRefusal(reasons: plan.refusals) }
+        // The TLS files are read again on every reload (a renewed certificate under the same
+        // name is the usual case), before anything changes: a file that cannot be used refuses
+        // the whole reload, and the certificate in force stays.
+        var credentials: ModbusTLSCredentials?
+        if let tls = configuration.modbus.tls, tlsServer != nil {
+            do {
+                credentials = try ModbusTLSCredentials(Self.serverTLS(tls))
+            } catch {
+                throw ReloadRefusal(reasons: [
+                    "modbus.tls: \(error.message); the certificate, key and role map in force are kept"
+                ])
+            }
+        }
         ingest.withLock { _ in
             new.cache.carry(from: old.cache, points: plan.points, devices: plan.devices)
             new.sparkplug.carrySessions(from: old.sparkplug)
@@ -559,10 +638,15 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             logger.error("cannot route the new ack topics apart from telemetry: \(error)")
         }
         // Units added answer from now on; units removed are answered as any unknown unit.
-        server.setUnits(
-            configuration.unitIDs,
-            unknownUnitResponse: configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
-        )
+        for listener in [server] + (tlsServer.map { [$0] } ?? []) {
+            listener.setUnits(
+                configuration.unitIDs,
+                unknownUnitResponse: configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
+            )
+        }
+        if let credentials, let tlsServer {
+            try? tlsServer.replaceTLSCredentials(credentials)
+        }
         // With a separate command connection, a filter that became, or stopped being, an ack
         // topic and nothing else moves to the other connection: unsubscribed (from both: an
         // UNSUBSCRIBE of a filter a connection does not have is harmless), then subscribed.
@@ -658,7 +742,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             let (stale, missing) = topics.current.cache.freshnessCounts()
             metrics.pointsStale.record(stale)
             metrics.pointsMissing.record(missing)
-            metrics.modbusConnectionsOpen.record(server.activeConnections)
+            metrics.modbusConnectionsOpen.record(modbusConnections)
             let droppedNow =
                 client.droppedMessageCount + acks.droppedMessageCount + (commandClient?.droppedMessageCount ?? 0)
             if droppedNow > dropped {

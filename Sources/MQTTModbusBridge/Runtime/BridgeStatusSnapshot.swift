@@ -147,7 +147,7 @@ extension MQTTModbusBridgeService {
                 writesInFlight: health.writesInFlight
             ),
             points: points,
-            connections: server.connections.map { connection in
+            connections: listeners.flatMap(\.connections).map { connection in
                 .init(
                     peer: connection.peer,
                     connectedSeconds: connection.connectedFor.seconds,

@@ -3,9 +3,12 @@ import MQTTModbusBridgeConfiguration
 /// What replacing the running configuration with a new one changes, worked out before anything
 /// is touched: pure, so every rule is tested without a broker.
 ///
-/// Live: units, points, devices, defaults and the write limits. At start only (refused, the
-/// running configuration is kept): the Modbus listener's address, limits and access rules, and everything
-/// of the broker connection (address, identity, credentials, TLS, session, status topic).
+/// Live: units, points, devices, defaults, the write limits, and of `modbus.tls` the
+/// certificate, key and CA files (read again on every reload) and the role map. At start only
+/// (refused, the running configuration is kept): the Modbus listeners' addresses, limits and
+/// access rules (the TLS listener's host, port and handshake timeout, and whether each
+/// listener runs), and everything of the broker connection (address, identity, credentials,
+/// TLS, session, status topic).
 struct ReloadPlan: Sendable {
     /// Where a point of the new map takes its cached value from.
     enum PointCarry: Sendable, Hashable {
@@ -163,11 +166,38 @@ struct ReloadPlan: Sendable {
             new.modbus.eventLoopThreads.map(String.init) ?? "one per usable CPU",
             "the Modbus server's threads are started once, at start"
         )
+        atStart("modbus.plain_listener", old.modbus.plainListener, new.modbus.plainListener, listener)
+        switch (old.modbus.tls, new.modbus.tls) {
+        case (nil, nil):
+            break
+        case (nil, .some):
+            refusals.append("modbus.tls added: \(listener); restart the bridge to start the TLS listener")
+        case (.some, nil):
+            refusals.append("modbus.tls removed: \(listener); restart the bridge to stop the TLS listener")
+        case (.some(let before), .some(let after)):
+            // Live: the certificate, key and CA files (read again on every reload), the roles
+            // and the default role. The socket is not.
+            atStart(
+                "modbus.tls.host",
+                before.host ?? old.modbus.host,
+                after.host ?? new.modbus.host,
+                listener
+            )
+            atStart("modbus.tls.port", before.port, after.port, listener)
+            atStart(
+                "modbus.tls.handshake_timeout",
+                DurationSyntax.format(before.handshakeTimeout),
+                DurationSyntax.format(after.handshakeTimeout),
+                listener
+            )
+        }
         // Anything else of the modbus section the fields above do not name: the live ones
-        // (the unknown-unit answer and the write limit) are set equal first.
+        // (the unknown-unit answer, the write limit, the TLS files and roles) are set equal first.
         var oldListener = old.modbus
         oldListener.unknownUnit = new.modbus.unknownUnit
         oldListener.maxWritesInFlight = new.modbus.maxWritesInFlight
+        // modbus.tls: its socket settings are named above; its files and roles are live.
+        oldListener.tls = new.modbus.tls
         if refusals.isEmpty && oldListener != new.modbus {
             refusals.append("modbus settings changed: \(listener); restart the bridge to change them")
         }

@@ -51,6 +51,11 @@ public struct ModbusListenerSettings: Sendable, Hashable {
     /// Event-loop threads serving the Modbus connections (`event_loop_threads`); `nil`, the
     /// default: one per CPU the process may use (its CPU affinity).
     public var eventLoopThreads: Int?
+    /// Whether the plain Modbus TCP listener (``host``, ``port``) runs (`plain_listener`).
+    /// Default `true`; `false` needs ``tls``: the bridge then serves TLS masters only.
+    public var plainListener: Bool
+    /// The Modbus/TCP Security listener (`tls:`), beside the plain one; `nil`: none.
+    public var tls: ModbusTLSListenerSettings?
 
     /// The identity reported when the configuration names none.
     public static let defaultDeviceIdentification = ModbusDeviceIdentification(
@@ -73,8 +78,12 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         unknownUnit: UnknownUnitPolicy = .exception,
         allowedClients: [ModbusClientAddressRange]? = nil,
         readOnly: Bool = false,
-        eventLoopThreads: Int? = nil
+        eventLoopThreads: Int? = nil,
+        plainListener: Bool = true,
+        tls: ModbusTLSListenerSettings? = nil
     ) {
+        self.plainListener = plainListener
+        self.tls = tls
         self.eventLoopThreads = eventLoopThreads
         self.unknownUnit = unknownUnit
         self.allowedClients = allowedClients
@@ -88,5 +97,56 @@ public struct ModbusListenerSettings: Sendable, Hashable {
         self.shutdownGracePeriod = shutdownGracePeriod
         self.maxWritesInFlight = maxWritesInFlight
         self.deviceIdentification = deviceIdentification
+    }
+}
+
+/// The Modbus/TCP Security listener of the bridge (`modbus.tls:`): TLS 1.2 or later, a client
+/// certificate required and verified against ``caFile``, and per-role permissions. It shares
+/// the plain listener's limits, timeouts, `allowed_clients`, `read_only` and identity, and
+/// answers from the same register image.
+public struct ModbusTLSListenerSettings: Sendable, Hashable {
+    /// Listen address; `nil`: the plain listener's `host`.
+    public var host: String?
+    /// TCP port. Default 802, the Modbus/TCP Security port (below 1024: the process needs root
+    /// or `CAP_NET_BIND_SERVICE`).
+    public var port: Int
+    /// The server certificate (PEM, intermediates after it), `certificate`.
+    public var certificateFile: String
+    /// Its private key (PEM, unencrypted), `key`.
+    public var keyFile: String
+    /// The CA certificates client certificates must chain to (PEM), `ca`.
+    public var caFile: String
+    /// What each role may do, by the exact text of the certificate's role extension.
+    public var roles: [String: ModbusRolePermissions]
+    /// The role of a client certificate without the role extension (`default_role`); `nil`, the
+    /// default: such a client is answered 01 to every request.
+    public var defaultRole: String?
+    /// A connection whose handshake has not finished in this time is closed. Default 10 s.
+    public var handshakeTimeout: Duration
+
+    /// Creates the settings; `port` defaults to 802.
+    public init(
+        host: String? = nil,
+        port: Int = 802,
+        certificateFile: String,
+        keyFile: String,
+        caFile: String,
+        roles: [String: ModbusRolePermissions],
+        defaultRole: String? = nil,
+        handshakeTimeout: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.caFile = caFile
+        self.roles = roles
+        self.defaultRole = defaultRole
+        self.handshakeTimeout = handshakeTimeout
+    }
+
+    /// The role map and the missing-role rule, as the server checks them.
+    public var authorization: ModbusAuthorizationPolicy {
+        ModbusAuthorizationPolicy(roles: roles, defaultRole: defaultRole)
     }
 }

@@ -30,6 +30,9 @@ final class ConfigurationLoader {
     /// Devices with `sparkplug:`, by name, and the device of each Sparkplug source.
     var sparkplugDevices: [String: SparkplugSource] = [:]
     var sparkplugSourceDevices: [SparkplugSource: String] = [:]
+    /// Every unit id a role of `modbus.tls.roles` lists, with its position, for the check
+    /// against the configured units.
+    var roleUnitMarks: [(unit: UInt8, mark: Mark?)] = []
 
     init(file: String, baseDirectory: String?) {
         self.diagnostics = Diagnostics(file: file)
@@ -82,6 +85,17 @@ final class ConfigurationLoader {
             units = parseUnits(entry, defaults: defaults)
         }
         validateAcrossPoints(units: units)
+        if let modbusEntry = view["modbus"], case .mapping(let mapping) = modbusEntry.value {
+            let entries = mapping.compactMap { key, value in
+                key.scalarText.map { Entry(key: $0, keyNode: key, value: value) }
+            }
+            validateModbusTLS(
+                modbus,
+                tlsEntry: entries.first { $0.key == "tls" },
+                plainEntry: entries.first { $0.key == "plain_listener" },
+                units: Set(units.flatMap(\.answeredIDs))
+            )
+        }
         finishProfiles(&devices)
         var configuration = BridgeConfiguration(
             broker: broker,
@@ -434,7 +448,7 @@ final class ConfigurationLoader {
     static let modbusKeys = [
         "host", "port", "max_connections", "connection_limit_policy", "idle_timeout", "max_queued_requests",
         "max_writes_in_flight", "shutdown_grace_period", "device_identification", "unknown_unit", "allowed_clients",
-        "read_only", "event_loop_threads",
+        "read_only", "event_loop_threads", "plain_listener", "tls",
     ]
     static let identificationKeys = [
         "vendor_name", "product_code", "revision", "vendor_url", "product_name", "model_name", "user_application_name",
@@ -481,6 +495,8 @@ final class ConfigurationLoader {
         if let entry = view["allowed_clients"] { settings.allowedClients = parseAllowedClients(entry) }
         if let value = reader.bool(view["read_only"]) { settings.readOnly = value }
         if let value = reader.integer(view["event_loop_threads"], in: 1...1024) { settings.eventLoopThreads = value }
+        if let value = reader.bool(view["plain_listener"]) { settings.plainListener = value }
+        if let entry = view["tls"] { settings.tls = parseModbusTLS(entry) }
         return settings
     }
 
