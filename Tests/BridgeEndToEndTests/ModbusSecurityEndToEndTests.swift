@@ -112,6 +112,10 @@ struct ModbusSecurityEndToEndTests {
                     requests: [.readHolding(0)]
                 )
                 #expect(noCertificate.refused, "\(noCertificate)")
+                _ = try await poll("the handshake failure to be counted") {
+                    let scrape = try await httpGet("http://127.0.0.1:\(statusPort)/metrics")
+                    return scrape?.body.contains("modbus_server_tls_handshake_failures_total 1") == true ? true : nil
+                }
 
                 // A master that stays connected across the renewal.
                 async let held = tlsClient("operator", [.readHolding(0), .readHolding(0)], waitFor: proceed)
