@@ -152,6 +152,7 @@ struct ObservabilityTests {
                 "bridge_mqtt_messages_decoded_total": 2,
                 "bridge_payload_decode_failures_total": 1,
                 "bridge_mqtt_messages_dropped_total": 0,
+                "bridge_mqtt_messages_from_lost_connection_total": 0,
                 "bridge_late_acks_total": 1,
                 "bridge_duplicate_acks_total": 1,
                 "bridge_unmatched_acks_total": 2,
