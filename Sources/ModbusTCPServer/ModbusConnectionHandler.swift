@@ -42,12 +42,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private var output = ByteBuffer()
     private var idleCheck: Scheduled<Void>?
     private var linger: Scheduled<Void>?
+    private let partialRequestTimeout: TimeAmount?
+    /// Closes the connection unless the request whose first bytes the assembler holds is
+    /// complete by then; `nil` while the last read ended on a frame boundary.
+    private var partialRequestCheck: Scheduled<Void>?
 
     init(
         dispatcher: ModbusRequestDispatcher,
         record: ModbusConnectionRecord,
         registry: ModbusConnectionRegistry,
         idleTimeout: Duration?,
+        partialRequestTimeout: Duration? = nil,
         maxQueued: Int,
         logger: Logger,
         wireLogger: Logger
@@ -60,6 +65,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             maxQueuedRequests: maxQueued,
             now: .now()
         )
+        self.partialRequestTimeout = partialRequestTimeout.map { TimeAmount($0) }
         self.logger = logger
         self.wireLogger = wireLogger
     }
@@ -84,6 +90,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         machine.channelInactive()
         idleCheck?.cancel()
         linger?.cancel()
+        partialRequestCheck?.cancel()
         logger.debug("connection closed", metadata: ["active": "\(registry.count)"])
         context.fireChannelInactive()
     }
@@ -117,11 +124,13 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         var bytes = unwrapInboundIn(data)
         // Stopping or closed: what arrives now is not answered.
         guard machine.acceptsRequests else { return }
+        var frames = 0
         do {
             while let frame = try assembler.nextFrame(from: &bytes) {
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
                 machine.requestReceived()
                 unreportedRequests += 1
+                frames += 1
                 queue.append(frame)
             }
         } catch {
@@ -132,7 +141,40 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             return
         }
         assembler.keepRemainder(of: &bytes)
+        watchPartialRequest(completedFrames: frames, context: context)
         answerQueued(context: context)
+    }
+
+    /// Starts the partial-request deadline when a read leaves the first bytes of a new request,
+    /// and ends it when the request it watched is complete. A read that completes a frame and
+    /// ends inside the next (as reads of a pipelining client do) starts a fresh deadline for that
+    /// next one: the timeout bounds one request's arrival, not a stream's.
+    private func watchPartialRequest(completedFrames: Int, context: ChannelHandlerContext) {
+        guard let timeout = partialRequestTimeout else { return }
+        if completedFrames > 0 || assembler.bufferedByteCount == 0 {
+            partialRequestCheck?.cancel()
+            partialRequestCheck = nil
+        }
+        guard assembler.bufferedByteCount > 0, partialRequestCheck == nil else { return }
+        schedulePartialRequestCheck(in: timeout, context: context)
+    }
+
+    private func schedulePartialRequestCheck(in timeout: TimeAmount, context: ChannelHandlerContext) {
+        partialRequestCheck = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.partialRequestCheck = nil
+            guard self.machine.acceptsRequests, self.assembler.bufferedByteCount > 0 else { return }
+            // While the server holds reads back, the rest of the request may be waiting in the
+            // socket, not late: the client is given another full timeout.
+            if self.machine.isWaitingOnServer {
+                self.schedulePartialRequestCheck(in: timeout, context: context)
+                return
+            }
+            self.logger.info(
+                "closing connection: a request still incomplete after the partial-request timeout",
+                metadata: ["partialRequestTimeout": "\(timeout)", "bytes": "\(self.assembler.bufferedByteCount)"]
+            )
+            self.run(self.machine.errorCaught(), context: context)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
