@@ -29,8 +29,6 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let dispatcher: ModbusRequestDispatcher
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
-    /// Requests read since the last read completion, added to the record's count then.
-    private var unreportedRequests = 0
     private let wireLogger: Logger
     private var logger: Logger
 
@@ -129,7 +127,6 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             while let frame = try assembler.nextFrame(from: &bytes) {
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
                 machine.requestReceived()
-                unreportedRequests += 1
                 frames += 1
                 queue.append(frame)
             }
@@ -141,6 +138,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             return
         }
         assembler.keepRemainder(of: &bytes)
+        // Counted before any reply goes out: once a master has its reply it may open another
+        // connection, and the limit policy (on another thread) must already see this one as
+        // used. One relaxed atomic add per read.
+        if frames > 0 { record.requestsReceived(frames, at: context.eventLoop.now) }
         watchPartialRequest(completedFrames: frames, context: context)
         answerQueued(context: context)
     }
@@ -178,11 +179,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        let now = context.eventLoop.now
-        if machine.readCompleted(now: now) {
-            record.requestsReceived(unreportedRequests, at: now)
-            unreportedRequests = 0
-        }
+        _ = machine.readCompleted(now: context.eventLoop.now)
         writeOutput(context: context)
         context.fireChannelReadComplete()
     }

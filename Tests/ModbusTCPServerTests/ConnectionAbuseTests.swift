@@ -20,13 +20,18 @@ struct ConnectionAbuseTests {
     func silentConnectionsAreEvictedFirst() async throws {
         let store = TestStore()
         try await withServer(.loopback { $0.maxConnections = 2 }, read: .sync { try store.read($0) }, write: nil) {
-            _,
+            server,
             port in
             let master = try RawModbusClient(port: port)
             #expect(try await master.request(ModbusFrames.read(0x03, address: 1, count: 1)) == [0x03, 2, 0, 1])
             // Connected after the master's last request: by activity alone, the master would be
             // the oldest idle connection.
             let silent = try RawModbusClient(port: port)
+            // Connections are admitted on their own event loops: the silent one must be in
+            // before the newcomer arrives. No event says so; poll, bounded.
+            try await withTimeout(.seconds(10), "the silent connection to be admitted") {
+                while server.activeConnections < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            }
             let newcomer = try RawModbusClient(port: port)
             #expect(await silent.waitForClose(), "the connection that sent nothing made room")
             #expect(try await newcomer.request(ModbusFrames.read(0x03, address: 2, count: 1)) == [0x03, 2, 0, 2])
