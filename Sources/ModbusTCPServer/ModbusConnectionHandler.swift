@@ -32,8 +32,6 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let access: ModbusConnectionAccess?
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
-    /// Requests read since the last read completion, added to the record's count then.
-    private var unreportedRequests = 0
     private let wireLogger: Logger
     private var logger: Logger
 
@@ -45,12 +43,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private var output = ByteBuffer()
     private var idleCheck: Scheduled<Void>?
     private var linger: Scheduled<Void>?
+    private let partialRequestTimeout: TimeAmount?
+    /// Closes the connection unless the request whose first bytes the assembler holds is
+    /// complete by then; `nil` while the last read ended on a frame boundary.
+    private var partialRequestCheck: Scheduled<Void>?
 
     init(
         dispatcher: ModbusRequestDispatcher,
         record: ModbusConnectionRecord,
         registry: ModbusConnectionRegistry,
         idleTimeout: Duration?,
+        partialRequestTimeout: Duration? = nil,
         maxQueued: Int,
         logger: Logger,
         wireLogger: Logger,
@@ -65,6 +68,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             maxQueuedRequests: maxQueued,
             now: .now()
         )
+        self.partialRequestTimeout = partialRequestTimeout.map { TimeAmount($0) }
         self.logger = logger
         self.wireLogger = wireLogger
     }
@@ -90,6 +94,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         machine.channelInactive()
         idleCheck?.cancel()
         linger?.cancel()
+        partialRequestCheck?.cancel()
         logger.debug("connection closed", metadata: ["active": "\(registry.count)"])
         context.fireChannelInactive()
     }
@@ -125,11 +130,12 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         var bytes = unwrapInboundIn(data)
         // Stopping or closed: what arrives now is not answered.
         guard machine.acceptsRequests else { return }
+        var frames = 0
         do {
             while let frame = try assembler.nextFrame(from: &bytes) {
                 if wireLogger.logLevel <= .debug { logReceived(frame) }
                 machine.requestReceived()
-                unreportedRequests += 1
+                frames += 1
                 queue.append(frame)
             }
         } catch {
@@ -140,15 +146,48 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             return
         }
         assembler.keepRemainder(of: &bytes)
+        // Counted before any reply goes out: once a master has its reply it may open another
+        // connection, and the limit policy (on another thread) must already see this one as
+        // used. One relaxed atomic add per read.
+        if frames > 0 { record.requestsReceived(frames, at: context.eventLoop.now) }
+        watchPartialRequest(completedFrames: frames, context: context)
         answerQueued(context: context)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
-        let now = context.eventLoop.now
-        if machine.readCompleted(now: now) {
-            record.requestsReceived(unreportedRequests, at: now)
-            unreportedRequests = 0
+    /// Starts the partial-request deadline when a read leaves the first bytes of a new request,
+    /// and ends it when the request it watched is complete. A read that completes a frame and
+    /// ends inside the next (as reads of a pipelining client do) starts a fresh deadline for that
+    /// next one: the timeout bounds one request's arrival, not a stream's.
+    private func watchPartialRequest(completedFrames: Int, context: ChannelHandlerContext) {
+        guard let timeout = partialRequestTimeout else { return }
+        if completedFrames > 0 || assembler.bufferedByteCount == 0 {
+            partialRequestCheck?.cancel()
+            partialRequestCheck = nil
         }
+        guard assembler.bufferedByteCount > 0, partialRequestCheck == nil else { return }
+        schedulePartialRequestCheck(in: timeout, context: context)
+    }
+
+    private func schedulePartialRequestCheck(in timeout: TimeAmount, context: ChannelHandlerContext) {
+        partialRequestCheck = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            self.partialRequestCheck = nil
+            guard self.machine.acceptsRequests, self.assembler.bufferedByteCount > 0 else { return }
+            // While the server holds reads back, the rest of the request may be waiting in the
+            // socket, not late: the client is given another full timeout.
+            if self.machine.isWaitingOnServer {
+                self.schedulePartialRequestCheck(in: timeout, context: context)
+                return
+            }
+            self.logger.info(
+                "closing connection: a request still incomplete after the partial-request timeout",
+                metadata: ["partialRequestTimeout": "\(timeout)", "bytes": "\(self.assembler.bufferedByteCount)"]
+            )
+            self.run(self.machine.errorCaught(), context: context)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        _ = machine.readCompleted(now: context.eventLoop.now)
         writeOutput(context: context)
         context.fireChannelReadComplete()
     }

@@ -70,14 +70,22 @@ final class ModbusConnectionRegistry: Sendable {
                 return .admitted
             }
             guard policy == .closeOldestIdle,
-                let victim = connections.values.filter({ !$0.isBusy }).min(by: {
-                    $0.lastActivityNanoseconds < $1.lastActivityNanoseconds
-                })
+                let victim = connections.values.filter({ !$0.isBusy }).min(by: Self.evictedBefore)
             else { return .rejected }
             connections[ObjectIdentifier(victim)] = nil
             connections[ObjectIdentifier(record)] = record
             return .admittedAfterEvicting(victim)
         }
+    }
+
+    /// The order in which idle connections make room: first those that never sent a request
+    /// (a flood of silent connections then evicts its own, not a master that polls every few
+    /// milliseconds but happens to be between two requests), then the one whose last request
+    /// is oldest; among equals, the oldest activity.
+    static func evictedBefore(_ first: ModbusConnectionRecord, _ second: ModbusConnectionRecord) -> Bool {
+        let (firstUsed, secondUsed) = (first.requests > 0, second.requests > 0)
+        if firstUsed != secondUsed { return !firstUsed }
+        return first.lastActivityNanoseconds < second.lastActivityNanoseconds
     }
 
     func remove(_ record: ModbusConnectionRecord) {

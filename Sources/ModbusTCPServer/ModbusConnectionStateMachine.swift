@@ -191,6 +191,14 @@ struct ModbusConnectionStateMachine {
         if case .closed = state { true } else { false }
     }
 
+    /// Whether the server, not the client, keeps further bytes from arriving: a handler is at
+    /// work, or reading is held back (queue full, output blocked). A request left incomplete at
+    /// the end of the last read is then not the client's delay.
+    var isWaitingOnServer: Bool {
+        guard case .serving(let work) = state else { return false }
+        return work.handler != .idle || mustHoldReads(work, draining: false)
+    }
+
     /// Requests received and not answered yet.
     var queuedRequests: Int {
         switch state {

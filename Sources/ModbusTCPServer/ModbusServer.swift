@@ -49,9 +49,9 @@ public final class ModbusServer: Service, Sendable {
     private let state = Mutex<State>(.idle)
     /// Connections that were accepted but could not be set up (options, handlers).
     private let setupFailures: Counter
-    private let refusedConnections: Counter
-    private let evictedConnections: Counter
-    private let deniedConnections: DeniedConnections
+    private let refusedConnections: RateLimitedConnectionLog
+    private let evictedConnections: RateLimitedConnectionLog
+    private let deniedConnections: RateLimitedConnectionLog
     /// The TLS credentials and counters of a Modbus/TCP Security listener; `nil` for plain TCP.
     private let tls: ModbusTLSState?
     /// Fault injection for tests; empty in production.
@@ -102,9 +102,20 @@ public final class ModbusServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.setupFailures = Counter(label: "modbus_server_connection_setup_failures_total", factory: metricsFactory)
-        self.refusedConnections = Counter(label: "modbus_server_connections_refused_total", factory: metricsFactory)
-        self.evictedConnections = Counter(label: "modbus_server_connections_evicted_total", factory: metricsFactory)
-        self.deniedConnections = DeniedConnections(
+        self.refusedConnections = RateLimitedConnectionLog(
+            counter: Counter(label: "modbus_server_connections_refused_total", factory: metricsFactory),
+            logInterval: configuration.deniedLogInterval,
+            message: "connection limit reached; refusing connection",
+            suppressedKey: "also_refused_since_last_line"
+        )
+        self.evictedConnections = RateLimitedConnectionLog(
+            counter: Counter(label: "modbus_server_connections_evicted_total", factory: metricsFactory),
+            logInterval: configuration.deniedLogInterval,
+            level: .info,
+            message: "connection limit reached; closing the oldest idle connection",
+            suppressedKey: "also_evicted_since_last_line"
+        )
+        self.deniedConnections = RateLimitedConnectionLog(
             counter: Counter(label: "modbus_server_connections_denied_total", factory: metricsFactory),
             logInterval: configuration.deniedLogInterval
         )
@@ -346,6 +357,12 @@ public final class ModbusServer: Service, Sendable {
         if let idle = configuration.idleTimeout, idle <= .zero {
             throw ModbusServerError(.invalidConfiguration, "idleTimeout must be positive or nil, got \(idle)")
         }
+        if let partial = configuration.partialRequestTimeout, partial <= .zero {
+            throw ModbusServerError(
+                .invalidConfiguration,
+                "partialRequestTimeout must be positive or nil, got \(partial)"
+            )
+        }
         do {
             try configuration.deviceIdentification.validate()
         } catch {
@@ -400,17 +417,13 @@ public final class ModbusServer: Service, Sendable {
         case .admitted:
             break
         case .admittedAfterEvicting(let victim):
-            logger.info(
-                "connection limit reached; closing the oldest idle connection",
-                metadata: ["peer": "\(peer)", "closed": "\(victim.channel.remoteAddress.map { "\($0)" } ?? "unknown")"]
-            )
-            evictedConnections.increment()
+            evictedConnections.record(peer: peer, logger: logger, metadata: ["closed": "\(victim.peer)"])
             victim.channel.close(promise: nil)
         case .rejected:
-            refusedConnections.increment()
-            logger.warning(
-                "connection limit reached; refusing connection",
-                metadata: ["peer": "\(peer)", "limit": "\(configuration.maxConnections)"]
+            refusedConnections.record(
+                peer: peer,
+                logger: logger,
+                metadata: ["limit": "\(configuration.maxConnections)"]
             )
             throw ConnectionRefusal()
         }
@@ -423,6 +436,7 @@ public final class ModbusServer: Service, Sendable {
                 record: record,
                 registry: registry,
                 idleTimeout: configuration.idleTimeout,
+                partialRequestTimeout: configuration.partialRequestTimeout,
                 maxQueued: configuration.maxQueuedRequestsPerConnection,
                 logger: logger,
                 wireLogger: wireLogger,
@@ -464,7 +478,29 @@ public final class ModbusServer: Service, Sendable {
         // One read per readiness event: a read can carry thousands of pipelined requests,
         // and the queue limit can only hold further reads between events.
         try options.setOption(.maxMessagesPerRead, value: 1)
+        // And a small read. The event loop runs every task it has (a connection's own
+        // continuations included) before it looks at the sockets again, so the only point at
+        // which a connection that pipelines without end gives way to the others on its thread
+        // is the end of its read: the bytes of one read bound what one connection answers per
+        // turn of the loop, and so what a well-behaved master waits for behind it.
+        try options.setOption(
+            .recvAllocator,
+            value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: Self.maximumReadBytes)
+        )
+        // A fixed send buffer instead of the kernel's autotuning (up to megabytes on loopback):
+        // a client that stops reading blocks the output after this much, and from then on costs
+        // no work and no memory until it reads or the idle timeout closes it.
+        try options.setOption(.socketOption(.so_sndbuf), value: Self.socketSendBufferBytes)
     }
+
+    /// The most bytes one read takes from a connection's socket: 85 FC3 requests, and at most
+    /// 128 of the smallest frames, so one read never exceeds an answering turn.
+    static let maximumReadBytes = 1024
+
+    /// `SO_SNDBUF` of accepted connections (Linux doubles it for its bookkeeping): thousands of
+    /// replies in flight, far more than a master pipelines, and a bound on what a client that
+    /// does not read can make the server answer before its output blocks.
+    static let socketSendBufferBytes = 32 * 1024
 
     private func stopFuture() -> EventLoopFuture<Void> {
         let loop = group.next()
@@ -556,24 +592,44 @@ final class ModbusServerTestHooks: Sendable {
     }
 }
 
-/// Counts connections refused by the address allow-list and logs them at a bounded rate: the
-/// first at once, then one line per interval saying how many more came, so that a port scan or
-/// a misconfigured master retrying in a loop cannot flood the log.
-final class DeniedConnections: Sendable {
+/// Counts one kind of connection event (denied by the address allow-list, refused or evicted at
+/// the connection limit) and logs it at a bounded rate: the first at once, then one line per
+/// interval saying how many more came, so that a port scan, a flood of connection attempts or a
+/// misconfigured master retrying in a loop cannot flood the log (or spend the event loop's time
+/// writing it).
+final class RateLimitedConnectionLog: Sendable {
     private struct State {
         var lastLog: ContinuousClock.Instant?
         var suppressed = 0
     }
     private let counter: Counter
     private let logInterval: Duration
+    private let level: Logger.Level
+    private let message: String
+    /// The metadata key that carries how many events the line stands for besides its own.
+    private let suppressedKey: String
     private let state = Mutex(State())
 
-    init(counter: Counter, logInterval: Duration) {
+    init(
+        counter: Counter,
+        logInterval: Duration,
+        level: Logger.Level = .warning,
+        message: String = "connection from an address outside allowed_clients; closing it",
+        suppressedKey: String = "also_denied_since_last_line"
+    ) {
         self.counter = counter
         self.logInterval = logInterval
+        self.level = level
+        self.message = message
+        self.suppressedKey = suppressedKey
     }
 
-    func record(peer: String, logger: Logger, now: ContinuousClock.Instant = .now) {
+    func record(
+        peer: String,
+        logger: Logger,
+        metadata: Logger.Metadata = [:],
+        now: ContinuousClock.Instant = .now
+    ) {
         counter.increment()
         let suppressed = state.withLock { state -> Int? in
             if let last = state.lastLog, now - last < logInterval {
@@ -587,10 +643,9 @@ final class DeniedConnections: Sendable {
             return state.suppressed
         }
         guard let suppressed else { return }
-        logger.warning(
-            "connection from an address outside allowed_clients; closing it",
-            metadata: suppressed > 0
-                ? ["peer": "\(peer)", "also_denied_since_last_line": "\(suppressed)"] : ["peer": "\(peer)"]
-        )
+        var lineMetadata = metadata
+        lineMetadata["peer"] = "\(peer)"
+        if suppressed > 0 { lineMetadata[suppressedKey] = "\(suppressed)" }
+        logger.log(level: level, "\(message)", metadata: lineMetadata)
     }
 }

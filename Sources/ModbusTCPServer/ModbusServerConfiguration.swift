@@ -24,6 +24,13 @@ public struct ModbusServerConfiguration: Sendable {
     /// A connection with no request for this long is closed. `nil` keeps idle connections open
     /// for ever. A connection waiting on a handler is never idle.
     public var idleTimeout: Duration? = .seconds(300)
+    /// How long the bytes of one request may take to arrive, from its first byte to its last; a
+    /// connection whose request is still incomplete after this long is closed. A master writes a
+    /// request (at most 260 bytes) at once, so its bytes arrive together or within a
+    /// retransmission or two; a client that trickles a request in byte by byte (slowloris) would
+    /// otherwise complete one now and then, never be idle, and hold a connection for ever. `nil`
+    /// waits for ever.
+    public var partialRequestTimeout: Duration? = .seconds(10)
     /// How many received requests a connection may queue while an earlier one waits for an
     /// asynchronous handler. Beyond that the server stops reading from that connection (TCP
     /// flow control pushes back on the client) until the queue drains.
@@ -43,8 +50,9 @@ public struct ModbusServerConfiguration: Sendable {
     /// and logged (the first, then at most one line per ``deniedLogInterval`` with how many
     /// more there were). `nil`, the default, allows every address. An empty list allows none.
     public var allowedClients: [ModbusClientAddressRange]? = nil
-    /// The least time between two log lines about denied connections (a scan or a flood of
-    /// connection attempts must not flood the log).
+    /// The least time between two log lines about denied connections, and between two about
+    /// connections refused or closed at the connection limit (a scan or a flood of connection
+    /// attempts must not flood the log). Each line says how many more there were since the last.
     public var deniedLogInterval: Duration = .seconds(10)
     /// Answer every write function code (5, 6, 15, 16, 22, 23) with 01 (illegal function),
     /// whatever the write handler: a listener for masters that may only read.
@@ -80,7 +88,9 @@ public enum ModbusConnectionLimitPolicy: Sendable, Hashable {
     /// Close the connection that has been idle longest (no request in progress, oldest last
     /// request) to make room, as the Modbus TCP implementation guide recommends (§4.2.1): a
     /// master that reconnects after a network failure gets in even though its old, dead
-    /// connection has not timed out yet. If every connection has a request in progress, the new
+    /// connection has not timed out yet. Connections that have not sent a single request yet go
+    /// first, oldest first, so a flood of connections that send nothing only evicts its own and
+    /// never a master that is polling. If every connection has a request in progress, the new
     /// connection is refused.
     case closeOldestIdle
     /// Refuse the new connection (it is accepted and closed at once).

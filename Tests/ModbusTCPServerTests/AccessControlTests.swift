@@ -107,7 +107,7 @@ struct AccessControlTests {
         let logs = LogCapture()
         let logger = logs.logger("test.denied")
         let metrics = TestMetrics()
-        let denied = DeniedConnections(
+        let denied = RateLimitedConnectionLog(
             counter: Counter(label: "denied", factory: metrics),
             logInterval: .seconds(10)
         )

@@ -126,6 +126,42 @@ struct ConnectionHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test("The partial-request timeout closes a request trickled in, on the event loop's clock")
+    func partialRequestTimeout() throws {
+        let (channel, _) = try Self.embeddedChannel(partialRequestTimeout: .seconds(1))
+        let frame = ModbusFrames.frame(ModbusFrames.read(0x03, address: 3, count: 1))
+        for byte in frame.prefix(10) {
+            try channel.writeInbound(Self.bytes([byte]))
+            channel.embeddedEventLoop.advanceTime(by: .milliseconds(99))
+        }
+        #expect(channel.isActive, "990 ms after the first byte")
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(10))
+        #expect(!channel.isActive, "1 s after the first byte, two bytes still missing")
+    }
+
+    @Test("A stream whose reads always end inside a frame is not a partial request: each frame completes in time")
+    func pipelinedStreamIsNotPartial() throws {
+        let (channel, _) = try Self.embeddedChannel(partialRequestTimeout: .seconds(1))
+        var stream: [UInt8] = []
+        for index in 0..<31 {
+            stream += ModbusFrames.frame(ModbusFrames.read(0x03, address: index, count: 1), transaction: UInt16(index))
+        }
+        // 30 reads 500 ms apart (15 s in all), each completing one frame and ending in the next.
+        var start = 0
+        for chunk in 0..<30 {
+            let end = chunk * 12 + 18
+            try channel.writeInbound(Self.bytes(Array(stream[start..<end])))
+            start = end
+            channel.embeddedEventLoop.advanceTime(by: .milliseconds(500))
+            #expect(channel.isActive, "read \(chunk)")
+            _ = try Self.nextWrite(channel)
+        }
+        try channel.writeInbound(Self.bytes(Array(stream[start...])))
+        #expect(try Self.nextWrite(channel) == [0, 30, 0, 0, 0, 5, 1, 0x03, 2, 0, 30])
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(channel.isActive, "nothing partial is left to time out")
+    }
+
     // MARK: Asynchronous handlers (NIOAsyncTestingChannel)
 
     @Test("Quiesce while an async handler runs: its reply, then the one queued behind it, then the output is shut")
@@ -163,6 +199,7 @@ struct ConnectionHandlerTests {
         for channel: any Channel,
         read: ModbusReadHandler,
         idleTimeout: Duration? = nil,
+        partialRequestTimeout: Duration? = nil,
         maxQueued: Int = 64
     ) -> ModbusConnectionHandler {
         let logger = Logger(label: "test.modbus.server")
@@ -176,6 +213,7 @@ struct ConnectionHandlerTests {
             record: ModbusConnectionRecord(channel: channel, peer: "test"),
             registry: ModbusConnectionRegistry(),
             idleTimeout: idleTimeout,
+            partialRequestTimeout: partialRequestTimeout,
             maxQueued: maxQueued,
             logger: logger,
             wireLogger: Logger(label: "test.modbus.wire")
@@ -185,6 +223,7 @@ struct ConnectionHandlerTests {
     /// A connected channel with the handler behind a recorder, serving a `TestStore` synchronously.
     static func embeddedChannel(
         idleTimeout: Duration? = nil,
+        partialRequestTimeout: Duration? = nil,
         maxQueued: Int = 64
     ) throws -> (EmbeddedChannel, ChannelOperationLog) {
         let store = TestStore()
@@ -192,7 +231,13 @@ struct ConnectionHandlerTests {
         let log = ChannelOperationLog()
         try channel.pipeline.syncOperations.addHandlers(
             ChannelOperationRecorder(log: log),
-            handler(for: channel, read: .sync { try store.read($0) }, idleTimeout: idleTimeout, maxQueued: maxQueued)
+            handler(
+                for: channel,
+                read: .sync { try store.read($0) },
+                idleTimeout: idleTimeout,
+                partialRequestTimeout: partialRequestTimeout,
+                maxQueued: maxQueued
+            )
         )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 502)).wait()
         return (channel, log)

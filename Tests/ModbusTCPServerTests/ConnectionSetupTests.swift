@@ -12,7 +12,9 @@ import Glibc
 /// The options of accepted sockets, and what happens when a connection cannot be set up.
 @Suite("Connection setup: socket options and setup failures")
 struct ConnectionSetupTests {
-    @Test("An accepted connection has TCP_NODELAY on, SO_KEEPALIVE on and SO_DEBUG off")
+    @Test(
+        "An accepted connection has TCP_NODELAY on, SO_KEEPALIVE on, SO_DEBUG off, a fixed send buffer and small reads"
+    )
     func socketOptions() async throws {
         let store = TestStore()
         try await withServer(read: .sync { try store.read($0) }, write: nil) { server, port in
@@ -29,6 +31,12 @@ struct ConnectionSetupTests {
             #expect(noDelay != 0, "Nagle is off: IPPROTO_TCP/TCP_NODELAY")
             #expect(keepAlive != 0)
             #expect(debug == 0, "SOL_SOCKET option 1 (SO_DEBUG) is not set")
+            // Bounds on what one connection gets per read and can leave unread (docs/design.md
+            // §5.2): Linux reports twice the SO_SNDBUF that was set.
+            let sendBuffer = try await channel.getOption(.socketOption(.so_sndbuf)).get()
+            #expect(sendBuffer == 2 * ModbusServer.socketSendBufferBytes, "a fixed send buffer, not autotuned")
+            let allocator = try await channel.getOption(.recvAllocator).get()
+            #expect((allocator as? AdaptiveRecvByteBufferAllocator)?.maximum == ModbusServer.maximumReadBytes)
         }
     }
 
