@@ -211,6 +211,18 @@ struct CommandEncoderTests {
         #expect(iso(4_102_444_799) == "2099-12-31T23:59:59.000Z")
     }
 
+    /// Found by Fuzz/FuzzCommandTemplate: a date a little inside Int64's range of milliseconds
+    /// overflowed the day arithmetic instead of being clamped.
+    @Test func timestampsFarOutAreClampedNotTrapped() {
+        func iso(_ seconds: Double) -> String { CommandEncoder.iso8601(Date(timeIntervalSince1970: seconds)) }
+        let farPast = iso(Double(Int64.min) / 1000 + 1)
+        let farFuture = iso(Double(Int64.max) / 1000 - 1)
+        #expect(farPast == iso(-.greatestFiniteMagnitude))
+        #expect(farFuture == iso(.greatestFiniteMagnitude))
+        #expect(farPast.hasSuffix("Z") && farFuture.hasSuffix("Z"))
+        #expect(iso(.nan) == "1970-01-01T00:00:00.000Z")
+    }
+
     /// What the decoders produce, the command encoder renders: register → value → command text.
     @Test func registerValuesRenderCleanly() throws {
         let setpoint = point(.int16, scale: 10)

@@ -173,9 +173,11 @@ public struct CommandEncoder: Sendable {
 
     /// `2025-01-02T03:04:05.678Z`.
     static func iso8601(_ date: Date) -> String {
-        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded(.down)
-        // Dates beyond ±290 million years are clamped rather than trapping.
-        let totalMilliseconds = Int64(exactly: milliseconds) ?? (milliseconds < 0 ? Int64.min / 4 : Int64.max / 4)
+        // Dates beyond ±73 million years are clamped rather than trapping: the arithmetic below
+        // must stay clear of Int64's ends (a date just inside them overflowed; found by fuzzing).
+        let limit = Double(Int64.max / 4)
+        let milliseconds = min(max((date.timeIntervalSince1970 * 1000).rounded(.down), -limit), limit)
+        let totalMilliseconds = Int64(milliseconds.isNaN ? 0 : milliseconds)
         let millisecond = Int(((totalMilliseconds % 1000) + 1000) % 1000)
         let totalSeconds = (totalMilliseconds - Int64(millisecond)) / 1000
         var days = totalSeconds / 86_400
