@@ -52,9 +52,25 @@ done
 scratch="${FUZZ_SCRATCH:-$fuzz_dir/.build}"
 
 # SwiftPM keeps caches and its configuration under $HOME; uid 65534's is usually not writable.
+cleanup=()
+trap 'rm -rf "${cleanup[@]}"' EXIT
 if [ -z "${HOME:-}" ] || ! { mkdir -p "$HOME" 2>/dev/null && [ -w "$HOME" ]; }; then
     HOME="$(mktemp -d /tmp/fuzz-home.XXXXXX)"
     export HOME
+    cleanup+=("$HOME")
+fi
+
+# SwiftPM fetches the dependencies with git, and git refuses a repository owned by another user,
+# such as a package mirror that root installed. An unprivileged build trusts them, for its own git
+# calls only: a global configuration of its own that includes the user's. (safe.directory counts
+# only in a global or system configuration, not in GIT_CONFIG_* variables.)
+if [ "$build" -eq 1 ] && [ "$(id -u)" -ne 0 ]; then
+    git_config="$(mktemp /tmp/fuzz-gitconfig.XXXXXX)"
+    cleanup+=("$git_config")
+    user_config="${GIT_CONFIG_GLOBAL:-$HOME/.gitconfig}"
+    if [ -r "$user_config" ]; then printf '[include]\n\tpath = %s\n' "$user_config" >"$git_config"; fi
+    printf '[safe]\n\tdirectory = *\n' >>"$git_config"
+    export GIT_CONFIG_GLOBAL="$git_config"
 fi
 
 if [ "$build" -eq 1 ]; then
