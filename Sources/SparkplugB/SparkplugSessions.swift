@@ -99,9 +99,11 @@ public struct SparkplugSessions: Sendable {
             return .ignored("a command")
         case .nodeBirth:
             let table = MetricTable(payload.metrics)
+            // `seq` is a uint64 on the wire: reduce it before adding, or an NBIRTH carrying
+            // 2^64 − 1 traps (found while writing Fuzz/FuzzSparkplug's model of these rules).
             sessions[node] = NodeSession(
                 bdSeq: payload.bdSeq,
-                nextSeq: ((payload.seq ?? 0) + 1) % 256,
+                nextSeq: ((payload.seq ?? 0) % 256 + 1) % 256,
                 metrics: table
             )
             return .born(node, device: nil, metrics: resolve(payload.metrics, in: table))

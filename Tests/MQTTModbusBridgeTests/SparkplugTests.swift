@@ -211,6 +211,26 @@ struct SparkplugTests {
         #expect(nodeValues.map(\.name) == ["Uptime"])
     }
 
+    /// An NBIRTH whose `seq` (a uint64 on the wire) is 2^64 − 1 overflowed the next-seq
+    /// arithmetic and trapped: any publisher on the Sparkplug namespace could stop the bridge.
+    @Test("An NBIRTH with the largest seq does not trap; the next seq wraps as for 255")
+    func nbirthWithTheLargestSeq() throws {
+        // 3: seq = 2^64 − 1 (a ten-byte varint), as it arrives from the broker.
+        let wire: [UInt8] = [0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]
+        let payload = try SparkplugPayload.decode(wire)
+        #expect(payload.seq == UInt64.max)
+        var sessions = SparkplugSessions()
+        guard case .born = sessions.receive(Self.topic(.nodeBirth), payload) else {
+            Issue.record("NBIRTH not born")
+            return
+        }
+        #expect(sessions.isInStep(Self.node))
+        guard case .data = sessions.receive(Self.topic(.nodeData), SparkplugPayload(seq: 0)) else {
+            Issue.record("seq 0 after an NBIRTH with seq 2^64 − 1 (255 mod 256) not accepted")
+            return
+        }
+    }
+
     @Test("A seq gap, an unknown alias, DATA before birth: out of step until the next NBIRTH")
     func outOfStep() {
         var sessions = SparkplugSessions()
