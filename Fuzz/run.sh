@@ -53,11 +53,15 @@ scratch="${FUZZ_SCRATCH:-$fuzz_dir/.build}"
 
 # SwiftPM keeps caches and its configuration under $HOME; uid 65534's is usually not writable.
 cleanup=()
+build_env=()
 trap 'rm -rf "${cleanup[@]}"' EXIT
 if [ -z "${HOME:-}" ] || ! { mkdir -p "$HOME" 2>/dev/null && [ -w "$HOME" ]; }; then
     HOME="$(mktemp -d /tmp/fuzz-home.XXXXXX)"
     export HOME
     cleanup+=("$HOME")
+    # SwiftPM's lock files, named after the cache's path, would otherwise stay behind in /tmp.
+    mkdir "$HOME/tmp"
+    build_env=(env TMPDIR="$HOME/tmp")
 fi
 
 # SwiftPM fetches the dependencies with git, and git refuses a repository owned by another user,
@@ -78,7 +82,7 @@ if [ "$build" -eq 1 ]; then
     started=$SECONDS
     # gold warns about every AddressSanitizer helper symbol it cannot export; that is the
     # toolchain's noise, not the project's, and it would bury real messages.
-    swift build -c debug -Xswiftc -sanitize=fuzzer,address --scratch-path "$scratch" 2>&1 \
+    "${build_env[@]}" swift build -c debug -Xswiftc -sanitize=fuzzer,address --scratch-path "$scratch" 2>&1 \
         | { grep -v "warning: Cannot export local symbol" || true; }
     echo "run.sh: built in $((SECONDS - started)) s"
 fi

@@ -277,6 +277,11 @@ func writeSeeds(_ arguments: [String]) -> Int32 {
         "data-before-birth": input([(.deviceData, 1, 1, ddata), (.nodeBirth, 1, 1, nbirth)]),
         "topic": input([(.nodeBirth, 0, 0, nbirth)], topic: "spBv1.0/plant/DDATA/edge-1/meter"),
         "state-topic": input([], topic: "spBv1.0/STATE/scada-host"),
+        // seq is a uint64 on the wire; 2^64 - 1 once trapped the sessions.
+        "largest-seq": input([
+            (.nodeBirth, 0, 0, SparkplugPayload(seq: .max, metrics: birthMetrics)),
+            (.nodeData, 0, 0, SparkplugPayload(seq: 0)),
+        ]),
     ]
     for (name, bytes) in seeds {
         let path = directory + "/" + name
