@@ -2,9 +2,9 @@
 # The test command (the status page test needs Debian's chromium, which setup.sh installs): checks the import rules and the formatting (Tests/check-imports.sh,
 # Tests/check-format.sh), installs what the tests need (Tests/setup.sh), builds, and runs every test
 # target in its own process, the end-to-end bridge tests one at a time, then the MQTT client's
-# tests under the thread sanitizer, and finally the compose file, checked offline
-# (docker/check-compose.sh), and the container's runtime stage in a Debian minbase root filesystem
-# (docker/verify-runtime.sh).
+# tests under the thread sanitizer, the fuzzers for 30 s each (Fuzz/run.sh), and finally the
+# compose file, checked offline (docker/check-compose.sh), and the container's runtime stage in a
+# Debian minbase root filesystem (docker/verify-runtime.sh).
 #
 # One process per target keeps a failure attributable and the load bounded: the end-to-end tests
 # start brokers, Python clients and the bridge program, and several have time windows (ack
@@ -35,7 +35,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${MQTT_MODBUS_TESTS_AS_ROOT:-}" ] && [ "$#" -eq
         chmod 755 "$copy"
         # Keep the copy's build folders (an incremental build), replace everything else.
         find "$copy" -mindepth 1 -maxdepth 1 ! -name '.build*' -exec rm -rf {} +
-        tar -C "$PWD" --exclude='./.build*' --exclude='./.git' -cf - . | tar -C "$copy" -xf -
+        tar -C "$PWD" --exclude='./.build*' --exclude='./Fuzz/.build*' --exclude='./.git' -cf - . | tar -C "$copy" -xf -
         MQTT_MODBUS_TESTS_RELOCATED=1 exec "$copy/Tests/run.sh"
     fi
 fi
@@ -82,6 +82,17 @@ echo "run.sh: MQTT client tests under the thread sanitizer"
 swift build --build-tests --sanitize=thread --scratch-path .build-tsan
 tsan_bin="$(swift build --sanitize=thread --scratch-path .build-tsan --show-bin-path)"
 run_tests "$tsan_bin/swift-mqtt-modbusPackageTests.xctest" --filter MosquittoTests
+
+# The fuzzers, briefly (docs/fuzzing.md): built as root like the tests, run as the test user,
+# two at a time (one per core), with their new corpus entries and any reproducer in a folder of
+# their own, not the checkout.
+fuzz_seconds="${MQTT_MODBUS_FUZZ_SECONDS:-30}"
+echo "run.sh: the fuzzers, $fuzz_seconds s each (Fuzz/run.sh)"
+Fuzz/run.sh --build-only
+fuzz_work="$(mktemp -d /tmp/swift-mqtt-modbus-fuzz.XXXXXX)"
+if [ "$unprivileged" -eq 1 ]; then chown "$test_uid:$test_uid" "$fuzz_work"; fi
+as_test_user env FUZZ_JOBS=2 Fuzz/run.sh --no-build --work "$fuzz_work" "$fuzz_seconds"
+rm -rf "$fuzz_work"
 
 echo "run.sh: the compose file, offline (docker/check-compose.sh)"
 docker/check-compose.sh

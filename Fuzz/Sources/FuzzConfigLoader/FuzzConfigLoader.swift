@@ -17,7 +17,9 @@ enum FuzzConfigLoader {
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzConfigLoader(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let text = String(decoding: FuzzDriver.bytes(data, size), as: UTF8.self)
-    let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+    // YAML counts a lone carriage return as a line break too (and NEL, LS, PS); Character's
+    // isNewline covers those, "\r\n" as one, so this is an upper bound on the loader's lines.
+    let lineCount = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).count
     let configuration: BridgeConfiguration
     do {
         configuration = try BridgeConfiguration.parse(yaml: text, file: "fuzz.yaml")
