@@ -4,7 +4,7 @@
 # target in its own process, the end-to-end bridge tests one at a time, then the server, MQTT and
 # end-to-end tests under the thread sanitizer (Tests/sanitizers/tsan.sh), the connection-abuse
 # checks (Tests/abuse/run.sh), a short fault-injection soak of the bridge binary (Tests/soak, about
-# a minute), and finally the compose file, checked offline
+# a minute), the fuzzers for 30 s each (Fuzz/run.sh), and finally the compose file, checked offline
 # (docker/check-compose.sh), and the container's runtime stage in a Debian minbase root filesystem
 # (docker/verify-runtime.sh).
 #
@@ -37,7 +37,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${MQTT_MODBUS_TESTS_AS_ROOT:-}" ] && [ "$#" -eq
         chmod 755 "$copy"
         # Keep the copy's build folders (an incremental build), replace everything else.
         find "$copy" -mindepth 1 -maxdepth 1 ! -name '.build*' -exec rm -rf {} +
-        tar -C "$PWD" --exclude='./.build*' --exclude='./.git' -cf - . | tar -C "$copy" -xf -
+        tar -C "$PWD" --exclude='./.build*' --exclude='./Fuzz/.build*' --exclude='./.git' -cf - . | tar -C "$copy" -xf -
         MQTT_MODBUS_TESTS_RELOCATED=1 exec "$copy/Tests/run.sh"
     fi
 fi
@@ -96,6 +96,17 @@ as_test_user Tests/abuse/run.sh --bridge "$(swift build --show-bin-path)/mqtt-mo
 
 echo "run.sh: the fault-injection soak, short run (Tests/soak, docs/soak.md)"
 as_test_user timeout --kill-after=10 600 Tests/soak/soak.sh --bridge "$(swift build --show-bin-path)/mqtt-modbus-bridge" --writes 20000
+
+# The fuzzers, briefly (docs/fuzzing.md): built as root like the tests, run as the test user,
+# two at a time (one per core), with their new corpus entries and any reproducer in a folder of
+# their own, not the checkout.
+fuzz_seconds="${MQTT_MODBUS_FUZZ_SECONDS:-30}"
+echo "run.sh: the fuzzers, $fuzz_seconds s each (Fuzz/run.sh)"
+Fuzz/run.sh --build-only
+fuzz_work="$(mktemp -d /tmp/swift-mqtt-modbus-fuzz.XXXXXX)"
+if [ "$unprivileged" -eq 1 ]; then chown "$test_uid:$test_uid" "$fuzz_work"; fi
+as_test_user env FUZZ_JOBS=2 Fuzz/run.sh --no-build --work "$fuzz_work" "$fuzz_seconds"
+rm -rf "$fuzz_work"
 
 echo "run.sh: the compose file, offline (docker/check-compose.sh)"
 docker/check-compose.sh

@@ -299,6 +299,29 @@ struct RuntimeLogicTests {
         )
     }
 
+    /// Found by Fuzz/FuzzAckEvaluator: a payload of white space, or an empty error text, refused
+    /// with an empty reason, which left logs and the write log with nothing to say.
+    @Test("A blank refusal still refuses, with the general reason")
+    func blankRefusalsHaveAReason() {
+        let settings = AckSettings(mode: .mqtt5)
+        let general = "the device refused the command"
+        for (payload, properties) in [
+            (" ", []), ("\n\t", []), (#"{"ok": false, "error": ""}"#, []), (#"{"error": "  "}"#, []),
+            ("", [(name: "error", value: "")]), (#"{"code": 6, "error": " "}"#, []),
+        ] as [(String, [(name: String, value: String)])] {
+            let outcome = AckPayloadEvaluator.evaluate(
+                payload: Array(payload.utf8),
+                userProperties: properties,
+                settings: settings
+            )
+            guard case .rejected(_, let reason) = outcome else {
+                Issue.record("'\(payload)' read as \(outcome)")
+                continue
+            }
+            #expect(reason == general, "'\(payload)'")
+        }
+    }
+
     @Test("A multi-point write: broker unreachable beats a refusal, which beats a timeout")
     func combinedOutcome() {
         let refused = WriteOutcome.rejected(code: .illegalDataValue, reason: "no")

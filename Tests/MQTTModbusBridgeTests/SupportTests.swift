@@ -92,6 +92,20 @@ struct SupportTests {
         }
     }
 
+    /// Found by Fuzz/FuzzJSON: a key whose "[" carries a combining mark was written without
+    /// brackets (the check looked at characters, the parser reads scalars), and a key with a quote
+    /// and a dot could not be written at all.
+    @Test func jsonPathWritesEveryKeyBackReadably() throws {
+        for key in [
+            "m[\u{6D9}x", "a.\u{301}b", "say \"hi\".", "x\"]y.z", "x\"]\u{301}", "it's.ok", "$", "", "[0]", "'",
+        ] {
+            let path = JSONPath([.key("top"), .key(key), .index(1)])
+            #expect(try JSONPath(parsing: path.description) == path, "\(path.description)")
+        }
+        #expect(try JSONPath(parsing: "[\"a\"b\"].c") == JSONPath([.key("a\"b"), .key("c")]))
+        #expect(throws: JSONPathSyntaxError.self) { try JSONPath(parsing: "[\"a\"b") }
+    }
+
     @Test func commandTemplateSyntax() throws {
         let template = try CommandTemplate(parsing: "{\"v\": {{ value }}, \"id\": \"{{correlation_id}}\"}")
         #expect(template.placeholders == [.value, .correlationID])

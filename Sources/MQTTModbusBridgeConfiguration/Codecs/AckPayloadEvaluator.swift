@@ -94,14 +94,16 @@ package enum AckPayloadEvaluator {
                 errorText = errorText ?? text
             }
         }
+        // A blank error text (`{"error": ""}`, a payload of spaces) still refuses, but says
+        // nothing: the refusal gets the general reason rather than an empty one (found by fuzzing).
+        let reason =
+            errorText.flatMap { $0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : $0 }
+            ?? "the device refused the command"
         if let namedCode, success != true {
-            return .rejected(code: namedCode, reason: errorText ?? "the device refused the command")
+            return .rejected(code: namedCode, reason: reason)
         }
         if success == false || (success == nil && errorText != nil) {
-            return .rejected(
-                code: namedCode ?? .serverDeviceFailure,
-                reason: errorText ?? "the device refused the command"
-            )
+            return .rejected(code: namedCode ?? .serverDeviceFailure, reason: reason)
         }
         return .acknowledged
     }

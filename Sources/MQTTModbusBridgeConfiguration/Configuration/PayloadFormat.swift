@@ -120,15 +120,19 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
                 chars = chars.dropFirst()
                 if let quote = chars.first, quote == "\"" || quote == "'" {
                     chars = chars.dropFirst()
-                    guard let end = chars.firstIndex(of: quote) else {
-                        throw JSONPathSyntaxError(path: text, reason: "unterminated quoted key")
+                    // The key ends at the quote that closes the bracket, so it may contain the
+                    // quote character itself (`["say "hi"."]`).
+                    guard
+                        let end = chars.indices.first(where: { chars[$0] == quote && chars[($0 + 1)...].first == "]" })
+                    else {
+                        throw JSONPathSyntaxError(
+                            path: text,
+                            reason: chars.contains(quote)
+                                ? "expected ']' after a quoted key" : "unterminated quoted key"
+                        )
                     }
                     let key = String(String.UnicodeScalarView(chars[..<end]))
-                    chars = chars[end...].dropFirst()
-                    guard chars.first == "]" else {
-                        throw JSONPathSyntaxError(path: text, reason: "expected ']' after a quoted key")
-                    }
-                    chars = chars.dropFirst()
+                    chars = chars[end...].dropFirst(2)
                     components.append(.key(key))
                 } else {
                     guard let end = chars.firstIndex(of: "]") else {
@@ -177,8 +181,13 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
         for component in components {
             switch component {
             case .key(let key):
-                if key.isEmpty || key.contains(where: { $0 == "." || $0 == "[" || $0 == "]" || $0 == "$" }) {
-                    text += "[\"\(key)\"]"
+                // Scalars, not characters: the parser reads scalars, and "[" followed by a
+                // combining mark is one character that is not "[" (found by fuzzing).
+                let scalars = key.unicodeScalars
+                if scalars.isEmpty || scalars.contains(where: { $0 == "." || $0 == "[" || $0 == "]" || $0 == "$" }) {
+                    // A key that holds `"]` is quoted with ' instead.
+                    let quote = zip(scalars, scalars.dropFirst()).contains { $0 == "\"" && $1 == "]" } ? "'" : "\""
+                    text += "[\(quote)\(key)\(quote)]"
                 } else {
                     if !text.isEmpty { text += "." }
                     text += key
