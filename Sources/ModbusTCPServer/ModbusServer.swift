@@ -49,9 +49,9 @@ public final class ModbusServer: Service, Sendable {
     private let state = Mutex<State>(.idle)
     /// Connections that were accepted but could not be set up (options, handlers).
     private let setupFailures: Counter
-    private let refusedConnections: RateLimitedConnectionLog
-    private let evictedConnections: RateLimitedConnectionLog
-    private let deniedConnections: RateLimitedConnectionLog
+    private let refusedConnections: RateLimitedEventLog
+    private let evictedConnections: RateLimitedEventLog
+    private let deniedConnections: RateLimitedEventLog
     /// The TLS credentials and counters of a Modbus/TCP Security listener; `nil` for plain TCP.
     private let tls: ModbusTLSState?
     /// Fault injection for tests; empty in production.
@@ -102,22 +102,24 @@ public final class ModbusServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.setupFailures = Counter(label: "modbus_server_connection_setup_failures_total", factory: metricsFactory)
-        self.refusedConnections = RateLimitedConnectionLog(
+        self.refusedConnections = RateLimitedEventLog(
             counter: Counter(label: "modbus_server_connections_refused_total", factory: metricsFactory),
             logInterval: configuration.deniedLogInterval,
             message: "connection limit reached; refusing connection",
             suppressedKey: "also_refused_since_last_line"
         )
-        self.evictedConnections = RateLimitedConnectionLog(
+        self.evictedConnections = RateLimitedEventLog(
             counter: Counter(label: "modbus_server_connections_evicted_total", factory: metricsFactory),
             logInterval: configuration.deniedLogInterval,
             level: .info,
             message: "connection limit reached; closing the oldest idle connection",
             suppressedKey: "also_evicted_since_last_line"
         )
-        self.deniedConnections = RateLimitedConnectionLog(
+        self.deniedConnections = RateLimitedEventLog(
             counter: Counter(label: "modbus_server_connections_denied_total", factory: metricsFactory),
-            logInterval: configuration.deniedLogInterval
+            logInterval: configuration.deniedLogInterval,
+            message: "connection from an address outside allowed_clients; closing it",
+            suppressedKey: "also_denied_since_last_line"
         )
         self.tls =
             configuration.tls == nil
@@ -589,63 +591,5 @@ final class ModbusServerTestHooks: Sendable {
     var connectionSetup: (@Sendable (any Channel) throws -> Void)? {
         get { setup.withLock { $0 } }
         set { setup.withLock { $0 = newValue } }
-    }
-}
-
-/// Counts one kind of connection event (denied by the address allow-list, refused or evicted at
-/// the connection limit) and logs it at a bounded rate: the first at once, then one line per
-/// interval saying how many more came, so that a port scan, a flood of connection attempts or a
-/// misconfigured master retrying in a loop cannot flood the log (or spend the event loop's time
-/// writing it).
-final class RateLimitedConnectionLog: Sendable {
-    private struct State {
-        var lastLog: ContinuousClock.Instant?
-        var suppressed = 0
-    }
-    private let counter: Counter
-    private let logInterval: Duration
-    private let level: Logger.Level
-    private let message: String
-    /// The metadata key that carries how many events the line stands for besides its own.
-    private let suppressedKey: String
-    private let state = Mutex(State())
-
-    init(
-        counter: Counter,
-        logInterval: Duration,
-        level: Logger.Level = .warning,
-        message: String = "connection from an address outside allowed_clients; closing it",
-        suppressedKey: String = "also_denied_since_last_line"
-    ) {
-        self.counter = counter
-        self.logInterval = logInterval
-        self.level = level
-        self.message = message
-        self.suppressedKey = suppressedKey
-    }
-
-    func record(
-        peer: String,
-        logger: Logger,
-        metadata: Logger.Metadata = [:],
-        now: ContinuousClock.Instant = .now
-    ) {
-        counter.increment()
-        let suppressed = state.withLock { state -> Int? in
-            if let last = state.lastLog, now - last < logInterval {
-                state.suppressed += 1
-                return nil
-            }
-            defer {
-                state.lastLog = now
-                state.suppressed = 0
-            }
-            return state.suppressed
-        }
-        guard let suppressed else { return }
-        var lineMetadata = metadata
-        lineMetadata["peer"] = "\(peer)"
-        if suppressed > 0 { lineMetadata[suppressedKey] = "\(suppressed)" }
-        logger.log(level: level, "\(message)", metadata: lineMetadata)
     }
 }

@@ -16,16 +16,16 @@ import Synchronization
 final class ModbusTLSState: Sendable {
     /// `nil` until the server starts and has read the files.
     private let current = Mutex<ModbusTLSCredentials?>(nil)
-    let handshakeFailures: ModbusRateLimitedEvents
-    let roleDenials: ModbusRateLimitedEvents
+    let handshakeFailures: RateLimitedEventLog
+    let roleDenials: RateLimitedEventLog
 
     init(metricsFactory: any MetricsFactory, logInterval: Duration) {
-        handshakeFailures = ModbusRateLimitedEvents(
+        handshakeFailures = RateLimitedEventLog(
             counter: Counter(label: "modbus_server_tls_handshake_failures_total", factory: metricsFactory),
             logInterval: logInterval,
             message: "TLS handshake failed; closing the connection"
         )
-        roleDenials = ModbusRateLimitedEvents(
+        roleDenials = RateLimitedEventLog(
             counter: Counter(label: "modbus_server_role_denials_total", factory: metricsFactory),
             logInterval: logInterval,
             message: "request refused by the client's role; answering illegal function (01)"
@@ -162,49 +162,5 @@ final class ModbusTLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHa
             throw ModbusServerError(.invalidState, "the TLS handshake completed without a client certificate")
         }
         return try ModbusClientCertificate.role(derEncoded: try certificate.toDERBytes())
-    }
-}
-
-/// Counts events and logs them at a bounded rate: the first at once, then one line per interval
-/// saying how many more came, so that a scan or a master retrying in a loop cannot flood the log.
-final class ModbusRateLimitedEvents: Sendable {
-    private struct State {
-        var lastLog: ContinuousClock.Instant?
-        var suppressed = 0
-    }
-    private let counter: Counter
-    private let logInterval: Duration
-    private let message: Logger.Message
-    private let state = Mutex(State())
-
-    init(counter: Counter, logInterval: Duration, message: Logger.Message) {
-        self.counter = counter
-        self.logInterval = logInterval
-        self.message = message
-    }
-
-    func record(
-        peer: String,
-        logger: Logger,
-        metadata: Logger.Metadata = [:],
-        now: ContinuousClock.Instant = .now
-    ) {
-        counter.increment()
-        let suppressed = state.withLock { state -> Int? in
-            if let last = state.lastLog, now - last < logInterval {
-                state.suppressed += 1
-                return nil
-            }
-            defer {
-                state.lastLog = now
-                state.suppressed = 0
-            }
-            return state.suppressed
-        }
-        guard let suppressed else { return }
-        var fields = metadata
-        fields["peer"] = "\(peer)"
-        if suppressed > 0 { fields["also_since_last_line"] = "\(suppressed)" }
-        logger.warning(message, metadata: fields)
     }
 }

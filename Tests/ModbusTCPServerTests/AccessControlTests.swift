@@ -107,9 +107,11 @@ struct AccessControlTests {
         let logs = LogCapture()
         let logger = logs.logger("test.denied")
         let metrics = TestMetrics()
-        let denied = RateLimitedConnectionLog(
+        let denied = RateLimitedEventLog(
             counter: Counter(label: "denied", factory: metrics),
-            logInterval: .seconds(10)
+            logInterval: .seconds(10),
+            message: "connection from an address outside allowed_clients; closing it",
+            suppressedKey: "also_denied_since_last_line"
         )
         let start = ContinuousClock.now
         for second in 0..<25 {
