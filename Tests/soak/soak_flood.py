@@ -17,35 +17,19 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, here)
+sys.path.insert(0, os.path.join(here, "..", "BridgeEndToEndTests", "Python"))
 import soak_common as common  # noqa: E402
-
-
-def remaining_length(length):
-    encoded = bytearray()
-    while True:
-        byte = length % 128
-        length //= 128
-        encoded.append(byte | 0x80 if length else byte)
-        if not length:
-            return bytes(encoded)
-
-
-def packet(kind, body):
-    return bytes([kind]) + remaining_length(len(body)) + body
-
-
-def utf8(text):
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
+from mqtt_packets import PINGREQ, PUBLISH_QOS0, connect_packet, connection_accepted, packet, utf8  # noqa: E402
 
 
 def connect(port):
     connection = socket.create_connection(("127.0.0.1", port), timeout=2)
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    connection.sendall(packet(0x10, utf8("MQTT") + bytes([4, 0x02, 0, 60]) + utf8(f"soak-flood-{os.getpid()}")))
+    connection.sendall(connect_packet(f"soak-flood-{os.getpid()}"))
     connack = connection.recv(4)
-    if len(connack) < 4 or connack[0] != 0x20 or connack[3] != 0:
+    if not connection_accepted(connack):
         raise OSError(f"connection refused: {connack!r}")
     connection.settimeout(5)
     return connection
@@ -80,9 +64,9 @@ def main():
         for index in range(sent, sent + count):
             topic = index % common.FLOOD_POINTS
             value = topic * common.FLOOD_SPAN + (index // common.FLOOD_POINTS) % common.FLOOD_SPAN
-            chunk += packet(0x30, topics[topic] + str(value).encode())
+            chunk += packet(PUBLISH_QOS0, topics[topic] + str(value).encode())
         if now - last_ping > 20:
-            chunk += bytes([0xC0, 0])  # PINGREQ: the flood reads nothing, so keep-alive is ours
+            chunk += PINGREQ  # the flood reads nothing, so keep-alive is ours
             last_ping = now
         try:
             connection.sendall(chunk)

@@ -16,24 +16,7 @@ import sys
 import threading
 import time
 
-
-def remaining_length(length):
-    encoded = bytearray()
-    while True:
-        byte = length % 128
-        length //= 128
-        encoded.append(byte | 0x80 if length else byte)
-        if not length:
-            return bytes(encoded)
-
-
-def packet(kind, body):
-    return bytes([kind]) + remaining_length(len(body)) + body
-
-
-def utf8(text):
-    data = text.encode()
-    return len(data).to_bytes(2, "big") + data
+from mqtt_packets import DISCONNECT, PUBLISH_QOS0, connect_packet, connection_accepted, packet, utf8
 
 
 def main():
@@ -50,10 +33,9 @@ def main():
     connection = socket.create_connection(("127.0.0.1", port))
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f"flood-{time.monotonic_ns() % 1_000_000}"
-    # CONNECT: protocol "MQTT" level 4, clean session, keep-alive 60 s.
-    connection.sendall(packet(0x10, utf8("MQTT") + bytes([4, 0x02, 0, 60]) + utf8(client_id)))
+    connection.sendall(connect_packet(client_id))
     connack = connection.recv(4)
-    if len(connack) < 4 or connack[0] != 0x20 or connack[3] != 0:
+    if not connection_accepted(connack):
         print(f"the broker refused the connection: {connack!r}", file=sys.stderr)
         sys.exit(1)
 
@@ -67,11 +49,11 @@ def main():
         count = batch if messages == 0 else min(batch, messages - sent)
         chunk = bytearray()
         for index in range(sent, sent + count):
-            chunk += packet(0x30, topic_fields[index % topics] + str(index // topics).encode())
+            chunk += packet(PUBLISH_QOS0, topic_fields[index % topics] + str(index // topics).encode())
         connection.sendall(chunk)
         sent += count
     # DISCONNECT once everything is written: the broker handles what it received first.
-    connection.sendall(bytes([0xE0, 0]))
+    connection.sendall(DISCONNECT)
     connection.close()
     elapsed = time.monotonic() - started
     print(f"published {sent} in {elapsed:.3f} s ({sent / elapsed if elapsed else 0:.0f} msg/s)", flush=True)
