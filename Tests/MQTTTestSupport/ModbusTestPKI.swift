@@ -55,26 +55,17 @@ public struct ModbusTestPKI: Sendable {
         )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let pki = ModbusTestPKI(directory: directory)
-        let openssl = "/usr/bin/openssl"
-        // EC keys: generated instantly, unlike RSA.
-        let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        let openssl = TestCertificateAuthority.openssl
+        let newKey = TestCertificateAuthority.newKey
         func write(_ text: String, _ name: String) throws {
             try text.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
 
-        for (name, subject) in [("ca", "/CN=Modbus Test CA"), ("untrusted-ca", "/CN=Untrusted Modbus CA")] {
-            try await runCommand(
-                openssl,
-                ["req", "-x509", "-new"] + newKey + [
-                    "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2", "-subj", subject,
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-                in: directory
-            )
-        }
+        try await TestCertificateAuthority.makeCAs(
+            [("ca", "/CN=Modbus Test CA"), ("untrusted-ca", "/CN=Untrusted Modbus CA")],
+            in: directory
+        )
 
-        let leafBase = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         let server = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
         func client(role: String?) -> String {
             "extendedKeyUsage=clientAuth\n" + (role.map { "\(roleOID)=ASN1:UTF8String:\($0)\n" } ?? "")
@@ -91,18 +82,11 @@ public struct ModbusTestPKI: Sendable {
         ]
         for role in roles { leaves.append(("client-\(role)", "ca", "/CN=master-\(role)", client(role: role))) }
         for (name, issuer, subject, extensions) in leaves {
-            try write(leafBase + extensions, "\(name).ext")
-            try await runCommand(
-                openssl,
-                ["req", "-new"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject],
-                in: directory
-            )
-            try await runCommand(
-                openssl,
-                [
-                    "x509", "-req", "-in", "\(name).csr", "-CA", "\(issuer).crt", "-CAkey", "\(issuer).key",
-                    "-CAcreateserial", "-out", "\(name).crt", "-days", "2", "-extfile", "\(name).ext",
-                ],
+            try await TestCertificateAuthority.makeLeaf(
+                name,
+                issuer: issuer,
+                subject: subject,
+                extensions: extensions,
                 in: directory
             )
         }
@@ -135,7 +119,7 @@ public struct ModbusTestPKI: Sendable {
             at: directory.appendingPathComponent("issued"),
             withIntermediateDirectories: true
         )
-        try write(leafBase + client(role: "operator"), "client-expired.ext")
+        try write(TestCertificateAuthority.leafExtensions + client(role: "operator"), "client-expired.ext")
         try await runCommand(
             openssl,
             ["req", "-new"] + newKey + [

@@ -46,52 +46,26 @@ public struct TestPKI: Sendable {
         )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let pki = TestPKI(directory: directory)
-        let openssl = "/usr/bin/openssl"
-        // EC keys: generated instantly, unlike RSA.
-        let newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
-        for (name, subject) in [("ca", "/CN=MQTT Test CA"), ("untrusted-ca", "/CN=Untrusted Test CA")] {
-            try await runCommand(
-                openssl,
-                ["req", "-x509", "-new"] + newKey + [
-                    "-keyout", "\(name).key", "-out", "\(name).crt", "-days", "2", "-subj", subject,
-                    "-addext", "basicConstraints=critical,CA:TRUE",
-                    "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-                ],
-                in: directory
-            )
-        }
-
+        try await TestCertificateAuthority.makeCAs(
+            [("ca", "/CN=MQTT Test CA"), ("untrusted-ca", "/CN=Untrusted Test CA")],
+            in: directory
+        )
+        let serverExtensions = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
         let leaves = [
-            (
-                "server", "ca", "/CN=localhost",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-            ),
+            ("server", "ca", "/CN=localhost", serverExtensions),
             ("client", "ca", "/CN=gateway-client", "extendedKeyUsage=clientAuth\n"),
-            (
-                "untrusted-server", "untrusted-ca", "/CN=localhost",
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-            ),
+            ("untrusted-server", "untrusted-ca", "/CN=localhost", serverExtensions),
             (
                 "other-host-server", "ca", "/CN=broker.example.net",
                 "subjectAltName=DNS:broker.example.net\nextendedKeyUsage=serverAuth\n"
             ),
         ]
         for (name, issuer, subject, extensions) in leaves {
-            let extensionFile = directory.appendingPathComponent("\(name).ext")
-            try ("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n" + extensions)
-                .write(to: extensionFile, atomically: true, encoding: .utf8)
-            try await runCommand(
-                openssl,
-                ["req", "-new"] + newKey + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject],
-                in: directory
-            )
-            try await runCommand(
-                openssl,
-                [
-                    "x509", "-req", "-in", "\(name).csr", "-CA", "\(issuer).crt", "-CAkey", "\(issuer).key",
-                    "-CAcreateserial", "-out", "\(name).crt", "-days", "2", "-extfile", "\(name).ext",
-                ],
+            try await TestCertificateAuthority.makeLeaf(
+                name,
+                issuer: issuer,
+                subject: subject,
+                extensions: extensions,
                 in: directory
             )
         }
@@ -99,7 +73,7 @@ public struct TestPKI: Sendable {
         let caDirectory = directory.appendingPathComponent("ca-dir")
         try FileManager.default.createDirectory(at: caDirectory, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: pki.caFile, toPath: caDirectory.appendingPathComponent("ca.pem").path)
-        try await runCommand(openssl, ["rehash", caDirectory.path])
+        try await runCommand(TestCertificateAuthority.openssl, ["rehash", caDirectory.path])
 
         try await runCommand("/usr/bin/mosquitto_passwd", ["-b", "-c", pki.passwordFile, username, password])
         return pki
