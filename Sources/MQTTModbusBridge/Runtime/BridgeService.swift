@@ -638,7 +638,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             logger.error("cannot route the new ack topics apart from telemetry: \(error)")
         }
         // Units added answer from now on; units removed are answered as any unknown unit.
-        for listener in [server] + (tlsServer.map { [$0] } ?? []) {
+        for listener in listeners {
             listener.setUnits(
                 configuration.unitIDs,
                 unknownUnitResponse: configuration.modbus.unknownUnit == .ignore ? .noResponse : .exception
