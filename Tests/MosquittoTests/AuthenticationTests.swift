@@ -147,6 +147,37 @@ struct AuthenticationTests {
         }
     }
 
+    @Test("after a connection was up, a reconnection refused by TLS still carries OpenSSL's reason")
+    func tlsDetailAfterReconnect() async throws {
+        // The client stops listening to libmosquitto's log once connected (it costs the ingest
+        // path a formatted line per message) and listens again for every attempt: the detail
+        // of a later failure must not be lost.
+        let pki = try await TestPKI.shared.value
+        let trusted = try await TestBroker.start(try await self.tlsBroker())
+        var configuration = testConfiguration(trusted)
+        configuration.tls = MQTTTLSConfiguration(caFile: pki.caFile)
+        let logs = CapturedLogs(level: .debug)
+        let client = try MQTTClient(configuration: configuration, logger: logs.logger)
+        let states = client.connectionStates()
+        try await withTimeout(.seconds(10), "connect") { try await client.connect() }
+        await trusted.stop()
+        trusted.removeDirectory()
+        // The same port, now with a certificate the client does not trust.
+        let untrusted = try await TestBroker.start(try await self.tlsBroker(untrusted: true), port: trusted.port)
+        defer { Task { await untrusted.stop() } }
+        let refusal = try await withTimeout(.seconds(10), "a refused reconnection") { () -> MQTTError? in
+            for await state in states {
+                if case .disconnected(let reason?) = state, reason.code == .tls { return reason }
+            }
+            return nil
+        }
+        let error = try #require(refusal)
+        #expect(error.detail?.contains("certificate verify failed") == true, "\(error)")
+        try await withTimeout(.seconds(10), "disconnect") { await client.disconnect() }
+        await untrusted.stop()
+        untrusted.removeDirectory()
+    }
+
     @Test("a missing CA file is reported when the client is created")
     func missingCAFile() throws {
         var configuration = MQTTConfiguration(port: 8883)

@@ -12,6 +12,14 @@ extension ClientCore {
         }
         // Before any message of this connection can arrive (both run on the loop thread).
         self.acceptedConnections.add(1, ordering: .relaxed)
+        // The library's lines matter while a connection is being made (they carry OpenSSL's
+        // reason for a TLS failure); once it is up, formatting a debug line for every message
+        // received is about 7 % of the ingest path's instructions (callgrind, docs/benchmarks.md).
+        // They come back with the next connection attempt, and stay at trace level, where they
+        // are logged.
+        if self.logger.logLevel > .trace {
+            MosquittoCallbacks.removeLog(on: self.handle.pointer)
+        }
         self.state.withLock { state in
             let actions = state.machine.connackAccepted(now: .now)
             if !actions.isEmpty {

@@ -34,6 +34,7 @@ extension ClientCore {
 
     func performConnect(sessionID: UInt64, attempt: Int, timeout: Duration) {
         self.libraryLog.withLock { $0.removeAll() }
+        MosquittoCallbacks.installLog(on: self.handle.pointer)
         // The call below blocks this thread, so another one abandons the attempt.
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) { [self] in
             self.apply { $0.connectCallTimedOut(sessionID: sessionID, attempt: attempt, now: .now) }

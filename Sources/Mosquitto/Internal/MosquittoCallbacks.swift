@@ -29,10 +29,21 @@ enum MosquittoCallbacks {
             guard let message else { return }
             core(userdata)?.handleMessage(message, properties: properties)
         }
+        installLog(on: pointer)
+    }
+
+    /// Installs the log callback. libmosquitto formats every line it could log (a malloc and a
+    /// `vsnprintf` per PUBLISH received) whenever one is installed, whatever its level.
+    static func installLog(on pointer: OpaquePointer) {
         mosquitto_log_callback_set(pointer) { _, userdata, level, text in
             guard let text else { return }
             core(userdata)?.handleLog(level: level, message: text)
         }
+    }
+
+    /// Removes the log callback, so that libmosquitto stops formatting lines nobody reads.
+    static func removeLog(on pointer: OpaquePointer) {
+        mosquitto_log_callback_set(pointer, nil)
     }
 }
 
