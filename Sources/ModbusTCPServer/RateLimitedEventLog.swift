@@ -1,5 +1,5 @@
-import Logging
 import CoreMetrics
+import Logging
 import Synchronization
 
 /// Counts one kind of event (a connection denied by the address allow-list, refused or evicted

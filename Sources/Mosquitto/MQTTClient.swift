@@ -46,7 +46,7 @@ public final class MQTTClient: Sendable {
     ///   missing CA file).
     public init(configuration: MQTTConfiguration, logger: Logger = Logger(label: "mqtt")) throws {
         self.core = try ClientCore(configuration: configuration, logger: logger)
-        self.messages = MQTTMessageSequence(stream: self.core.messages)
+        self.messages = MQTTMessageSequence(buffer: self.core.messages)
     }
 
     deinit {

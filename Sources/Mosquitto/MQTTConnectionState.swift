@@ -86,30 +86,30 @@ public struct MQTTMessageSequence: AsyncSequence, Sendable {
     /// Never fails; connection problems are reported by the connection state.
     public typealias Failure = Never
 
-    let stream: AsyncStream<MQTTMessage>
+    let buffer: MessageBuffer
     /// A ``MQTTMessageRoute/OverflowPolicy/holdBack`` route's free places: each message taken
     /// gives one back.
     let slots: HoldBackSlots?
 
-    init(stream: AsyncStream<MQTTMessage>, slots: HoldBackSlots? = nil) {
-        self.stream = stream
+    init(buffer: MessageBuffer, slots: HoldBackSlots? = nil) {
+        self.buffer = buffer
         self.slots = slots
     }
 
     /// Creates the iterator.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: self.stream.makeAsyncIterator(), slots: self.slots)
+        AsyncIterator(buffer: self.buffer, slots: self.slots)
     }
 
     /// Iterator over received messages.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<MQTTMessage>.AsyncIterator
+        let buffer: MessageBuffer
         let slots: HoldBackSlots?
 
         /// The next message, or `nil` once the client is gone or the task is
         /// cancelled.
         public mutating func next() async -> MQTTMessage? {
-            let message = await self.base.next()
+            let message = await self.buffer.next(isolation: nil)
             if message != nil { self.slots?.release() }
             return message
         }
@@ -117,7 +117,7 @@ public struct MQTTMessageSequence: AsyncSequence, Sendable {
         /// The next message, or `nil` once the client is gone or the task is
         /// cancelled.
         public mutating func next(isolation actor: isolated (any Actor)?) async -> MQTTMessage? {
-            let message = await self.base.next(isolation: actor)
+            let message = await self.buffer.next(isolation: actor)
             if message != nil { self.slots?.release() }
             return message
         }

@@ -43,7 +43,7 @@ public final class MQTTMessageRoute: Sendable {
     init(sink: RouteSink, router: MessageRouter) {
         self.sink = sink
         self.router = router
-        self.messages = MQTTMessageSequence(stream: sink.stream, slots: sink.slots)
+        self.messages = MQTTMessageSequence(buffer: sink.buffer, slots: sink.slots)
     }
 
     /// The topic filters whose messages the route receives.
@@ -68,6 +68,6 @@ public final class MQTTMessageRoute: Sendable {
     /// Stops routing: messages on the route's filters go to ``MQTTClient/messages`` again, and
     /// ``messages`` finishes once the messages already buffered are taken.
     public func close() {
-        if router.close(sink) { sink.continuation.finish() }
+        if router.close(sink) { sink.buffer.finish() }
     }
 }

@@ -107,7 +107,7 @@ extension ClientCore {
             route.deliver(received, logger: self.logger)
             return
         }
-        switch self.messageContinuation.yield(received) {
+        switch self.messages.yield(received) {
         case .enqueued:
             break
         case .dropped:
@@ -132,8 +132,6 @@ extension ClientCore {
                     metadata: ["dropped": "\(total)", "topic": "\(received.topic)"]
                 )
             }
-        @unknown default:
-            break
         }
     }
 

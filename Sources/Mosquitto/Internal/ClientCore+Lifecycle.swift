@@ -60,8 +60,8 @@ extension ClientCore {
         }
         // Outside the lock: finishing runs termination handlers synchronously.
         for observer in observers { observer.finish() }
-        self.messageContinuation.finish()
-        for route in self.router.closeAll() { route.continuation.finish() }
+        self.messages.finish()
+        for route in self.router.closeAll() { route.buffer.finish() }
     }
 
     func awaitLoopExit(timeout: Duration) async throws {

@@ -53,8 +53,8 @@ final class ClientCore: Sendable {
     let configuration: MQTTConfiguration
     let logger: Logger
     let handle: MosquittoHandle
-    let messages: AsyncStream<MQTTMessage>
-    let messageContinuation: AsyncStream<MQTTMessage>.Continuation
+    /// The main sequence's messages (those no route takes).
+    let messages: MessageBuffer
     let state: Locked<State>
     /// Error lines libmosquitto logged during the current connection attempt:
     /// the only place OpenSSL's reason for a TLS failure appears. A separate
@@ -95,10 +95,7 @@ final class ClientCore: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.handle = MosquittoHandle(pointer: pointer)
-        (self.messages, self.messageContinuation) = AsyncStream.makeStream(
-            of: MQTTMessage.self,
-            bufferingPolicy: .bufferingNewest(configuration.messageBufferCapacity)
-        )
+        self.messages = MessageBuffer(capacity: configuration.messageBufferCapacity)
         self.state = Locked(State(machine: StateMachine(configuration: configuration)))
         // Unretained: the loop thread holds a strong reference while it runs,
         // and callbacks only happen inside calls made by this object.

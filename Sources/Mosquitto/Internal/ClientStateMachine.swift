@@ -200,16 +200,18 @@ struct ClientStateMachine<Waiter> {
 
     /// What the loop thread of `sessionID` does next.
     mutating func nextLoopStep(sessionID: UInt64, now: ContinuousClock.Instant) -> LoopTurn {
-        guard var session = self.session, session.id == sessionID else { return LoopTurn(step: .finish) }
-        switch session.phase {
+        // Runs once per turn of the network loop, that is about once per message received:
+        // it reads the session in place rather than copying it (and its waiter and error).
+        guard self.session?.id == sessionID, let phase = self.session?.phase else { return LoopTurn(step: .finish) }
+        switch phase {
         case .backoff(let until) where until > now:
             return LoopTurn(step: .sleep(until: until))
         case .idle, .backoff:
-            let attempt = session.failedAttempts + 1
-            session.phase = .connectCall(attempt: attempt)
-            session.attemptDeadline = now + self.connectTimeout
-            session.attemptError = nil
-            self.session = session
+            let attempt = (self.session?.failedAttempts ?? 0) + 1
+            self.session?.phase = .connectCall(attempt: attempt)
+            let attemptDeadline = now + self.connectTimeout
+            self.session?.attemptDeadline = attemptDeadline
+            self.session?.attemptError = nil
             self.loop?.inConnectCall = true
             var actions: [Action] = []
             self.setConnectionState(.connecting, into: &actions)
@@ -219,10 +221,12 @@ struct ClientStateMachine<Waiter> {
             // has not started; treat like idle on the next turn.
             return LoopTurn(step: .sleep(until: now + Self.loopTick))
         case .awaitingConnack, .restoringSubscriptions, .connected:
-            var deadlines = [self.earliestDeadline]
-            if case .awaitingConnack = session.phase { deadlines.append(session.attemptDeadline) }
+            var earliest = self.earliestDeadline
+            if case .awaitingConnack = phase, let attemptDeadline = self.session?.attemptDeadline {
+                earliest = min(earliest ?? attemptDeadline, attemptDeadline)
+            }
             var wait = Self.loopTick
-            if let earliest = deadlines.compactMap({ $0 }).min() {
+            if let earliest {
                 wait = min(wait, max(earliest - now, .zero))
             }
             return LoopTurn(step: .runNetwork(timeout: wait))
@@ -522,11 +526,12 @@ struct ClientStateMachine<Waiter> {
         libraryErrors: () -> String?
     ) -> [Action] {
         var actions: [Action] = []
-        if let session = self.session, session.id == sessionID, case .awaitingConnack = session.phase,
-            let deadline = session.attemptDeadline, deadline <= now
+        // Checked after every turn of the network loop: the session is read in place, not copied.
+        if self.session?.id == sessionID, self.session?.phase == .awaitingConnack,
+            let deadline = self.session?.attemptDeadline, deadline <= now
         {
             let error =
-                session.attemptError
+                self.session?.attemptError
                 ?? MQTTError(
                     code: .timeout,
                     reason: "no CONNACK from \(self.broker) within \(self.connectTimeout)",

@@ -45,8 +45,7 @@ final class RouteSink: Sendable {
     let order: UInt64
     let capacity: Int
     let policy: MQTTMessageRoute.OverflowPolicy
-    let stream: AsyncStream<MQTTMessage>
-    let continuation: AsyncStream<MQTTMessage>.Continuation
+    let buffer: MessageBuffer
     let slots: HoldBackSlots?
     let dropped = Atomic<Int>(0)
     let heldBack = Atomic<Int>(0)
@@ -59,14 +58,13 @@ final class RouteSink: Sendable {
         switch policy {
         case .dropOldest:
             slots = nil
-            (stream, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(capacity))
+            buffer = MessageBuffer(capacity: capacity, onTermination: nil)
         case .holdBack:
-            // The places bound the buffer; the stream's own policy never has to drop.
+            // The places bound the buffer; the buffer itself never has to drop.
             slots = HoldBackSlots(capacity: capacity)
-            (stream, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+            buffer = MessageBuffer(capacity: nil, onTermination: { slots?.end() })
         }
         self.slots = slots
-        continuation.onTermination = { _ in slots?.end() }
     }
 
     /// Hands a received message to the route's consumer (on the loop thread).
@@ -82,7 +80,7 @@ final class RouteSink: Sendable {
                 )
             }
         }
-        switch continuation.yield(message) {
+        switch buffer.yield(message) {
         case .enqueued:
             break
         case .dropped:
@@ -101,8 +99,6 @@ final class RouteSink: Sendable {
                     metadata: ["dropped": "\(total)", "topic": "\(message.topic)"]
                 )
             }
-        @unknown default:
-            break
         }
     }
 }
