@@ -1,6 +1,6 @@
 import MQTTModbusBridgeConfiguration
 import ModbusCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A write's outcome, fulfilled once by whichever comes first: the ack, the timeout, or the
 /// connection loss.
@@ -9,7 +9,7 @@ final class AckPromise: Sendable {
         var outcome: WriteOutcome?
         var waiter: CheckedContinuation<WriteOutcome, Never>?
     }
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// How to read the ack message (fields for success, error text and code).
     let settings: AckSettings
 
@@ -18,7 +18,7 @@ final class AckPromise: Sendable {
     /// Sets the outcome if none is set yet; returns whether this call set it.
     @discardableResult
     func fulfil(_ outcome: WriteOutcome) -> Bool {
-        let waiter = state.withLock { state -> CheckedContinuation<WriteOutcome, Never>?? in
+        let waiter = state.withLockedValue { state -> CheckedContinuation<WriteOutcome, Never>?? in
             guard state.outcome == nil else { return .none }
             state.outcome = outcome
             defer { state.waiter = nil }
@@ -37,7 +37,7 @@ final class AckPromise: Sendable {
         }
         defer { timer.cancel() }
         return await withCheckedContinuation { continuation in
-            let known = state.withLock { state -> WriteOutcome? in
+            let known = state.withLockedValue { state -> WriteOutcome? in
                 if let outcome = state.outcome { return outcome }
                 state.waiter = continuation
                 return nil
@@ -106,17 +106,17 @@ final class AckTracker: Sendable {
             }
         }
     }
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     func register(_ key: Key, settings: AckSettings) -> AckPromise {
         let promise = AckPromise(settings: settings)
-        state.withLock { $0.byKey[key] = promise }
+        state.withLockedValue { $0.byKey[key] = promise }
         return promise
     }
 
     /// The write of `key` ended (answered or not); a later ack for it is late.
     func remove(_ key: Key) {
-        state.withLock { state in
+        state.withLockedValue { state in
             if state.byKey.removeValue(forKey: key) != nil { state.noteEnded(key, answered: false) }
         }
     }
@@ -124,7 +124,7 @@ final class AckTracker: Sendable {
     /// The promise waiting for `key`, removed from the tracker; `nil` for a stray ack (see
     /// ``classify(_:)``).
     func take(_ key: Key) -> AckPromise? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard let promise = state.byKey.removeValue(forKey: key) else { return nil }
             state.noteEnded(key, answered: true)
             return promise
@@ -133,7 +133,7 @@ final class AckTracker: Sendable {
 
     /// What an ack for `key` that found no waiting write was.
     func classify(_ key: Key) -> StrayAck {
-        switch state.withLock({ $0.ended[key] }) {
+        switch state.withLockedValue({ $0.ended[key] }) {
         case true?: .duplicate
         case false?: .late
         case nil: .unmatched
@@ -146,7 +146,7 @@ final class AckTracker: Sendable {
         settings: AckSettings
     ) -> (id: Int, promise: AckPromise) {
         let promise = AckPromise(settings: settings)
-        let id = state.withLock { state in
+        let id = state.withLockedValue { state in
             state.nextEchoID += 1
             state.echoes[point.name, default: []].append(
                 EchoExpectation(id: state.nextEchoID, value: value, point: point, promise: promise)
@@ -157,7 +157,7 @@ final class AckTracker: Sendable {
     }
 
     func removeEcho(point: String, id: Int) {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.echoes[point]?.removeAll { $0.id == id }
             if state.echoes[point]?.isEmpty == true { state.echoes[point] = nil }
         }
@@ -165,7 +165,7 @@ final class AckTracker: Sendable {
 
     /// A new state value of `point`: acknowledges every echo write it matches.
     func offerState(point: String, value: PointValue) {
-        let matched = state.withLock { state -> [AckPromise] in
+        let matched = state.withLockedValue { state -> [AckPromise] in
             // Most messages arrive with no echo write waiting: no hashing of the name then.
             guard !state.echoes.isEmpty, let waiting = state.echoes[point], !waiting.isEmpty else { return [] }
             let (hits, rest) = waiting.partitioned { $0.point.stateEchoConfirms(reported: value, written: $0.value) }
@@ -177,7 +177,7 @@ final class AckTracker: Sendable {
 
     /// Fails every waiting write (the broker connection is gone).
     func failAll(_ outcome: WriteOutcome) {
-        let promises = state.withLock { state -> [AckPromise] in
+        let promises = state.withLockedValue { state -> [AckPromise] in
             let all = Array(state.byKey.values) + state.echoes.values.flatMap { $0.map(\.promise) }
             for key in state.byKey.keys { state.noteEnded(key, answered: false) }
             state.byKey = [:]
@@ -188,7 +188,7 @@ final class AckTracker: Sendable {
     }
 
     var pendingCount: Int {
-        state.withLock { $0.byKey.count + $0.echoes.values.reduce(0) { $0 + $1.count } }
+        state.withLockedValue { $0.byKey.count + $0.echoes.values.reduce(0) { $0 + $1.count } }
     }
 }
 

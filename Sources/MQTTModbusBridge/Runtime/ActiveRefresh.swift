@@ -1,6 +1,7 @@
 import Logging
 import MQTTModbusBridgeConfiguration
 import Mosquitto
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// Asks devices for their state: publishes every device's refresh messages
@@ -19,15 +20,15 @@ final class ActiveRefresh: Sendable {
         var interval: Duration
     }
     /// Replaced by a reload (``update(_:)``).
-    private let settings: Mutex<Settings>
+    private let settings: NIOLockedValueBox<Settings>
     private let client: MQTTClient
     private let logger: Logger
-    private let round = Mutex<Task<Void, Never>?>(nil)
+    private let round = NIOLockedValueBox<Task<Void, Never>?>(nil)
     /// Refresh messages published since start (tests and the log).
     private let published = Atomic<Int>(0)
 
     init(configuration: BridgeConfiguration, client: MQTTClient, logger: Logger) {
-        self.settings = Mutex(Self.settings(configuration))
+        self.settings = NIOLockedValueBox(Self.settings(configuration))
         self.client = client
         self.logger = logger
     }
@@ -41,7 +42,7 @@ final class ActiveRefresh: Sendable {
 
     /// Takes the devices' refresh messages from a reloaded configuration, for the next round.
     func update(_ configuration: BridgeConfiguration) {
-        settings.withLock { $0 = Self.settings(configuration) }
+        settings.withLockedValue { $0 = Self.settings(configuration) }
     }
 
     /// The time between two refresh messages at `rate` messages per second.
@@ -58,11 +59,11 @@ final class ActiveRefresh: Sendable {
     /// - Parameter devices: only these devices (after a reload: the new and changed ones);
     ///   `nil`: every device.
     func start(devices: Set<String>? = nil) {
-        let (all, interval) = settings.withLock { ($0.messages, $0.interval) }
+        let (all, interval) = settings.withLockedValue { ($0.messages, $0.interval) }
         let messages = devices.map { names in all.filter { names.contains($0.device) } } ?? all
         guard !messages.isEmpty else { return }
         let task = Task { await self.run(messages, interval: interval) }
-        round.withLock { current in
+        round.withLockedValue { current in
             current?.cancel()
             current = task
         }
@@ -70,7 +71,7 @@ final class ActiveRefresh: Sendable {
 
     /// Stops the round still running, if any.
     func stop() {
-        round.withLock { current in
+        round.withLockedValue { current in
             current?.cancel()
             current = nil
         }

@@ -5,8 +5,8 @@ import MQTTModbusBridgeConfiguration
 import Metrics
 import ModbusTCPServer
 import Mosquitto
+import NIOConcurrencyHelpers
 import ServiceLifecycle
-import Synchronization
 
 /// The bridge: MQTT messages feed a register cache that answers Modbus reads; Modbus writes
 /// become MQTT commands whose replies wait for the device's acknowledgement.
@@ -46,13 +46,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     let refresh: ActiveRefresh
     private let logger: Logger
     private let metrics: BridgeMetrics
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// Held while a message is handled, and while a reload moves the values to its new cache:
     /// a message never lands in a cache that is being replaced. It holds the number of the
     /// latest broker connection known to be lost (`MQTTMessage.connection`): messages of that
     /// connection or an older one, still buffered when the loss invalidated the cache, are
     /// dropped, or they would serve values as live while the broker is away (docs/soak.md).
-    private let ingest = Mutex<UInt64>(0)
+    private let ingest = NIOLockedValueBox<UInt64>(0)
 
     private struct State {
         /// A reload is being applied; another one is refused meanwhile.
@@ -240,7 +240,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     public var isConnectedToBroker: Bool { client.state == .connected && commands.state == .connected }
 
     /// State payloads that could not be decoded since start (each point kept its last good value).
-    public var payloadDecodeFailures: Int { state.withLock { $0.totalDecodeFailures } }
+    public var payloadDecodeFailures: Int { state.withLockedValue { $0.totalDecodeFailures } }
 
     /// Whether the bridge is ready for traffic: broker connected, every subscription
     /// acknowledged on this connection, Modbus listener up (see ``BridgeReadiness``).
@@ -249,7 +249,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         let configured = routes.subscriptions.count
         // The clients subscribe to nothing but the routes' filters; a reload's new filters
         // count as pending until their own SUBACK, whatever the clients' counts say.
-        let reloadPending = state.withLock { $0.reloadSubscriptions.count }
+        let reloadPending = state.withLockedValue { $0.reloadSubscriptions.count }
         let acknowledged =
             client.subscriptionCounts.acknowledged + (commandClient?.subscriptionCounts.acknowledged ?? 0)
         return BridgeReadiness(
@@ -565,7 +565,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// no longer follow the plant, so reads answer each point's policy, and the messages of
     /// those connections still buffered are dropped when their turn comes; waiting writes end 0A.
     func brokerConnectionLost(through connection: UInt64) {
-        ingest.withLock { lostConnection in
+        ingest.withLockedValue { lostConnection in
             lostConnection = max(lostConnection, connection)
             cache.invalidateAll()
             // A death may come while the bridge is away: every node must be born again.
@@ -599,13 +599,13 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     }
 
     private func apply(_ configuration: BridgeConfiguration) async throws(ReloadRefusal) -> ReloadSummary {
-        let started = state.withLock { state in
+        let started = state.withLockedValue { state in
             if state.reloading { return false }
             state.reloading = true
             return true
         }
         guard started else { throw ReloadRefusal(reasons: ["another reload is being applied; send it again"]) }
-        defer { state.withLock { $0.reloading = false } }
+        defer { state.withLockedValue { $0.reloading = false } }
 
         let old = topics.current
         let new = BridgeTopicMap(configuration, metrics: metrics)
@@ -624,7 +624,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                 ])
             }
         }
-        ingest.withLock { _ in
+        ingest.withLockedValue { _ in
             new.cache.carry(from: old.cache, points: plan.points, devices: plan.devices)
             new.sparkplug.carrySessions(from: old.sparkplug)
             topics.replace(with: new)
@@ -658,7 +658,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
                     && old.routes.commandFilters.contains(subscription.topic)
                         != new.routes.commandFilters.contains(subscription.topic)
             }
-        state.withLock { state in
+        state.withLockedValue { state in
             // What an earlier reload still waits for, unless this one dropped it.
             let wanted = Set(new.routes.subscriptions.map(\.topic))
             state.reloadSubscriptions = state.reloadSubscriptions.filter { wanted.contains($0.topic) }
@@ -672,7 +672,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         metrics.record(readiness)
         await applyReloadSubscriptions()
         // Values that are not retained: ask the new devices, once their topics are subscribed.
-        if client.state == .connected, state.withLock({ $0.reloadSubscriptions.isEmpty }) {
+        if client.state == .connected, state.withLockedValue({ $0.reloadSubscriptions.isEmpty }) {
             refresh.start(devices: plan.refreshDevices)
         }
         logger.notice(
@@ -685,11 +685,11 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Sends the UNSUBSCRIBEs and SUBSCRIBEs reloads left to do; what fails stays to do.
     private func applyReloadSubscriptions() async {
         guard isConnectedToBroker else { return }
-        let (subscriptions, unsubscriptions) = state.withLock { state in
+        let (subscriptions, unsubscriptions) = state.withLockedValue { state in
             state.reloadSubscriptionsInFlight += 1
             return (state.reloadSubscriptions, state.reloadUnsubscriptions)
         }
-        defer { state.withLock { $0.reloadSubscriptionsInFlight -= 1 } }
+        defer { state.withLockedValue { $0.reloadSubscriptionsInFlight -= 1 } }
         var failedUnsubscriptions: [String] = []
         for filter in unsubscriptions {
             do {
@@ -704,7 +704,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         let unsubscribing = Set(failedUnsubscriptions)
         let ready = subscriptions.filter { !unsubscribing.contains($0.topic) }
         let failed = Set(await subscribe(ready).map(\.topic)).union(unsubscribing)
-        state.withLock { state in
+        state.withLockedValue { state in
             let sent = Set(subscriptions.map(\.topic))
             state.reloadSubscriptions.removeAll { sent.contains($0.topic) && !failed.contains($0.topic) }
             let tried = Set(unsubscriptions)
@@ -718,7 +718,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     private func retryReloadSubscriptions() async {
         while true {
             do { try await Task.sleep(for: .seconds(2)) } catch { return }
-            let (waiting, busy) = state.withLock { state in
+            let (waiting, busy) = state.withLockedValue { state in
                 (
                     !state.reloadSubscriptions.isEmpty || !state.reloadUnsubscriptions.isEmpty,
                     state.reloading || state.reloadSubscriptionsInFlight > 0
@@ -799,7 +799,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
     /// Routes one message: ack topics resolve waiting writes; state topics update the cache.
     func handle(_ message: MQTTMessage) {
         metrics.messagesReceived.increment()
-        ingest.withLock { lostConnection in
+        ingest.withLockedValue { lostConnection in
             // Received before a loss that has already made every value stale: applying it now
             // would make its point fresh again while the broker is away. What the device says
             // after the reconnection (retained states included) comes on the new connection.
@@ -835,7 +835,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
         guard let settings = device.availability else { return }
         guard let online = settings.isOnline(payload: message.payload) else {
             metrics.decodeFailures.increment()
-            state.withLock { $0.availabilityFailures += 1 }
+            state.withLockedValue { $0.availabilityFailures += 1 }
             logger.warning(
                 "availability payload is neither an online nor an offline word; keeping the device's state",
                 metadata: [
@@ -875,7 +875,7 @@ public final class MQTTModbusBridgeService: Service, Sendable {
             metrics.decodeFailures.increment()
             // Every failure is counted; the log names the first and then every 100th per point,
             // so a misconfigured device cannot flood it.
-            let failures = state.withLock { state in
+            let failures = state.withLockedValue { state in
                 state.decodeFailures[point.name, default: 0] += 1
                 return state.decodeFailures[point.name]!
             }

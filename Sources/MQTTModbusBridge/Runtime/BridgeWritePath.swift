@@ -3,7 +3,7 @@ import Logging
 import MQTTModbusBridgeConfiguration
 import ModbusTCPServer
 import Mosquitto
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The bridge's write path: turns a Modbus write into MQTT commands and answers only when the
 /// devices acknowledged them (docs/design.md §4).
@@ -24,7 +24,7 @@ final class BridgeWritePath: Sendable {
     let tracker = AckTracker()
     /// Each point's last write and its outcome (the status page shows them).
     let lastWrites = LastWriteLog()
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     /// The topic map in force; a write works on the one it started with, then records its
     /// outcome in the one in force when it ends (a reload may have come in between).
     private let topics: TopicMapHolder
@@ -47,12 +47,12 @@ final class BridgeWritePath: Sendable {
     }
 
     /// Writes waiting for acknowledgements now.
-    var writesInFlight: Int { state.withLock { $0.inFlight } }
+    var writesInFlight: Int { state.withLockedValue { $0.inFlight } }
 
     /// From now on commands are published: the subscriptions that carry their acknowledgements
     /// are in place.
     func acceptCommands() {
-        state.withLock { $0.acceptsCommands = true }
+        state.withLockedValue { $0.acceptsCommands = true }
     }
 
     /// Ends every write still waiting with `outcome` (the broker is gone, or the bridge stops).
@@ -173,7 +173,7 @@ final class BridgeWritePath: Sendable {
             changedBits: request.mask?.changedBits
         )
         let started = ContinuousClock.now
-        guard client.state == .connected, telemetry.state == .connected, state.withLock({ $0.acceptsCommands })
+        guard client.state == .connected, telemetry.state == .connected, state.withLockedValue({ $0.acceptsCommands })
         else {
             record(
                 planned,
@@ -216,7 +216,7 @@ final class BridgeWritePath: Sendable {
             )
         }
         let maxWritesInFlight = max(1, topics.configuration.modbus.maxWritesInFlight)
-        let inFlight = state.withLock { state -> Int? in
+        let inFlight = state.withLockedValue { state -> Int? in
             guard state.inFlight < maxWritesInFlight else { return nil }
             state.inFlight += 1
             return state.inFlight
@@ -237,7 +237,7 @@ final class BridgeWritePath: Sendable {
         metrics.writesInFlight.record(inFlight)
         defer {
             metrics.writesInFlight.record(
-                state.withLock { state in
+                state.withLockedValue { state in
                     state.inFlight -= 1
                     return state.inFlight
                 }
@@ -346,7 +346,7 @@ final class BridgeWritePath: Sendable {
             return CommandResult(notSent: .rejected(code: .illegalDataAddress, reason: "\(point.name) is read-only"))
         }
         let ack = command.ack
-        let sequence = state.withLock { state in
+        let sequence = state.withLockedValue { state in
             state.commandSequence += 1
             return state.commandSequence
         }

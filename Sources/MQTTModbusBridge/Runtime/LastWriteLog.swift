@@ -1,5 +1,5 @@
 import MQTTModbusBridgeConfiguration
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The last write of every writable point: what was written, how it ended and how long the
 /// device took, for the status page. One entry per point, replaced by each write.
@@ -13,17 +13,17 @@ final class LastWriteLog: Sendable {
     }
 
     /// By point name, which a reload does not change.
-    private let entries = Mutex<[String: Entry]>([:])
+    private let entries = NIOLockedValueBox<[String: Entry]>([:])
 
     func record(point: String, value: PointValue, outcome: WriteOutcome, startedAt start: ContinuousClock.Instant) {
         let now = ContinuousClock.now
         let entry = Entry(value: value, outcome: outcome, latency: start.duration(to: now), finishedAt: now)
-        entries.withLock { $0[point] = entry }
+        entries.withLockedValue { $0[point] = entry }
     }
 
     func last(of point: String) -> Entry? {
-        entries.withLock { $0[point] }
+        entries.withLockedValue { $0[point] }
     }
 
-    var all: [String: Entry] { entries.withLock { $0 } }
+    var all: [String: Entry] { entries.withLockedValue { $0 } }
 }

@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import MQTTModbusBridgeConfiguration
 import Mosquitto
+import NIOConcurrencyHelpers
 import SparkplugB
-import Synchronization
 
 /// The bridge as a Sparkplug B consumer, for one topic map: which configured devices and points
 /// each edge node's messages feed, and the node sessions (``SparkplugSessions``) that say what
@@ -28,7 +28,7 @@ final class SparkplugIngest: Sendable {
     let pointsByMetric: [Int: [String: [Int]]]
     /// For each configured Sparkplug device (by index), all its points.
     let pointsOfDevice: [Int: [Int]]
-    private let sessions = Mutex(SparkplugSessions())
+    private let sessions = NIOLockedValueBox(SparkplugSessions())
 
     init(map: RegisterMap, host: SparkplugHostSettings) {
         self.host = host
@@ -63,14 +63,14 @@ final class SparkplugIngest: Sendable {
 
     /// Takes over the sessions of an earlier map's nodes that this map still has.
     func carrySessions(from old: SparkplugIngest) {
-        var carried = old.sessions.withLock { $0 }
+        var carried = old.sessions.withLockedValue { $0 }
         carried.keep(only: Set(devicesByNode.keys))
-        sessions.withLock { $0 = carried }
+        sessions.withLockedValue { $0 = carried }
     }
 
     /// Forgets every session: the broker connection was lost, and a death may be missed meanwhile.
     func reset() {
-        sessions.withLock { $0.reset() }
+        sessions.withLockedValue { $0.reset() }
     }
 
     /// The metric a write to point `index` commands, as the node's current session declared
@@ -84,7 +84,7 @@ final class SparkplugIngest: Sendable {
         guard let metric = point.sparkplug, let device = map.deviceOfPoint[index],
             let source = map.devices[device].sparkplug
         else { return nil }
-        let birth = sessions.withLock {
+        let birth = sessions.withLockedValue {
             $0.birthMetric(SparkplugNodeKey(source), device: source.deviceID, name: metric.name)
         }
         guard let datatype = metric.datatype ?? birth?.datatype else { return nil }
@@ -125,7 +125,7 @@ final class SparkplugIngest: Sendable {
             )
             return outcome
         }
-        let event = sessions.withLock { $0.receive(topic, payload) }
+        let event = sessions.withLockedValue { $0.receive(topic, payload) }
         switch event {
         case .born(let node, let device, let born):
             for ref in devices where ref.deviceID == device {
@@ -169,7 +169,8 @@ final class SparkplugIngest: Sendable {
             for ref in devices { cache.setAvailability(device: ref.index, online: false) }
             var asks = false
             if host.isHost {
-                switch sessions.withLock({ $0.rebirthDecision(node, now: .now, interval: host.rebirthInterval) }) {
+                switch sessions.withLockedValue({ $0.rebirthDecision(node, now: .now, interval: host.rebirthInterval) })
+                {
                 case .now:
                     outcome.rebirth = node
                     asks = true
@@ -257,7 +258,7 @@ final class SparkplugIngest: Sendable {
 
     /// A deferred rebirth request is due: whether to send it (the node is still out of step).
     func deferredRebirthDue(_ node: SparkplugNodeKey) -> Bool {
-        sessions.withLock { $0.deferredRebirthDue(node, now: .now) }
+        sessions.withLockedValue { $0.deferredRebirthDue(node, now: .now) }
     }
 
     /// The topic and payload of a rebirth request to `node`.

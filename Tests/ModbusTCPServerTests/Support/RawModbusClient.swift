@@ -20,7 +20,12 @@ final class RawModbusClient: @unchecked Sendable {
     /// Connects to 127.0.0.1:`port` (or ::1 with `ipv6`). `receiveBuffer` fixes the socket's
     /// receive buffer (the kernel doubles it and stops tuning it), for a client that must fall
     /// behind quickly.
-    init(port: Int, ipv6: Bool = false, timeout: TimeInterval = 5, receiveBuffer: Int32? = nil) throws {
+    ///
+    /// `timeout` bounds every send and receive. It only stops a test that would hang (no test
+    /// waits for it to expire), so it is generous: under the thread sanitizer on a 2-core machine,
+    /// with the other tests of the target running beside it on the shared event loops and other
+    /// work on the machine, two tests once waited more than 5 s, at the same moment, for a reply.
+    init(port: Int, ipv6: Bool = false, timeout: TimeInterval = 30, receiveBuffer: Int32? = nil) throws {
         // Close-on-exec: a broker or client process that a parallel test starts must not inherit
         // this socket (it would keep the connection open after we close it).
         fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
