@@ -47,6 +47,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     /// Closes the connection unless the request whose first bytes the assembler holds is
     /// complete by then; `nil` while the last read ended on a frame boundary.
     private var partialRequestCheck: Scheduled<Void>?
+    /// Set when the partial-request deadline passed while the server held reads back: once
+    /// reading resumes the client gets a whole timeout again, not what was left of this one.
+    private var partialRequestDeferred = false
 
     init(
         dispatcher: ModbusRequestDispatcher,
@@ -163,6 +166,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         if completedFrames > 0 || assembler.bufferedByteCount == 0 {
             partialRequestCheck?.cancel()
             partialRequestCheck = nil
+            partialRequestDeferred = false
         }
         guard assembler.bufferedByteCount > 0, partialRequestCheck == nil else { return }
         schedulePartialRequestCheck(in: timeout, context: context)
@@ -173,9 +177,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             self.partialRequestCheck = nil
             guard self.machine.acceptsRequests, self.assembler.bufferedByteCount > 0 else { return }
             // While the server holds reads back, the rest of the request may be waiting in the
-            // socket, not late: the client is given another full timeout.
+            // socket, not late: the deadline starts again, whole, when reading resumes.
             if self.machine.isWaitingOnServer {
-                self.schedulePartialRequestCheck(in: timeout, context: context)
+                self.partialRequestDeferred = true
                 return
             }
             self.logger.info(
@@ -184,6 +188,14 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             )
             self.run(self.machine.errorCaught(), context: context)
         }
+    }
+
+    private func restartDeferredPartialRequestCheck(context: ChannelHandlerContext) {
+        partialRequestDeferred = false
+        guard let timeout = partialRequestTimeout, machine.acceptsRequests, assembler.bufferedByteCount > 0,
+            partialRequestCheck == nil
+        else { return }
+        schedulePartialRequestCheck(in: timeout, context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -274,6 +286,11 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     private func run(_ action: ModbusConnectionStateMachine.Action, context: ChannelHandlerContext) {
+        defer {
+            if partialRequestDeferred && !machine.isWaitingOnServer {
+                restartDeferredPartialRequestCheck(context: context)
+            }
+        }
         switch action {
         case .none:
             break

@@ -28,7 +28,9 @@ public struct ModbusServerConfiguration: Sendable {
     /// connection whose request is still incomplete after this long is closed. A master writes a
     /// request (at most 260 bytes) at once, so its bytes arrive together or within a
     /// retransmission or two; a client that trickles a request in byte by byte (slowloris) would
-    /// otherwise complete one now and then, never be idle, and hold a connection for ever. `nil`
+    /// otherwise complete one now and then, never be idle, and hold a connection for ever. The
+    /// clock does not run against the client while the server holds reading back (a handler at
+    /// work, a full queue, blocked output): it starts again, whole, when reading resumes. `nil`
     /// waits for ever.
     public var partialRequestTimeout: Duration? = .seconds(10)
     /// How many received requests a connection may queue while an earlier one waits for an

@@ -109,7 +109,7 @@ struct ConnectionAbuseTests {
     func partialRequestBehindASlowHandler() async throws {
         let gate = AsyncGate()
         try await withServer(
-            .loopback { $0.partialRequestTimeout = .milliseconds(200) },
+            .loopback { $0.partialRequestTimeout = .milliseconds(400) },
             read: .async { request in
                 await gate.enterAndWait()
                 return [UInt16](repeating: 7, count: request.count)
@@ -121,12 +121,40 @@ struct ConnectionAbuseTests {
             let second = ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 2)
             try await client.send(first + second[..<5])
             await gate.waitUntilEntered()
-            // The handler holds the connection well past the timeout, with half a request read.
-            try await Task.sleep(for: .milliseconds(600))
+            // The handler holds the connection three timeouts long, with half a request read.
+            // The client then has a whole timeout from when reading resumes, not what is left
+            // of the last one.
+            try await Task.sleep(for: .milliseconds(1200))
             gate.open()
             try await client.send(Array(second[5...]))
             #expect(Array(try await client.receiveFrame()[7...]) == [0x03, 2, 0, 7])
             #expect(Array(try await client.receiveFrame()[7...]) == [0x03, 2, 0, 7])
+        }
+    }
+
+    @Test("A partial request still times out once a slow handler has finished, if its rest never comes")
+    func partialRequestAfterASlowHandler() async throws {
+        let gate = AsyncGate()
+        let logs = LogCapture()
+        try await withServer(
+            .loopback { $0.partialRequestTimeout = .milliseconds(200) },
+            read: .async { request in
+                await gate.enterAndWait()
+                return [UInt16](repeating: 7, count: request.count)
+            },
+            write: nil,
+            logger: logs.logger("test.server")
+        ) { _, port in
+            let client = try RawModbusClient(port: port)
+            let first = ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 1), transaction: 1)
+            let second = ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 2)
+            try await client.send(first + second[..<5])
+            await gate.waitUntilEntered()
+            try await Task.sleep(for: .milliseconds(600))
+            gate.open()
+            #expect(Array(try await client.receiveFrame()[7...]) == [0x03, 2, 0, 7], "the first is answered")
+            #expect(await client.waitForClose(), "closed: the second request never completed")
+            #expect(logs.messages(at: .info).contains { $0.message.contains("partial-request timeout") })
         }
     }
 

@@ -136,8 +136,9 @@ struct ConnectionTests {
             write: nil,
             logger: logs.logger("test.server")
         ) { server, port in
+            // No request at all: on a loaded machine a first request can reach the server after
+            // the 200 ms have run out, and the close then lands as a reset on the reply read.
             let client = try RawModbusClient(port: port)
-            _ = try await client.request(ModbusFrames.read(0x03, address: 0, count: 1))
             #expect(await client.waitForClose(), "closed after 200 ms without a request")
             #expect(logs.messages(at: .info).contains { $0.message.contains("idle") })
         }
