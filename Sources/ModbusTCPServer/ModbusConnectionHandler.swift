@@ -32,6 +32,9 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let access: ModbusConnectionAccess?
     private let record: ModbusConnectionRecord
     private let registry: ModbusConnectionRegistry
+    /// Framing errors of all connections, logged at a bounded rate: a peer that connects, sends
+    /// a bad header and reconnects in a loop must not be able to flood the log.
+    private let framingErrors: RateLimitedEventLog?
     private let wireLogger: Logger
     private var logger: Logger
 
@@ -50,11 +53,15 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     /// Set when the partial-request deadline passed while the server held reads back: once
     /// reading resumes the client gets a whole timeout again, not what was left of this one.
     private var partialRequestDeferred = false
+    /// Which scheduled check is the current one. NIO may still run a task cancelled in the same
+    /// turn of the loop; a check from an earlier generation then does nothing.
+    private var partialRequestGeneration: UInt64 = 0
 
     init(
         dispatcher: ModbusRequestDispatcher,
         record: ModbusConnectionRecord,
         registry: ModbusConnectionRegistry,
+        framingErrors: RateLimitedEventLog? = nil,
         idleTimeout: Duration?,
         partialRequestTimeout: Duration? = nil,
         maxQueued: Int,
@@ -66,6 +73,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         self.access = access
         self.record = record
         self.registry = registry
+        self.framingErrors = framingErrors
         self.machine = ModbusConnectionStateMachine(
             idleTimeout: idleTimeout.map { TimeAmount($0) },
             maxQueuedRequests: maxQueued,
@@ -104,7 +112,15 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let framing = error as? ModbusFramingError {
-            logger.warning("closing connection: \(framing)")
+            if let framingErrors {
+                framingErrors.record(
+                    peer: logger[metadataKey: "peer"].map { "\($0)" } ?? "unknown",
+                    logger: logger,
+                    metadata: ["reason": "\(framing)"]
+                )
+            } else {
+                logger.warning("closing connection: \(framing)")
+            }
         } else if error is NIOCore.IOError || error is ChannelError || (error as? NIOSSLError) == .uncleanShutdown {
             // A TLS client that closes its socket without close_notify is as ordinary as a
             // plain one that resets it.
@@ -173,7 +189,10 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     }
 
     private func schedulePartialRequestCheck(in timeout: TimeAmount, context: ChannelHandlerContext) {
+        partialRequestGeneration &+= 1
+        let generation = partialRequestGeneration
         partialRequestCheck = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            guard generation == self.partialRequestGeneration else { return }
             self.partialRequestCheck = nil
             guard self.machine.acceptsRequests, self.assembler.bufferedByteCount > 0 else { return }
             // While the server holds reads back, the rest of the request may be waiting in the
@@ -190,10 +209,13 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// A check scheduled by a read during the wait would leave the client less than a whole
+    /// timeout, so it is replaced.
     private func restartDeferredPartialRequestCheck(context: ChannelHandlerContext) {
         partialRequestDeferred = false
-        guard let timeout = partialRequestTimeout, machine.acceptsRequests, assembler.bufferedByteCount > 0,
-            partialRequestCheck == nil
+        partialRequestCheck?.cancel()
+        partialRequestCheck = nil
+        guard let timeout = partialRequestTimeout, machine.acceptsRequests, assembler.bufferedByteCount > 0
         else { return }
         schedulePartialRequestCheck(in: timeout, context: context)
     }

@@ -52,6 +52,7 @@ public final class ModbusServer: Service, Sendable {
     private let refusedConnections: RateLimitedEventLog
     private let evictedConnections: RateLimitedEventLog
     private let deniedConnections: RateLimitedEventLog
+    private let framingErrors: RateLimitedEventLog
     /// The TLS credentials and counters of a Modbus/TCP Security listener; `nil` for plain TCP.
     private let tls: ModbusTLSState?
     /// Fault injection for tests; empty in production.
@@ -120,6 +121,12 @@ public final class ModbusServer: Service, Sendable {
             logInterval: configuration.deniedLogInterval,
             message: "connection from an address outside allowed_clients; closing it",
             suppressedKey: "also_denied_since_last_line"
+        )
+        self.framingErrors = RateLimitedEventLog(
+            counter: Counter(label: "modbus_server_framing_errors_total", factory: metricsFactory),
+            logInterval: configuration.deniedLogInterval,
+            message: "closing connection: a request header that cannot be trusted",
+            suppressedKey: "also_closed_since_last_line"
         )
         self.tls =
             configuration.tls == nil
@@ -432,11 +439,12 @@ public final class ModbusServer: Service, Sendable {
         let registry = self.registry
         channel.closeFuture.whenComplete { _ in registry.remove(record) }
         logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
-        let makeHandler = { [dispatcher, configuration, logger, wireLogger] (access: ModbusConnectionAccess?) in
+        let makeHandler = { [dispatcher, configuration, logger, wireLogger, framingErrors] (access: ModbusConnectionAccess?) in
             ModbusConnectionHandler(
                 dispatcher: dispatcher,
                 record: record,
                 registry: registry,
+                framingErrors: framingErrors,
                 idleTimeout: configuration.idleTimeout,
                 partialRequestTimeout: configuration.partialRequestTimeout,
                 maxQueued: configuration.maxQueuedRequestsPerConnection,

@@ -52,9 +52,11 @@ public struct ModbusServerConfiguration: Sendable {
     /// and logged (the first, then at most one line per ``deniedLogInterval`` with how many
     /// more there were). `nil`, the default, allows every address. An empty list allows none.
     public var allowedClients: [ModbusClientAddressRange]? = nil
-    /// The least time between two log lines about denied connections, and between two about
-    /// connections refused or closed at the connection limit (a scan or a flood of connection
-    /// attempts must not flood the log). Each line says how many more there were since the last.
+    /// The least time between two log lines about denied connections, between two about
+    /// connections refused or closed at the connection limit, and between two about connections
+    /// closed for a header that cannot be trusted (a scan, a flood of connection attempts or a
+    /// peer sending garbage in a loop must not flood the log). Each line says how many more
+    /// there were since the last; every event is counted in the server's metrics.
     public var deniedLogInterval: Duration = .seconds(10)
     /// Answer every write function code (5, 6, 15, 16, 22, 23) with 01 (illegal function),
     /// whatever the write handler: a listener for masters that may only read.

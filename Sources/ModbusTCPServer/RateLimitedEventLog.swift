@@ -4,9 +4,11 @@ import Synchronization
 
 /// Counts one kind of event (a connection denied by the address allow-list, refused or evicted
 /// at the connection limit, a failed TLS handshake, a request the client's role may not make)
-/// and logs it at a bounded rate: the first at once, then one line per interval saying how many
-/// more came, so that a port scan, a flood of connection attempts or a misconfigured master
-/// retrying in a loop cannot flood the log (or spend the event loop's time writing it).
+/// and logs it at a bounded rate: the first at once, then none until an interval has passed; the
+/// first event after that is logged with how many came since the last line. A port scan, a flood
+/// of connection attempts or a misconfigured master retrying in a loop cannot flood the log (or
+/// spend the event loop's time writing it). The count of a burst that nothing follows is not
+/// logged; the counter has every event.
 final class RateLimitedEventLog: Sendable {
     private struct State {
         var lastLog: ContinuousClock.Instant?

@@ -60,23 +60,14 @@ struct AccessControlTests {
         configuration.allowedClients = [
             try #require(ModbusClientAddressRange("127.0.0.2")), try #require(ModbusClientAddressRange("::1")),
         ]
-        let server = ModbusServer(
-            configuration: configuration,
-            readHandler: .sync { try store.read($0) },
-            metricsFactory: metrics
-        )
-        try await server.start()
-        do {
-            let port = try #require(server.port)
+        try await withServer(configuration, read: .sync { try store.read($0) }, write: nil, metrics: metrics) {
+            server,
+            port in
             let denied = try RawModbusClient(port: port)
             #expect(await denied.waitForClose(), "127.0.0.1 is not in the list")
             #expect(try metrics.expectCounter("modbus_server_connections_denied_total").totalValue == 1)
             #expect(server.activeConnections == 0)
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
 
         configuration.allowedClients = [try #require(ModbusClientAddressRange("127.0.0.0/8"))]
         try await withServer(configuration, read: .sync { try store.read($0) }, write: nil) { _, port in

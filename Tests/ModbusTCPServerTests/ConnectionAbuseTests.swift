@@ -52,15 +52,13 @@ struct ConnectionAbuseTests {
             $0.connectionLimitPolicy = .rejectNew
         }
         configuration.deniedLogInterval = .seconds(60)
-        let server = ModbusServer(
-            configuration: configuration,
-            readHandler: .sync { try store.read($0) },
+        try await withServer(
+            configuration,
+            read: .sync { try store.read($0) },
+            write: nil,
             logger: logs.logger("test.server"),
-            metricsFactory: metrics
-        )
-        try await server.start()
-        do {
-            let port = try #require(server.port)
+            metrics: metrics
+        ) { _, port in
             let holder = try RawModbusClient(port: port)
             _ = try await holder.request(ModbusFrames.read(0x03, address: 0, count: 1))
             for _ in 0..<50 {
@@ -71,11 +69,38 @@ struct ConnectionAbuseTests {
             let lines = logs.messages(at: .warning).filter { $0.message.contains("connection limit") }
             #expect(lines.count == 1, "one line for the first refusal, none for the rest within the interval")
             #expect(try await holder.request(ModbusFrames.read(0x03, address: 4, count: 1)) == [0x03, 2, 0, 4])
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
+    }
+
+    @Test("Connections closed for a header that cannot be trusted are counted in full and logged at a bounded rate")
+    func framingErrorsAreLoggedAtABoundedRate() async throws {
+        let store = TestStore()
+        let logs = LogCapture()
+        let metrics = TestMetrics()
+        var configuration = ModbusServerConfiguration.loopback()
+        configuration.deniedLogInterval = .seconds(60)
+        try await withServer(
+            configuration,
+            read: .sync { try store.read($0) },
+            write: nil,
+            logger: logs.logger("test.server"),
+            metrics: metrics
+        ) { _, port in
+            // A peer that sends garbage and reconnects in a loop: each is closed, the first
+            // logged with its reason, the rest only counted within the interval.
+            for transaction in 0..<20 {
+                let bad = try RawModbusClient(port: port)
+                let request = ModbusFrames.read(0x03, address: 0, count: 1)
+                try await bad.send(ModbusFrames.frame(request, transaction: UInt16(transaction), protocolID: 1))
+                #expect(await bad.waitForClose())
+            }
+            #expect(try metrics.expectCounter("modbus_server_framing_errors_total").totalValue == 20)
+            let lines = logs.messages(at: .warning).filter { $0.message.contains("cannot be trusted") }
+            #expect(lines.count == 1, "\(lines.map(\.message))")
+            #expect(lines.first?.metadata["reason"]?.contains("protocol identifier 1") == true)
+            let good = try RawModbusClient(port: port)
+            #expect(try await good.request(ModbusFrames.read(0x03, address: 4, count: 1)) == [0x03, 2, 0, 4])
+        }
     }
 
     @Test("A request trickled in a byte at a time is closed after the partial-request timeout")

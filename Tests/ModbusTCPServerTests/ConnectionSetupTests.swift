@@ -48,15 +48,13 @@ struct ConnectionSetupTests {
         let store = TestStore()
         let logs = LogCapture()
         let metrics = TestMetrics()
-        let server = ModbusServer(
-            configuration: ModbusServerConfiguration(host: "127.0.0.1", port: 0),
-            readHandler: .sync { try store.read($0) },
+        try await withServer(
+            ModbusServerConfiguration(host: "127.0.0.1", port: 0),
+            read: .sync { try store.read($0) },
+            write: nil,
             logger: logs.logger("test.server"),
-            metricsFactory: metrics
-        )
-        try await server.start()
-        do {
-            let port = try #require(server.port)
+            metrics: metrics
+        ) { server, port in
             server.testHooks.connectionSetup = { _ in throw InjectedFailure() }
             let refused = try RawModbusClient(port: port)
             #expect(await refused.waitForClose(), "the connection that failed setup is closed")
@@ -77,11 +75,7 @@ struct ConnectionSetupTests {
             let served = try RawModbusClient(port: port)
             #expect(try await served.request(ModbusFrames.read(0x04, address: 9, count: 1)) == [0x04, 2, 0, 9])
             #expect(try metrics.expectCounter("modbus_server_connection_setup_failures_total").totalValue == 1)
-        } catch {
-            await server.stop()
-            throw error
         }
-        await server.stop()
     }
 
     @Test("Connections refused at the limit and idle ones closed to make room are counted")
@@ -92,14 +86,9 @@ struct ConnectionSetupTests {
             var configuration = ModbusServerConfiguration(host: "127.0.0.1", port: 0)
             configuration.maxConnections = 1
             configuration.connectionLimitPolicy = policy
-            let server = ModbusServer(
-                configuration: configuration,
-                readHandler: .sync { try store.read($0) },
-                metricsFactory: metrics
-            )
-            try await server.start()
-            do {
-                let port = try #require(server.port)
+            try await withServer(configuration, read: .sync { try store.read($0) }, write: nil, metrics: metrics) {
+                _,
+                port in
                 let first = try RawModbusClient(port: port)
                 _ = try await first.request(ModbusFrames.read(0x04, address: 1, count: 1))
                 let second = try RawModbusClient(port: port)
@@ -113,11 +102,7 @@ struct ConnectionSetupTests {
                     #expect(try metrics.expectCounter("modbus_server_connections_evicted_total").totalValue == 1)
                     #expect(try metrics.expectCounter("modbus_server_connections_refused_total").totalValue == 0)
                 }
-            } catch {
-                await server.stop()
-                throw error
             }
-            await server.stop()
         }
     }
 }

@@ -258,11 +258,19 @@ def wait_until(what, condition, timeout):
 
 class Harness:
     def __init__(self, bridge, workdir, policy, max_connections, idle_timeout):
+        self.processes = []
+        try:
+            self._start(bridge, workdir, policy, max_connections, idle_timeout)
+        except BaseException:
+            # Not yet inside the caller's try: what was started must not outlive the run.
+            self.close()
+            raise
+
+    def _start(self, bridge, workdir, policy, max_connections, idle_timeout):
         self.workdir = workdir
         self.broker_port = free_port()
         self.modbus_port = free_port()
         self.status_port = free_port()
-        self.processes = []
         conf = os.path.join(workdir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write(f"listener {self.broker_port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n")

@@ -60,7 +60,7 @@ for target in "$@"; do
     "${runner[@]}" env HOME="$home" timeout --kill-after=10 "${SANITIZER_TIMEOUT:-1800}" \
         "$bundle" --testing-library swift-testing "${parallel[@]}" "${skip[@]}" --filter "$target" || {
         code=$?
-        echo "$sanitizer: $target failed (exit status $code; 66 is a sanitizer report)" >&2
+        echo "$sanitizer: $target failed (exit status $code; TSan exits 66 on a report, ASan 1)" >&2
         status=1
     }
 done

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import ModbusTCPServer
 import Synchronization
@@ -63,6 +64,7 @@ func withServer<T>(
     logger: Logger = Logger(label: "test.modbus.server"),
     wireLogger: Logger = Logger(label: "test.modbus.wire"),
     observer: ModbusRequestObserver? = nil,
+    metrics: (any MetricsFactory)? = nil,
     _ body: (ModbusServer, Int) async throws -> T
 ) async throws -> T {
     let server = ModbusServer(
@@ -71,7 +73,8 @@ func withServer<T>(
         writeHandler: write,
         logger: logger,
         wireLogger: wireLogger,
-        requestObserver: observer
+        requestObserver: observer,
+        metricsFactory: metrics ?? MetricsSystem.factory
     )
     try await server.start()
     do {
