@@ -174,7 +174,8 @@ public struct JSONPath: Sendable, Hashable, CustomStringConvertible {
     /// Whether the path names the whole document.
     public var isRoot: Bool { components.isEmpty }
 
-    /// The path in the syntax ``init(parsing:)`` reads.
+    /// The path in the syntax ``init(parsing:)`` reads. A key that holds both `"]` and `']` has
+    /// no such form (neither quote can close it); a path read from a file never holds one.
     public var description: String {
         if components.isEmpty { return "$" }
         var text = ""

@@ -66,58 +66,173 @@ public struct ConfigurationLocation: Sendable, Hashable, CustomStringConvertible
 /// One value mapped between MQTT and Modbus: where it lives in the register image, how it is
 /// typed and scaled, which topic feeds it and, for writable points, how commands are sent and
 /// acknowledged. Every default has been applied: a point is complete on its own.
+///
+/// A point is large (about 500 bytes of fields), and the bridge keeps more than one array of
+/// them (the configuration in force and its register map), so the fields live in one immutable
+/// storage that the copies share: copying a point copies a reference. Changing a field (the
+/// loader does, while it builds the point) gives that point a storage of its own.
 public struct PointConfiguration: Sendable, Hashable {
+    /// The fields, stored once however many copies of the point there are.
+    private struct Fields: Sendable, Hashable {
+        var name: String
+        var descriptionText: String?
+        var unitID: UInt8
+        var area: ModbusArea
+        var address: UInt16
+        var type: PointType
+        var byteOrder: ByteOrder
+        var scale: Double
+        var offset: Double
+        var stateTopic: String?
+        var payload: PayloadFormat
+        var qos: QoSLevel
+        var maxAge: Duration?
+        var onMissing: MissingValuePolicy
+        var command: CommandSettings?
+        var location: ConfigurationLocation
+        var device: String?
+        var quality: StatusRegister?
+        var lastCommand: StatusRegister?
+        var additionalStates: [StateSource] = []
+        var sparkplug: SparkplugMetric?
+    }
+
+    /// Shared by the copies of a point. Immutable, so reading a field needs neither a lock nor
+    /// an exclusivity check.
+    private final class Storage: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private mutating func mutate(_ change: (inout Fields) -> Void) {
+        var fields = storage.fields
+        change(&fields)
+        storage = Storage(fields)
+    }
+
+    /// Whether two points have the same fields (always so for copies of one point).
+    public static func == (lhs: PointConfiguration, rhs: PointConfiguration) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
+    }
+
+    /// Hashes the fields, as ``==`` compares them.
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage.fields) }
+
     /// The point's name, unique in the configuration (letters, digits, `_ - . : /`).
-    public var name: String
+    public var name: String {
+        get { storage.fields.name }
+        set { mutate { $0.name = newValue } }
+    }
     /// An optional human description, the `description` key (for exports and logs).
-    public var descriptionText: String?
+    public var descriptionText: String? {
+        get { storage.fields.descriptionText }
+        set { mutate { $0.descriptionText = newValue } }
+    }
     /// The unit the point belongs to.
-    public var unitID: UInt8
+    public var unitID: UInt8 {
+        get { storage.fields.unitID }
+        set { mutate { $0.unitID = newValue } }
+    }
     /// The Modbus area.
-    public var area: ModbusArea
+    public var area: ModbusArea {
+        get { storage.fields.area }
+        set { mutate { $0.area = newValue } }
+    }
     /// The 0-based protocol address of the first register (or bit).
-    public var address: UInt16
+    public var address: UInt16 {
+        get { storage.fields.address }
+        set { mutate { $0.address = newValue } }
+    }
     /// The data type.
-    public var type: PointType
+    public var type: PointType {
+        get { storage.fields.type }
+        set { mutate { $0.type = newValue } }
+    }
     /// How the bytes of a multi-register value are ordered.
-    public var byteOrder: ByteOrder
+    public var byteOrder: ByteOrder {
+        get { storage.fields.byteOrder }
+        set { mutate { $0.byteOrder = newValue } }
+    }
     /// Registers hold `value × scale + offset` (see ``offset``). Finite and not 0; 1 for
     /// non-numeric types.
-    public var scale: Double
+    public var scale: Double {
+        get { storage.fields.scale }
+        set { mutate { $0.scale = newValue } }
+    }
     /// Added after scaling, in register units: `register = value × scale + offset`, so
     /// `value = (register − offset) / scale`. Finite; 0 for non-numeric types.
-    public var offset: Double
+    public var offset: Double {
+        get { storage.fields.offset }
+        set { mutate { $0.offset = newValue } }
+    }
     /// The topic (or topic filter) whose messages carry the point's state; `nil` for a
     /// command-only point, whose reads follow ``onMissing``.
-    public var stateTopic: String?
+    public var stateTopic: String? {
+        get { storage.fields.stateTopic }
+        set { mutate { $0.stateTopic = newValue } }
+    }
     /// How state messages (and default commands) encode the value.
-    public var payload: PayloadFormat
+    public var payload: PayloadFormat {
+        get { storage.fields.payload }
+        set { mutate { $0.payload = newValue } }
+    }
     /// The QoS of the state subscription.
-    public var qos: QoSLevel
+    public var qos: QoSLevel {
+        get { storage.fields.qos }
+        set { mutate { $0.qos = newValue } }
+    }
     /// A value older than this counts as missing; `nil`: values never expire.
-    public var maxAge: Duration?
+    public var maxAge: Duration? {
+        get { storage.fields.maxAge }
+        set { mutate { $0.maxAge = newValue } }
+    }
     /// What a Modbus read gets while the value is missing (never received, or too old).
-    public var onMissing: MissingValuePolicy
+    public var onMissing: MissingValuePolicy {
+        get { storage.fields.onMissing }
+        set { mutate { $0.onMissing = newValue } }
+    }
     /// How Modbus writes become MQTT commands; `nil` for a read-only point.
-    public var command: CommandSettings?
+    public var command: CommandSettings? {
+        get { storage.fields.command }
+        set { mutate { $0.command = newValue } }
+    }
     /// Where the point was defined (for a template, the template's entry).
-    public var location: ConfigurationLocation
+    public var location: ConfigurationLocation {
+        get { storage.fields.location }
+        set { mutate { $0.location = newValue } }
+    }
     /// The device the point belongs to (``DeviceConfiguration/name``): its availability governs
     /// the point's freshness and writes. `nil`: none.
-    public var device: String?
+    public var device: String? {
+        get { storage.fields.device }
+        set { mutate { $0.device = newValue } }
+    }
     /// The register that reports the point's ``PointQuality`` (`quality:`); `nil`: none.
-    public var quality: StatusRegister?
+    public var quality: StatusRegister? {
+        get { storage.fields.quality }
+        set { mutate { $0.quality = newValue } }
+    }
     /// The register that reports the ``LastCommandStatus`` of the point's last write
     /// (`last_command:`, writable points only); `nil`: none.
-    public var lastCommand: StatusRegister?
+    public var lastCommand: StatusRegister? {
+        get { storage.fields.lastCommand }
+        set { mutate { $0.lastCommand = newValue } }
+    }
     /// More topics the value arrives on besides ``stateTopic``, added by device profiles (see
     /// ``StateSource``); empty for points written by hand.
-    public var additionalStates: [StateSource] = []
+    public var additionalStates: [StateSource] {
+        get { storage.fields.additionalStates }
+        set { mutate { $0.additionalStates = newValue } }
+    }
     /// The Sparkplug B metric the value comes from (`metric:`), instead of a state topic; its
     /// writes are DCMD (or NCMD) messages on ``CommandSettings/topic``, confirmed by the DDATA
     /// (NDATA) that reports the written value. `nil`: not a Sparkplug point.
-    public var sparkplug: SparkplugMetric?
-
+    public var sparkplug: SparkplugMetric? {
+        get { storage.fields.sparkplug }
+        set { mutate { $0.sparkplug = newValue } }
+    }
     /// Creates a point. The loader builds points from files; this initializer serves tests and
     /// programs that build a configuration in code.
     public init(
@@ -141,25 +256,29 @@ public struct PointConfiguration: Sendable, Hashable {
         quality: StatusRegister? = nil,
         lastCommand: StatusRegister? = nil
     ) {
-        self.device = device
-        self.quality = quality
-        self.lastCommand = lastCommand
-        self.name = name
-        self.descriptionText = descriptionText
-        self.unitID = unitID
-        self.area = area
-        self.address = address
-        self.type = type
-        self.byteOrder = byteOrder
-        self.scale = scale
-        self.offset = offset
-        self.stateTopic = stateTopic
-        self.payload = payload
-        self.qos = qos
-        self.maxAge = maxAge
-        self.onMissing = onMissing
-        self.command = command
-        self.location = location
+        storage = Storage(
+            Fields(
+                name: name,
+                descriptionText: descriptionText,
+                unitID: unitID,
+                area: area,
+                address: address,
+                type: type,
+                byteOrder: byteOrder,
+                scale: scale,
+                offset: offset,
+                stateTopic: stateTopic,
+                payload: payload,
+                qos: qos,
+                maxAge: maxAge,
+                onMissing: onMissing,
+                command: command,
+                location: location,
+                device: device,
+                quality: quality,
+                lastCommand: lastCommand
+            )
+        )
     }
 
     /// The number of addresses the point occupies (``PointType/registerCount``; 1 for bits).
