@@ -439,7 +439,8 @@ public final class ModbusServer: Service, Sendable {
         let registry = self.registry
         channel.closeFuture.whenComplete { _ in registry.remove(record) }
         logger.debug("connection accepted", metadata: ["peer": "\(peer)", "active": "\(registry.count)"])
-        let makeHandler = { [dispatcher, configuration, logger, wireLogger, framingErrors] (access: ModbusConnectionAccess?) in
+        let makeHandler = {
+            [dispatcher, configuration, logger, wireLogger, framingErrors] (access: ModbusConnectionAccess?) in
             ModbusConnectionHandler(
                 dispatcher: dispatcher,
                 record: record,
