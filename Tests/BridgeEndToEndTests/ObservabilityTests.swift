@@ -173,6 +173,7 @@ struct ObservabilityTests {
                 "modbus_server_connections_refused_total": 0,
                 "modbus_server_connections_evicted_total": 0,
                 "modbus_server_connections_denied_total": 0,
+                "modbus_server_framing_errors_total": 0,
             ]
             for (outcome, count) in [
                 "ok": 1.0, "exception_02": 1, "exception_04": 1, "exception_0A": 0, "exception_0B": 1,
