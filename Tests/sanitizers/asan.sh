@@ -11,5 +11,6 @@ scratch=.build-asan
 runtime_symbol=__asan_init
 options_variable=ASAN_OPTIONS
 options="${ASAN_EXTRA_OPTIONS:-detect_leaks=1}:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1"
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 [ "$#" -gt 0 ] || set -- ModbusCoreTests ModbusTCPServerTests MosquittoTests MQTTModbusBridgeTests BridgeEndToEndTests
 source "$(dirname "$0")/common.sh"
