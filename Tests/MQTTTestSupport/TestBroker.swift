@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -468,4 +469,55 @@ func markDescriptorsCloseOnExec() {
         let flags = fcntl(descriptor, F_GETFD)
         if flags >= 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
     }
+}
+
+/// A loopback TCP port that refuses connections for as long as this value is
+/// kept: a socket is bound to it and never listens.
+///
+/// A port from ``freeLoopbackPort()`` is only free until someone binds it, and
+/// tests run in parallel start brokers on ports chosen the same way; a test
+/// that needs "nobody listens here" must hold the port, or a broker of another
+/// test may answer on it. mosquitto cannot bind over the held socket because
+/// this socket does not set `SO_REUSEADDR`.
+public final class RefusingLoopbackPort: Sendable {
+    /// The port number; connecting to it is refused until ``release()``.
+    public let port: Int
+    private let descriptor: Mutex<Int32>
+
+    public init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw TestBroker.BrokerError(description: "socket() failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getsockname(descriptor, $0, &length)
+            }
+        }
+        guard bound == 0, named == 0 else {
+            close(descriptor)
+            throw TestBroker.BrokerError(description: "could not bind a loopback port")
+        }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+        self.descriptor = Mutex(descriptor)
+    }
+
+    /// Closes the socket, so that a server of the test itself can bind the
+    /// port (the port may then be taken by anyone).
+    public func release() {
+        self.descriptor.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    deinit { self.release() }
 }

@@ -178,8 +178,10 @@ struct ReconnectionTests {
 
     @Test("operations on a client that never connected fail at once with notConnected")
     func notConnected() async throws {
+        let refusing = try RefusingLoopbackPort()
+        defer { refusing.release() }  // also keeps it alive to the end
         let client = try MQTTClient(
-            configuration: MQTTConfiguration(host: "127.0.0.1", port: try freeLoopbackPort()),
+            configuration: MQTTConfiguration(host: "127.0.0.1", port: refusing.port),
             logger: testLogger
         )
         #expect(client.state == .disconnected(reason: nil))
@@ -197,7 +199,9 @@ struct ReconnectionTests {
 
     @Test("connecting to a port nobody listens on fails fast with the socket error")
     func connectionRefused() async throws {
-        var configuration = MQTTConfiguration(host: "127.0.0.1", port: try freeLoopbackPort())
+        let refusing = try RefusingLoopbackPort()
+        defer { refusing.release() }  // also keeps it alive to the end
+        var configuration = MQTTConfiguration(host: "127.0.0.1", port: refusing.port)
         // A refusal must end connect() at once, not at the connect timeout: the margin between
         // the two is wide so that a loaded machine cannot blur them.
         configuration.connectTimeout = .seconds(30)
@@ -233,7 +237,9 @@ struct ReconnectionTests {
 
     @Test("with retryInitialConnect, connect() waits for a broker that starts later")
     func retryInitialConnect() async throws {
-        let port = try freeLoopbackPort()
+        let refusing = try RefusingLoopbackPort()
+        defer { refusing.release() }  // also keeps it alive to the end
+        let port = refusing.port
         var configuration = MQTTConfiguration(host: "127.0.0.1", port: port, clientID: "late-broker")
         configuration.reconnect = MQTTReconnectPolicy(
             initialDelay: .milliseconds(50),
@@ -245,6 +251,7 @@ struct ReconnectionTests {
         let connecting = Task { try await client.connect() }
         try await states.waitUntil("a failed attempt") { $0.contains { $0.isDisconnectedWithError } }
 
+        refusing.release()
         let broker = try await TestBroker.start(TestBrokerOptions(), port: port)
         do {
             try await withTimeout(.seconds(10), "connect") { try await connecting.valueCancellingOnExit() }
@@ -262,7 +269,11 @@ struct ReconnectionTests {
 
     @Test("cancelling connect() stops the attempts")
     func cancelConnect() async throws {
-        var configuration = MQTTConfiguration(host: "127.0.0.1", port: try freeLoopbackPort())
+        // Held for the whole test: a broker of a test running beside this one
+        // once took a port chosen here and made the cancelled connect() succeed.
+        let refusing = try RefusingLoopbackPort()
+        defer { refusing.release() }  // also keeps it alive to the end
+        var configuration = MQTTConfiguration(host: "127.0.0.1", port: refusing.port)
         configuration.reconnect = MQTTReconnectPolicy(initialDelay: .milliseconds(50), retryInitialConnect: true)
         let client = try MQTTClient(configuration: configuration, logger: testLogger)
         let states = StateRecorder(client)
