@@ -13,7 +13,9 @@ import NIOSSL
 /// Requests whose handlers are synchronous are answered inline on the event loop, a bounded number
 /// per turn so that a client pipelining thousands of requests shares the loop fairly. A request
 /// that needs an asynchronous handler pauses the connection's queue (later requests wait, so
-/// replies stay in request order) while other connections carry on. Answering stops while the
+/// replies stay in request order) while other connections carry on; a read takes the reads
+/// pipelined right behind it along, and their handlers run concurrently
+/// (``ModbusPipelinedReads``). Answering stops while the
 /// socket cannot take more output, and reading stops while the queue is full or output is
 /// blocked, so a slow or stalled client costs the server a bounded amount of memory and CPU and
 /// never holds up anyone else. On `ChannelShouldQuiesceEvent` the connection answers what it has
@@ -231,7 +233,14 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private func answerQueued(context: ChannelHandlerContext) {
         var turn = ModbusConnectionStateMachine.AnsweringTurn()
         while machine.dequeueRequest(in: &turn) {
-            process(queue.removeFirst(), context: context)
+            let frame = queue.removeFirst()
+            let start = output.writerIndex
+            let outcome = dispatcher.answerSynchronously(frame, into: &output, access: access)
+            if case .suspend(let plan) = outcome {
+                startAsynchronousAnswer(frame, plan: plan, turn: &turn, context: context)
+            } else {
+                logAnswered(frame, outcome, replyStart: start)
+            }
             if output.readableBytes >= Self.flushThreshold { writeOutput(context: context) }
         }
         assert(queue.count == machine.queuedRequests || machine.isClosed, "the machine counts the queue")
@@ -239,43 +248,93 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         run(machine.answeringTurnEnded(turn), context: context)
     }
 
-    private func process(_ frame: ModbusTCPFrame, context: ChannelHandlerContext) {
-        let start = output.writerIndex
-        switch dispatcher.answerSynchronously(frame, into: &output, access: access) {
-        case .answered:
-            if wireLogger.logLevel <= .debug {
-                logSent(output.getSlice(at: start, length: output.writerIndex - start)!)
+    /// Runs the handlers of a request that may suspend in a task, while the requests behind it
+    /// wait. A read takes the reads pipelined right behind it along (``ModbusPipelinedReads``):
+    /// their handlers run concurrently in the one task, and the replies go out in order.
+    private func startAsynchronousAnswer(
+        _ frame: ModbusTCPFrame,
+        plan: ModbusRequestPlan,
+        turn: inout ModbusConnectionStateMachine.AnsweringTurn,
+        context: ChannelHandlerContext
+    ) {
+        var group = ModbusPipelinedReads(first: frame, plan: plan)
+        if ModbusPipelinedReads.mayStart(plan) {
+            while let next = queue.first, group.mayJoin(next), machine.dequeueRequest(in: &turn) {
+                queue.removeFirst()
+                var reply = context.channel.allocator.buffer(capacity: 32)
+                let outcome = dispatcher.answerSynchronously(next, into: &reply, access: access)
+                switch outcome {
+                case .answered:
+                    group.append(answered: reply)
+                case .unanswered:
+                    logAnswered(next, outcome, replyStart: 0)
+                case .suspend(let plan):
+                    group.append(next, plan: plan)
+                }
             }
-        case .unanswered:
-            if wireLogger.logLevel <= .debug {
-                wireLogger.debug(
-                    "no reply: unit not served",
-                    metadata: ["transaction": "\(frame.transactionID)", "unit": "\(frame.unitID)"]
-                )
-            }
-        case .suspend(let plan):
-            machine.asyncHandlerStarted()
-            record.setBusy(true)
-            let dispatcher = self.dispatcher
-            let allocator = context.channel.allocator
-            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask {
-                await dispatcher.answerAsynchronously(frame, plan: plan, allocator: allocator)
-            }.whenSuccess { reply in
-                let (handler, context) = bound.value
-                handler.asyncHandlerFinished(reply: reply, context: context)
-            }
+        }
+        machine.asyncHandlerStarted()
+        record.setBusy(true)
+        let dispatcher = self.dispatcher
+        let allocator = context.channel.allocator
+        let pending = group.pending
+        let formed = group
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask {
+            await Self.answer(pending, dispatcher: dispatcher, allocator: allocator)
+        }.whenSuccess { pendingReplies in
+            let (handler, context) = bound.value
+            handler.asyncHandlerFinished(replies: formed.replies(pendingReplies: pendingReplies), context: context)
         }
     }
 
-    private func asyncHandlerFinished(reply: ByteBuffer, context: ChannelHandlerContext) {
+    /// The replies to `pending`, in its order; a group's handlers run concurrently.
+    private static func answer(
+        _ pending: [ModbusPipelinedReads.PendingRead],
+        dispatcher: ModbusRequestDispatcher,
+        allocator: ByteBufferAllocator
+    ) async -> [ByteBuffer] {
+        if pending.count == 1 {
+            let read = pending[0]
+            return [await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator)]
+        }
+        return await withTaskGroup(of: (Int, ByteBuffer).self) { tasks in
+            for (index, read) in pending.enumerated() {
+                tasks.addTask {
+                    (index, await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator))
+                }
+            }
+            var replies = [ByteBuffer](repeating: ByteBuffer(), count: pending.count)
+            for await (index, reply) in tasks { replies[index] = reply }
+            return replies
+        }
+    }
+
+    private func logAnswered(_ frame: ModbusTCPFrame, _ outcome: ModbusRequestDispatcher.Outcome, replyStart: Int) {
+        guard wireLogger.logLevel <= .debug else { return }
+        switch outcome {
+        case .answered:
+            logSent(output.getSlice(at: replyStart, length: output.writerIndex - replyStart)!)
+        case .unanswered:
+            wireLogger.debug(
+                "no reply: unit not served",
+                metadata: ["transaction": "\(frame.transactionID)", "unit": "\(frame.unitID)"]
+            )
+        case .suspend:
+            break
+        }
+    }
+
+    private func asyncHandlerFinished(replies: [ByteBuffer], context: ChannelHandlerContext) {
         record.setBusy(false)
         let now = context.eventLoop.now
         let action = machine.asyncHandlerFinished(now: now)
         if action == .answerQueued {
-            // The reply answers the head of the queue: it goes out before those behind it.
-            if wireLogger.logLevel <= .debug { logSent(reply) }
-            output.writeImmutableBuffer(reply)
+            // The replies answer the head of the queue: they go out before those behind it.
+            for reply in replies {
+                if wireLogger.logLevel <= .debug { logSent(reply) }
+                output.writeImmutableBuffer(reply)
+            }
             record.touch(now)
         }
         run(action, context: context)

@@ -4,7 +4,10 @@ import ModbusCore
 ///
 /// Three forms, one per kind of host:
 /// - ``async(_:)`` — for data behind I/O (a database, another protocol). Runs on Swift's global
-///   concurrent executor; the connection waits for it, other connections do not.
+///   concurrent executor; the connection waits for it, other connections do not. Reads a client
+///   pipelines one behind the other (FC1 to FC4 in a row) are handled concurrently, up to 32 at a
+///   time, with the replies still in request order; a write waits until the reads before it are
+///   answered, and the reads after it wait for the write.
 /// - ``sync(_:)`` — for data in memory. Runs on the connection's event-loop thread, with no
 ///   thread hop and no task per request. It must not block.
 /// - ``syncInPlace(_:)`` — like ``sync(_:)`` but the values go straight into the reply frame, so

@@ -142,7 +142,10 @@ struct ServiceProcessTests {
         "a broker down at start: reads follow the missing-value policy, writes 0A, /health 200 but /ready 503; then the broker comes up, /ready 200 and values flow; SIGTERM exits 0"
     )
     func brokerDownAtStart() async throws {
-        let brokerPort = try freeLoopbackPort()
+        // Held until this test starts its broker there, so no other broker answers first.
+        let refusingBroker = try RefusingLoopbackPort()
+        defer { refusingBroker.release() }
+        let brokerPort = refusingBroker.port
         let modbusPort = try freeLoopbackPort()
         let statusPort = try freeLoopbackPort()
         let config = try Self.configurationFile(Self.yaml(brokerPort: brokerPort, modbusPort: modbusPort))
@@ -177,6 +180,7 @@ struct ServiceProcessTests {
             #expect(metrics.body.contains("bridge_mqtt_connected 0"), "\(metrics.body)")
 
             // The broker comes up on the configured port: the bridge connects by itself.
+            refusingBroker.release()
             let started = try await TestBroker.start(port: brokerPort)
             broker = started
             let observer = try await connectedClient(started)

@@ -185,11 +185,69 @@ struct ConnectionHandlerTests {
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(try await channel.testingEventLoop.executeInContext { log.outputCloses } == 0)
         gate.open()
-        let firstReply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
-        let secondReply = try await channel.waitForOutboundWrite(as: ByteBuffer.self)
-        #expect(Array(firstReply.readableBytesView) == [0, 1, 0, 0, 0, 5, 1, 0x03, 2, 0, 1])
-        #expect(Array(secondReply.readableBytesView) == [0, 2, 0, 0, 0, 5, 1, 0x03, 2, 0, 2])
+        // The two reads are answered as one group, so both replies may go out in one write.
+        #expect(
+            try await Self.outbound(channel, byteCount: 22)
+                == [0, 1, 0, 0, 0, 5, 1, 0x03, 2, 0, 1] + [0, 2, 0, 0, 0, 5, 1, 0x03, 2, 0, 2]
+        )
         #expect(try await channel.testingEventLoop.executeInContext { log.outputCloses } == 1)
+        _ = try await channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test("Reads pipelined behind a suspended read: their handlers run at once, the replies go out in order")
+    func pipelinedAsyncReadsRunConcurrently() async throws {
+        let count = 6
+        let barrier = TestBarrier(parties: count)
+        let read = ModbusReadHandler.async { request in
+            // Every handler waits here for all the others: handled one at a time, none would
+            // get past it before the barrier's deadline.
+            let allArrived = await barrier.arrive(timeout: .seconds(10))
+            return [UInt16(request.address), allArrived ? 1 : 0]
+        }
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(Self.handler(for: channel, read: read))
+        }
+        let requests = (0..<count).flatMap {
+            ModbusFrames.frame(ModbusFrames.read(0x03, address: $0, count: 2), transaction: UInt16($0))
+        }
+        try await channel.writeInbound(Self.bytes(requests))
+        let expected = (0..<count).flatMap { [0, UInt8($0), 0, 0, 0, 7, 1, 0x03, 4, 0, UInt8($0), 0, 1] as [UInt8] }
+        #expect(try await Self.outbound(channel, byteCount: expected.count) == expected)
+        _ = try await channel.finish(acceptAlreadyClosed: true)
+    }
+
+    @Test("A write pipelined between reads waits for the reads before it; the reads after it see it")
+    func pipelinedWriteKeepsItsPlace() async throws {
+        let gate = AsyncGate()
+        let events = Mutex<[String]>([])
+        let register = Mutex<UInt16>(5)
+        let read = ModbusReadHandler.async { request in
+            events.withLock { $0.append("read \(request.address)") }
+            if request.address < 2 { await gate.enterAndWait() }
+            return [register.withLock { $0 }]
+        }
+        let write = ModbusWriteHandler.async { request in
+            events.withLock { $0.append("write") }
+            register.withLock { $0 = request.values[0] }
+        }
+        let channel = try await NIOAsyncTestingChannel { channel in
+            try channel.pipeline.syncOperations.addHandler(Self.handler(for: channel, read: read, write: write))
+        }
+        let requests =
+            ModbusFrames.frame(ModbusFrames.read(0x03, address: 0, count: 1), transaction: 1)
+            + ModbusFrames.frame(ModbusFrames.read(0x03, address: 1, count: 1), transaction: 2)
+            + ModbusFrames.frame([0x06, 0, 0, 0, 99], transaction: 3)
+            + ModbusFrames.frame(ModbusFrames.read(0x03, address: 2, count: 1), transaction: 4)
+        try await channel.writeInbound(Self.bytes(requests))
+        await gate.waitUntilEntered()
+        #expect(!events.withLock { $0.contains("write") }, "the write waits while a read before it runs")
+        gate.open()
+        let expected: [UInt8] =
+            [0, 1, 0, 0, 0, 5, 1, 0x03, 2, 0, 5] + [0, 2, 0, 0, 0, 5, 1, 0x03, 2, 0, 5]
+            + [0, 3, 0, 0, 0, 6, 1, 0x06, 0, 0, 0, 99] + [0, 4, 0, 0, 0, 5, 1, 0x03, 2, 0, 99]
+        #expect(try await Self.outbound(channel, byteCount: expected.count) == expected)
+        let order = events.withLock { $0 }
+        #expect(order.count == 4 && Array(order.suffix(2)) == ["write", "read 2"], "\(order)")
         _ = try await channel.finish(acceptAlreadyClosed: true)
     }
 
@@ -198,6 +256,7 @@ struct ConnectionHandlerTests {
     static func handler(
         for channel: any Channel,
         read: ModbusReadHandler,
+        write: ModbusWriteHandler? = nil,
         idleTimeout: Duration? = nil,
         partialRequestTimeout: Duration? = nil,
         maxQueued: Int = 64
@@ -207,7 +266,7 @@ struct ConnectionHandlerTests {
             dispatcher: ModbusRequestDispatcher(
                 configuration: ModbusServerConfiguration(),
                 read: read,
-                write: nil,
+                write: write,
                 logger: logger
             ),
             record: ModbusConnectionRecord(channel: channel, peer: "test"),
@@ -244,6 +303,15 @@ struct ConnectionHandlerTests {
     }
 
     static func bytes(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    /// The next `byteCount` bytes the handler writes, in however many writes they come.
+    static func outbound(_ channel: NIOAsyncTestingChannel, byteCount: Int) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        while bytes.count < byteCount {
+            bytes += try await channel.waitForOutboundWrite(as: ByteBuffer.self).readableBytesView
+        }
+        return bytes
+    }
 
     static func nextWrite(_ channel: EmbeddedChannel) throws -> [UInt8] {
         Array(try #require(try channel.readOutbound(as: ByteBuffer.self)).readableBytesView)
@@ -293,5 +361,49 @@ final class ChannelOperationRecorder: ChannelOutboundHandler {
         }
         log.recordOutputClose()
         promise?.succeed()
+    }
+}
+
+/// Lets `parties` tasks through once all of them have arrived, or each at its deadline.
+final class TestBarrier: Sendable {
+    private struct State {
+        var arrived = 0
+        var timedOut = false
+        var waiting: [CheckedContinuation<Bool, Never>] = []
+    }
+    private let parties: Int
+    private let state = Mutex(State())
+
+    init(parties: Int) { self.parties = parties }
+
+    /// Whether every party arrived before `timeout` ran out.
+    func arrive(timeout: Duration) async -> Bool {
+        let deadline = Task {
+            try? await Task.sleep(for: timeout)
+            self.releaseAll(allArrived: false)
+        }
+        defer { deadline.cancel() }
+        return await withCheckedContinuation { continuation in
+            let release = state.withLock { state -> Bool? in
+                state.arrived += 1
+                if state.timedOut { return nil }
+                state.waiting.append(continuation)
+                return state.arrived == parties
+            }
+            switch release {
+            case nil: continuation.resume(returning: false)
+            case true?: releaseAll(allArrived: true)
+            case false?: break
+            }
+        }
+    }
+
+    private func releaseAll(allArrived: Bool) {
+        let waiting = state.withLock { state in
+            if !allArrived { state.timedOut = true }
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume(returning: allArrived) }
     }
 }
