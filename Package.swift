@@ -40,6 +40,7 @@ let package = Package(
             name: "ModbusTCPServer",
             dependencies: [
                 "ModbusCore",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

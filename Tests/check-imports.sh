@@ -12,7 +12,7 @@ platform="Foundation Dispatch Synchronization Glibc Musl Darwin"
 # module | may import (besides the platform modules where noted) | why the rest is forbidden
 declare -A allowed=(
     [ModbusCore]="NIOCore"
-    [ModbusTCPServer]="ModbusCore NIOCore NIOPosix NIOSSL NIOTLS X509 SwiftASN1 Logging CoreMetrics ServiceLifecycle Synchronization Glibc Musl Darwin"
+    [ModbusTCPServer]="ModbusCore NIOConcurrencyHelpers NIOCore NIOPosix NIOSSL NIOTLS X509 SwiftASN1 Logging CoreMetrics ServiceLifecycle Synchronization Glibc Musl Darwin"
     [CMosquitto]=""
     [Mosquitto]="CMosquitto Logging $platform"
     [MQTTModbusBridgeConfiguration]="ModbusCore Yams Logging Foundation"

@@ -36,7 +36,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     private let registry: ModbusConnectionRegistry
     /// Framing errors of all connections, logged at a bounded rate: a peer that connects, sends
     /// a bad header and reconnects in a loop must not be able to flood the log.
-    private let framingErrors: RateLimitedEventLog?
+    private let framingErrors: RateLimitedEventLog
     private let wireLogger: Logger
     private var logger: Logger
 
@@ -63,7 +63,7 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         dispatcher: ModbusRequestDispatcher,
         record: ModbusConnectionRecord,
         registry: ModbusConnectionRegistry,
-        framingErrors: RateLimitedEventLog? = nil,
+        framingErrors: RateLimitedEventLog,
         idleTimeout: Duration?,
         partialRequestTimeout: Duration? = nil,
         maxQueued: Int,
@@ -114,15 +114,11 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let framing = error as? ModbusFramingError {
-            if let framingErrors {
-                framingErrors.record(
-                    peer: logger[metadataKey: "peer"].map { "\($0)" } ?? "unknown",
-                    logger: logger,
-                    metadata: ["reason": "\(framing)"]
-                )
-            } else {
-                logger.warning("closing connection: \(framing)")
-            }
+            framingErrors.record(
+                peer: logger[metadataKey: "peer"].map { "\($0)" } ?? "unknown",
+                logger: logger,
+                metadata: ["reason": "\(framing)"]
+            )
         } else if error is NIOCore.IOError || error is ChannelError || (error as? NIOSSLError) == .uncleanShutdown {
             // A TLS client that closes its socket without close_notify is as ordinary as a
             // plain one that resets it.
@@ -299,12 +295,17 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
             return [await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator)]
         }
         return await withTaskGroup(of: (Int, ByteBuffer).self) { tasks in
-            for (index, read) in pending.enumerated() {
+            // The first read runs in this task, beside the others' child tasks: one task fewer
+            // per group.
+            for index in pending.indices.dropFirst() {
+                let read = pending[index]
                 tasks.addTask {
                     (index, await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator))
                 }
             }
             var replies = [ByteBuffer](repeating: ByteBuffer(), count: pending.count)
+            let first = pending[0]
+            replies[0] = await dispatcher.answerAsynchronously(first.frame, plan: first.plan, allocator: allocator)
             for await (index, reply) in tasks { replies[index] = reply }
             return replies
         }

@@ -1,11 +1,11 @@
 import CoreMetrics
 import Logging
 import ModbusCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
-import Synchronization
 
 /// A Modbus TCP server that owns no data: it turns requests into calls of the host's read and
 /// write handlers, and their results (or thrown errors) into replies.
@@ -46,7 +46,10 @@ public final class ModbusServer: Service, Sendable {
     private let wireLogger: Logger
     /// Internal, not private: tests read the accepted sockets' options through it.
     let registry = ModbusConnectionRegistry()
-    private let state = Mutex<State>(.idle)
+    /// A `pthread_mutex_t` rather than `Synchronization.Mutex`: read from other threads (the
+    /// host's readiness checks) while an event loop starts the listener, and ThreadSanitizer
+    /// cannot see `Mutex` hand over between threads on Linux (docs/testing.md).
+    private let state = NIOLockedValueBox<State>(.idle)
     /// Connections that were accepted but could not be set up (options, handlers).
     private let setupFailures: Counter
     private let refusedConnections: RateLimitedEventLog
@@ -216,14 +219,14 @@ public final class ModbusServer: Service, Sendable {
     /// The port the server listens on (the ephemeral one when configured with port 0), or `nil`
     /// when it is not running.
     public var port: Int? {
-        state.withLock { state in
+        state.withLockedValue { state in
             if case .running(let listener, _) = state { listener.localAddress?.port } else { nil }
         }
     }
 
     /// Whether the server is listening.
     public var isRunning: Bool {
-        state.withLock { if case .running = $0 { true } else { false } }
+        state.withLockedValue { if case .running = $0 { true } else { false } }
     }
 
     /// How many client connections are open.
@@ -272,7 +275,7 @@ public final class ModbusServer: Service, Sendable {
     public func run() async throws {
         try await start()
         guard
-            let stopped = state.withLock({ state -> EventLoopFuture<Void>? in
+            let stopped = state.withLockedValue({ state -> EventLoopFuture<Void>? in
                 switch state {
                 case .running(_, let stopped), .stopping(let stopped): stopped.futureResult
                 case .idle, .starting: nil
@@ -293,7 +296,7 @@ public final class ModbusServer: Service, Sendable {
         } catch {
             return loop.makeFailedFuture(error)
         }
-        let proceed = state.withLock { state -> Bool? in
+        let proceed = state.withLockedValue { state -> Bool? in
             switch state {
             case .idle:
                 state = .starting
@@ -312,7 +315,7 @@ public final class ModbusServer: Service, Sendable {
             do {
                 tls.replace(with: try ModbusTLSCredentials(settings))
             } catch {
-                state.withLock { $0 = .idle }
+                state.withLockedValue { $0 = .idle }
                 return loop.makeFailedFuture(error)
             }
         }
@@ -320,7 +323,7 @@ public final class ModbusServer: Service, Sendable {
         let configuration = self.configuration
         return makeBootstrap().bind(host: configuration.host, port: configuration.port)
             .flatMapErrorThrowing { error in
-                self.state.withLock { $0 = .idle }
+                self.state.withLockedValue { $0 = .idle }
                 throw ModbusServerError(
                     .bindFailed,
                     "cannot listen on \(configuration.host):\(configuration.port): \(error)"
@@ -328,7 +331,7 @@ public final class ModbusServer: Service, Sendable {
             }
             .map { listener in
                 let stopped = listener.eventLoop.makePromise(of: Void.self)
-                self.state.withLock { $0 = .running(listener: listener, stopped: stopped) }
+                self.state.withLockedValue { $0 = .running(listener: listener, stopped: stopped) }
                 var metadata: Logger.Metadata = ["address": "\(listener.localAddress.map { "\($0)" } ?? "?")"]
                 if let threads = self.ownGroupThreads { metadata["event_loop_threads"] = "\(threads)" }
                 if let tls = configuration.tls {
@@ -520,7 +523,7 @@ public final class ModbusServer: Service, Sendable {
             case wait(EventLoopFuture<Void>)
             case stop(any Channel, EventLoopPromise<Void>)
         }
-        let step = state.withLock { state -> Step in
+        let step = state.withLockedValue { state -> Step in
             switch state {
             case .idle, .starting:
                 return .nothing
@@ -552,7 +555,7 @@ public final class ModbusServer: Service, Sendable {
                     deadline.cancel()
                     // Connections that raced the listener's close.
                     for straggler in registry.all { straggler.channel.close(promise: nil) }
-                    self.state.withLock { $0 = .idle }
+                    self.state.withLockedValue { $0 = .idle }
                     self.logger.info("Modbus TCP server stopped")
                     stopped.succeed()
                 }

@@ -1,10 +1,10 @@
 import CoreMetrics
 import Logging
 import ModbusCore
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import NIOTLS
-import Synchronization
 
 /// The TLS side of a server: the credentials new connections use, the counters, and the rule
 /// book that each TLS connection's requests are checked against.
@@ -15,7 +15,9 @@ import Synchronization
 /// request from then on, theirs included, is checked against the new role map.
 final class ModbusTLSState: Sendable {
     /// `nil` until the server starts and has read the files.
-    private let current = Mutex<ModbusTLSCredentials?>(nil)
+    /// A `pthread_mutex_t`, which ThreadSanitizer can follow: replaced on reload while
+    /// handshakes read it on the event loops (docs/testing.md).
+    private let current = NIOLockedValueBox<ModbusTLSCredentials?>(nil)
     let handshakeFailures: RateLimitedEventLog
     let roleDenials: RateLimitedEventLog
 
@@ -32,15 +34,15 @@ final class ModbusTLSState: Sendable {
         )
     }
 
-    var credentials: ModbusTLSCredentials? { current.withLock { $0 } }
+    var credentials: ModbusTLSCredentials? { current.withLockedValue { $0 } }
 
     func replace(with credentials: ModbusTLSCredentials) {
-        current.withLock { $0 = credentials }
+        current.withLockedValue { $0 = credentials }
     }
 
     /// The role map in force; an empty one (everything denied) before the server has started.
     var authorization: ModbusAuthorizationPolicy {
-        current.withLock { $0?.configuration.authorization } ?? ModbusAuthorizationPolicy(roles: [:])
+        current.withLockedValue { $0?.configuration.authorization } ?? ModbusAuthorizationPolicy(roles: [:])
     }
 }
 

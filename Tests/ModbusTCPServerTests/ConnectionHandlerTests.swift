@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -271,6 +272,11 @@ struct ConnectionHandlerTests {
             ),
             record: ModbusConnectionRecord(channel: channel, peer: "test"),
             registry: ModbusConnectionRegistry(),
+            framingErrors: RateLimitedEventLog(
+                counter: Counter(label: "test_framing_errors_total", factory: NOOPMetricsHandler.instance),
+                logInterval: .seconds(10),
+                message: "closing connection: a request header that cannot be trusted"
+            ),
             idleTimeout: idleTimeout,
             partialRequestTimeout: partialRequestTimeout,
             maxQueued: maxQueued,
