@@ -255,13 +255,15 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
     ) {
         var group = ModbusPipelinedReads(first: frame, plan: plan)
         if ModbusPipelinedReads.mayStart(plan) {
+            // One buffer for the group's synchronous answers (rare with async handlers), not
+            // one per read: each answer leaves it as a slice.
+            var answered = context.channel.allocator.buffer(capacity: 0)
             while let next = queue.first, group.mayJoin(next), machine.dequeueRequest(in: &turn) {
                 queue.removeFirst()
-                var reply = context.channel.allocator.buffer(capacity: 32)
-                let outcome = dispatcher.answerSynchronously(next, into: &reply, access: access)
+                let outcome = dispatcher.answerSynchronously(next, into: &answered, access: access)
                 switch outcome {
                 case .answered:
-                    group.append(answered: reply)
+                    group.append(answered: answered.readSlice(length: answered.readableBytes)!)
                 case .unanswered:
                     logAnswered(next, outcome, replyStart: 0)
                 case .suspend(let plan):
@@ -273,39 +275,34 @@ final class ModbusConnectionHandler: ChannelDuplexHandler {
         record.setBusy(true)
         let dispatcher = self.dispatcher
         let allocator = context.channel.allocator
-        let pending = group.pending
         let formed = group
         let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         context.eventLoop.makeFutureWithTask {
-            await Self.answer(pending, dispatcher: dispatcher, allocator: allocator)
+            await Self.answer(formed.pending, dispatcher: dispatcher, allocator: allocator)
         }.whenSuccess { pendingReplies in
             let (handler, context) = bound.value
             handler.asyncHandlerFinished(replies: formed.replies(pendingReplies: pendingReplies), context: context)
         }
     }
 
-    /// The replies to `pending`, in its order; a group's handlers run concurrently.
+    /// The replies to `pending`, in its order; a group's handlers run concurrently. The first
+    /// read runs in this task, beside the others' child tasks: one task fewer per group.
     private static func answer(
         _ pending: [ModbusPipelinedReads.PendingRead],
         dispatcher: ModbusRequestDispatcher,
         allocator: ByteBufferAllocator
     ) async -> [ByteBuffer] {
-        if pending.count == 1 {
-            let read = pending[0]
-            return [await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator)]
+        @Sendable func answer(_ read: ModbusPipelinedReads.PendingRead) async -> ByteBuffer {
+            await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator)
         }
+        guard pending.count > 1 else { return [await answer(pending[0])] }
         return await withTaskGroup(of: (Int, ByteBuffer).self) { tasks in
-            // The first read runs in this task, beside the others' child tasks: one task fewer
-            // per group.
             for index in pending.indices.dropFirst() {
                 let read = pending[index]
-                tasks.addTask {
-                    (index, await dispatcher.answerAsynchronously(read.frame, plan: read.plan, allocator: allocator))
-                }
+                tasks.addTask { (index, await answer(read)) }
             }
             var replies = [ByteBuffer](repeating: ByteBuffer(), count: pending.count)
-            let first = pending[0]
-            replies[0] = await dispatcher.answerAsynchronously(first.frame, plan: first.plan, allocator: allocator)
+            replies[0] = await answer(pending[0])
             for await (index, reply) in tasks { replies[index] = reply }
             return replies
         }

@@ -28,6 +28,9 @@ struct ModbusPipelinedReads: Sendable {
     /// unbounded number of handler calls at once.
     static let maximumCount = 32
 
+    /// The function codes of the reads that are grouped: FC1 to FC4.
+    static let readFunctionCodes: ClosedRange<UInt8> = 1...4
+
     private(set) var entries: [Entry] = []
     private(set) var pending: [PendingRead] = []
 
@@ -49,13 +52,12 @@ struct ModbusPipelinedReads: Sendable {
         guard let function = frame.pdu.getInteger(at: frame.pdu.readerIndex, as: UInt8.self) else {
             return false
         }
-        return (1...4).contains(function)
+        return readFunctionCodes.contains(function)
     }
 
-    /// Whether `plan` may start a group: a read and nothing else.
+    /// Whether `plan` may start a group: a read (FC1 to FC4), whose plan writes nothing.
     static func mayStart(_ plan: ModbusRequestPlan) -> Bool {
-        guard plan.write == nil, plan.maskWrite == nil, case .values = plan.reply else { return false }
-        return (1...4).contains(plan.functionCode.rawValue)
+        readFunctionCodes.contains(plan.functionCode.rawValue)
     }
 
     /// Adds a request whose handler suspends.

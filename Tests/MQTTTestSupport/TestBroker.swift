@@ -398,9 +398,16 @@ public func withTestBroker<T: Sendable>(
 /// A loopback TCP port that was free a moment ago (bind to port 0, read the
 /// port the kernel chose, close).
 public func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let (descriptor, port) = try bindLoopbackSocket()
+    close(descriptor)
+    return port
+}
+
+/// A TCP socket bound to 127.0.0.1 on a port the kernel chose, not listening,
+/// and the port.
+private func bindLoopbackSocket() throws -> (descriptor: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard descriptor >= 0 else { throw TestBroker.BrokerError(description: "socket() failed") }
-    defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = 0
@@ -410,15 +417,21 @@ public func freeLoopbackPort() throws -> Int {
             bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    guard bound == 0 else { throw TestBroker.BrokerError(description: "bind() failed") }
+    guard bound == 0 else {
+        close(descriptor)
+        throw TestBroker.BrokerError(description: "bind() failed")
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let named = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             getsockname(descriptor, $0, &length)
         }
     }
-    guard named == 0 else { throw TestBroker.BrokerError(description: "getsockname() failed") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard named == 0 else {
+        close(descriptor)
+        throw TestBroker.BrokerError(description: "getsockname() failed")
+    }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 private func sendSignal(_ pid: Int32, _ signal: Int32) {
@@ -485,28 +498,8 @@ public final class RefusingLoopbackPort: Sendable {
     private let descriptor: Mutex<Int32>
 
     public init() throws {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw TestBroker.BrokerError(description: "socket() failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getsockname(descriptor, $0, &length)
-            }
-        }
-        guard bound == 0, named == 0 else {
-            close(descriptor)
-            throw TestBroker.BrokerError(description: "could not bind a loopback port")
-        }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        let (descriptor, port) = try bindLoopbackSocket()
+        self.port = port
         self.descriptor = Mutex(descriptor)
     }
 
