@@ -1,7 +1,7 @@
 // The server side of Benchmarks/modbus-throughput: our ModbusServer on one event-loop thread,
 // serving constant register values through one of the three read-handler forms.
 //
-//     swift build -c release --scratch-path .build-bench --product ModbusServerBenchmark
+//     swift build -c release --scratch-path .build-bench --product ModbusServerBenchmark --static-swift-stdlib
 //     .build-bench/release/ModbusServerBenchmark PORT sync-in-place|sync|async [GROUP]
 //
 // GROUP is where connections are served: a number N (a group of N threads; 1, the default, is
@@ -15,7 +15,9 @@
 // - sync: returns a new `[UInt16]` per request, on the event loop;
 // - async: returns a new `[UInt16]` per request from an async closure, which the server runs
 //   off the event loop (on Swift's global concurrent executor).
-// No write handler: writes answer 01. Runs until SIGINT or SIGTERM, then stops gracefully.
+// Writes (FC5, FC6, FC15, FC16, ...) are accepted and discarded by a write handler of the same
+// form (`.sync` for both synchronous forms, `.async` for async), so the FC16 scenario measures
+// the server's write path, not a store. Runs until SIGINT or SIGTERM, then stops gracefully.
 
 import Dispatch
 import Logging
@@ -57,6 +59,16 @@ enum ConstantRegisters {
             .sync { request in values(for: request) }
         case .async:
             .async { request in values(for: request) }
+        }
+    }
+}
+
+/// Accepts every write and keeps nothing: the registers stay constant.
+enum DiscardingWrites {
+    static func writeHandler(_ form: HandlerForm) -> ModbusWriteHandler {
+        switch form {
+        case .syncInPlace, .sync: .sync { _ in }
+        case .async: .async { _ in }
         }
     }
 }
@@ -140,6 +152,7 @@ configuration.maxConnections = 1100
 let server = ModbusServer(
     configuration: configuration,
     readHandler: ConstantRegisters.readHandler(form),
+    writeHandler: DiscardingWrites.writeHandler(form),
     eventLoopGroup: group,
     logger: logger
 )

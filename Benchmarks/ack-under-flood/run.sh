@@ -4,7 +4,7 @@
 # A local mosquitto (set_tcp_nodelay true, otherwise its defaults), the bridge (release build)
 # with TOPICS telemetry points and one MQTT 5 setpoint, the project's simulator answering the
 # setpoint's commands (an empty-handed MQTT 5 response, no telemetry of its own), and a C Modbus
-# master (writer.c: FC6, one write at a time on one connection). Two phases of SECONDS each:
+# master (../writes/modbus_writer.c: FC6, one write at a time on one connection). Two phases of SECONDS each:
 #   quiet  the master writes; nothing else happens;
 #   flood  the same while a publisher process (Tests/BridgeEndToEndTests/Python/mqtt_flood.py,
 #          raw MQTT 3.1.1, QoS 0) publishes as fast as the broker takes it, round-robin over
@@ -65,7 +65,7 @@ if [ "$BUILD" = 1 ]; then
 fi
 BRIDGE=${BRIDGE:-$ROOT/.build/release/mqtt-modbus-bridge}
 [ -x "$BRIDGE" ] || { log "no bridge binary at $BRIDGE (build it, or pass --bridge)"; exit 1; }
-gcc -O2 -Wall -o "$OUT/writer" "$HERE/writer.c"
+gcc -O2 -Wall -Wextra -Werror -pthread -o "$OUT/writer" "$HERE/../writes/modbus_writer.c"
 FLOOD="$ROOT/Tests/BridgeEndToEndTests/Python/mqtt_flood.py"
 
 BROKER_PORT=$PORT

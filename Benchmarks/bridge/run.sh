@@ -5,7 +5,8 @@
 # over POINTS topics, the bridge beside mosquitto_sub and a C libmosquitto subscriber, with
 # every cached value checked at the end; (c) cold start: time to a full cache with POINTS
 # retained topics, from the broker's log of the bridge's connection; (d) RSS with POINTS points,
-# after start and after 100 Modbus connections. Prints one table with ratios.
+# after start and after the read scenarios (up to 1,000 Modbus connections). Prints one table
+# with ratios. Read scenarios: a 1 connection lockstep, b 16, c 16 x 8 pipelined, d 100, k 1,000.
 #
 #   Benchmarks/bridge/run.sh [--points N] [--rounds N] [--seconds N] [--repeat N] [--only LIST]
 #                            [--no-build] [--no-wait]
@@ -55,7 +56,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --no-wait) WAIT_FOR_QUIET=0; shift ;;
-    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -67,34 +68,12 @@ FLOOD=$((POINTS * ROUNDS))
 wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 mkdir -p "$OUT"
-log() { printf '%s\n' "$*" >&2; }
-
-# ---------------------------------------------------------------------------------------------
-PIDS=()
-stop_pid() {
-    local pid=$1
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    log "  process $pid did not stop within 10 s of SIGTERM: killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+declare -A R # R[key,round]
+# shellcheck source=../common.sh
+source "$HERE/../common.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Build.
-swift_build() {
-    if [ -n "${BUILD_LOCK:-}" ]; then flock "$BUILD_LOCK" swift build "$@"; else swift build "$@"; fi
-}
 if [ "$BUILD" = 1 ]; then
     log "building the C programs (gcc -O2 -Wall -Wextra)"
     gcc -O2 -Wall -Wextra -Werror -o "$OUT/loadgen" "$HERE/../modbus-throughput/loadgen.c"
@@ -106,7 +85,9 @@ if [ "$BUILD" = 1 ]; then
     # The bridge as it ships (docker/Dockerfile, packaging/build-deb.sh): the Swift runtime and
     # Foundation linked in, so the resident set counts only the pages of them that it touches.
     (cd "$ROOT" && swift_build -c release --scratch-path "$SCRATCH" --product mqtt-modbus-bridge --static-swift-stdlib) >&2
-    (cd "$ROOT" && swift_build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark) >&2
+    # The same flags for both products: a build with other flags in the same scratch path would
+    # compile every module again.
+    (cd "$ROOT" && swift_build -c release --scratch-path "$SCRATCH" --product ModbusServerBenchmark --static-swift-stdlib) >&2
 fi
 BRIDGE=${BRIDGE_BINARY:-$SCRATCH/release/mqtt-modbus-bridge}
 SERVER=$SCRATCH/release/ModbusServerBenchmark
@@ -119,71 +100,12 @@ MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 command -v mosquitto_sub >/dev/null || { log "needs mosquitto_sub (Debian: mosquitto-clients)"; exit 1; }
 
 # ---------------------------------------------------------------------------------------------
-# Waiting for quiet (as in ../modbus-throughput/run.sh).
-compiler_processes() {
-    pgrep -af 'swift-frontend|swift-driver|swift-autolink-extract|/cc1 |/cc1plus |collect2|ld\.gold|ld\.lld|/ld ' |
-        grep -v -e "pgrep" -e "$HERE/run.sh" || true
-}
-cpu_busy_percent() {
-    local _cpu a b c d e f g h t1 i1 t2 i2
-    read -r _cpu a b c d e f g h _ </proc/stat
-    t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-    sleep 1
-    read -r _cpu a b c d e f g h _ </proc/stat
-    t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
-    echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1 > 0 ? t2 - t1 : 1)))
-}
-WAIT_LEFT=900
-WAITED_TOTAL=0
-DISTURBED=0
-wait_for_quiet() {
-    [ "$WAIT_FOR_QUIET" = 1 ] || return 0
-    local busy pct
-    while :; do
-        busy=$(compiler_processes)
-        pct=$(cpu_busy_percent)
-        if [ -z "$busy" ] && [ "$pct" -lt 15 ]; then return 0; fi
-        if [ "$WAIT_LEFT" -le 0 ]; then
-            log "machine still busy (${pct} % CPU) and the 15-minute waiting budget is spent: measuring anyway"
-            DISTURBED=$((DISTURBED + 1))
-            return 0
-        fi
-        log "machine busy (${pct} % CPU; $(printf '%s\n' "$busy" | grep -c .) compiler processes): waiting 30 s"
-        sleep 30
-        WAIT_LEFT=$((WAIT_LEFT - 30))
-        WAITED_TOTAL=$((WAITED_TOTAL + 30))
-    done
-}
-
-# ---------------------------------------------------------------------------------------------
-is_listening() {
-    local hex
-    hex=$(printf ':%04X' "$1")
-    awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' \
-        /proc/net/tcp /proc/net/tcp6
-}
-free_port() {
-    while is_listening "$PORT"; do PORT=$((PORT + 1)); done
-    echo "$PORT"
-    PORT=$((PORT + 1))
-}
-wait_listening() { # port pid
-    for _ in $(seq 1 300); do
-        is_listening "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<" $2"; }
 kib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-declare -A R # R[key,round]
-
 # The broker: on LOADGEN_CPU, no queue limit (a flood must not be cut at the broker: the figure
 # is the subscriber's), TCP_NODELAY, its log on $SYS/broker/log/# for the probe.
-BROKER_PORT=$(free_port)
+free_port BROKER_PORT
 cat >"$OUT/mosquitto.conf" <<EOF
 listener $BROKER_PORT 127.0.0.1
 allow_anonymous true
@@ -210,7 +132,7 @@ log "publishing $POINTS retained values"
 taskset -c "$LOADGEN_CPU" "$OUT/mqtt_flood" -p "$BROKER_PORT" -n "$POINTS" -R 1 -r >"$OUT/retained.out"
 
 # The bridge's configuration: POINTS holding registers of unit 1, register n from topic bench/n.
-MODBUS_PORT=$(free_port)
+free_port MODBUS_PORT
 cat >"$OUT/bridge.yaml" <<EOF
 broker:
   host: 127.0.0.1
@@ -275,7 +197,7 @@ load() { # prefix port connections depth round pid
     log "  [$round] $prefix: $result server_cpu=${R[${prefix}_cpu,$round]}%"
 }
 
-SCENARIOS="a:1:1 b:16:1 c:16:8 d:100:1"
+SCENARIOS="a:1:1 b:16:1 c:16:8 d:100:1 k:1000:1"
 cache_reads() { # round target port pid
     local round=$1 target=$2 port=$3 pid=$4 spec name connections depth
     for spec in $SCENARIOS; do
@@ -352,7 +274,7 @@ for round in $(seq 1 "$REPEAT"); do
     wanted reads || wanted ingest || continue
 
     if wanted reads; then
-        port=$(free_port)
+        free_port port
         taskset -c "$SERVER_CPU" "$SERVER" "$port" sync-in-place default >"$OUT/server-$round.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -360,7 +282,7 @@ for round in $(seq 1 "$REPEAT"); do
         cache_reads "$round" server "$port" "$pid"
         stop_pid "$pid"
 
-        port=$(free_port)
+        free_port port
         taskset -c "$SERVER_CPU" "$OUT/trivial_responder" "$port" >"$OUT/trivial-$round.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -378,24 +300,8 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # The table: medians over rounds (ranges in brackets when there are several).
-median() { # key -> median of R[key,1..REPEAT] (numbers only), or -
-    local values
-    values=$(for round in $(seq 1 "$REPEAT"); do echo "${R[$1,$round]:--}"; done | grep -v '^-$' | sort -g)
-    [ -n "$values" ] || { echo "-"; return; }
-    awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$values"
-}
-spread() { # key -> " (lo–hi)" with several rounds
-    [ "$REPEAT" -gt 1 ] || return 0
-    local values
-    values=$(for round in $(seq 1 "$REPEAT"); do echo "${R[$1,$round]:--}"; done | grep -v '^-$' | sort -g)
-    [ -n "$values" ] || return 0
-    echo " ($(head -n 1 <<<"$values" | "$2")–$(tail -n 1 <<<"$values" | "$2"))"
-}
-k() { local v; v=$(cat); [ "$v" = "-" ] && echo "-" || awk -v v="$v" 'BEGIN { printf "%.1fk", v / 1000 }'; }
 ms() { local v; v=$(cat); [ "$v" = "-" ] && echo "-" || awk -v v="$v" 'BEGIN { printf "%.0f ms", v }'; }
 mb() { local v; v=$(cat); [ "$v" = "-" ] && echo "-" || kib "$v" | sed 's/$/ MiB/'; }
-ratio() { [ "$1" = "-" ] || [ "$2" = "-" ] && { echo "-"; return; }; awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", a / b }'; }
-total() { local sum=0; for round in $(seq 1 "$REPEAT"); do sum=$((sum + ${R[$1,$round]:-0})); done; echo "$sum"; }
 
 REPORT="$OUT/results-$(date -u +%Y%m%dT%H%M%SZ).md"
 {
@@ -423,16 +329,12 @@ REPORT="$OUT/results-$(date -u +%Y%m%dT%H%M%SZ).md"
         "$POINTS" "$(median cold_after_connect_ms | ms)" "$(spread cold_after_connect_ms ms)"
     printf '| cold start: Modbus listener up / broker connection / full cache, from the process start | %s / %s / %s | | | |\n' \
         "$(median cold_listen_ms | ms)" "$(median cold_connected_ms | ms)" "$(median cold_full_ms | ms)"
-    printf '| RSS with %s points: full cache / peak after the 100-connection run / peak after the flood | %s / %s / %s | | | |\n' \
+    printf '| RSS with %s points: full cache / peak after the read scenarios (up to 1,000 connections) / peak after the flood | %s / %s / %s | | | |\n' \
         "$POINTS" "$(median rss_start | mb)" "$(median rss_connections | mb)" "$(median rss_flood | mb)"
     echo
     echo "Server CPU during the cache reads (median, % of one core): bridge $(for s in $SCENARIOS; do n=${s%%:*}; printf '%s %s %%, ' "$n" "$(median "bridge_${n}_cpu")"; done)bare server $(for s in $SCENARIOS; do n=${s%%:*}; printf '%s %s %%, ' "$n" "$(median "server_${n}_cpu")"; done)trivial $(for s in $SCENARIOS; do n=${s%%:*}; printf '%s %s %% ' "$n" "$(median "trivial_${n}_cpu")"; done)."
     echo
     echo "Conditions: $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); kernel $(uname -r); $(swift --version 2>/dev/null | head -n 1); $(gcc --version | head -n 1); mosquitto and libmosquitto $(dpkg-query -W -f '${Version}' libmosquitto1 2>/dev/null || echo '?'). $REPEAT round(s); ${WARMUP} s warm-up + ${SECONDS_PER_RUN} s per load run; load average at start $START_LOAD."
-    if [ "$WAIT_FOR_QUIET" = 1 ]; then
-        echo "Machine: each measurement started with no compiler running and < 15 % CPU busy (waited ${WAITED_TOTAL} s in all); measurements taken without that after the waiting budget ran out: $DISTURBED."
-    else
-        echo "Machine: not checked (--no-wait)."
-    fi
+    quiet_note
 } | tee "$REPORT"
 log "report saved to $REPORT"

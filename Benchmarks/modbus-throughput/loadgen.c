@@ -2,17 +2,22 @@
  * loadgen.c - Modbus TCP load generator for the throughput benchmark.
  *
  * One thread, epoll. Opens CONNS connections to 127.0.0.1:PORT; each keeps DEPTH requests in
- * flight (1 = request/response, 8 = pipelined): FC3, read 10 holding registers at address 0,
- * unit 1, transaction ids counting up per connection (so the ids in flight are distinct).
- * Every reply is checked: transaction id equal to the oldest request in flight, protocol id 0,
- * MBAP length 23, unit 1, function code 0x03, byte count 20. A reply for an id further back in
- * the queue means the requests before it were skipped: those count as lost.
+ * flight (1 = request/response, 8 = pipelined): by default FC3, read QUANTITY (10) holding
+ * registers at address 0, unit 1; with -f 16, FC16, write QUANTITY holding registers at address 0
+ * (values 1...QUANTITY). Transaction ids count up per connection (so the ids in flight are
+ * distinct). Every reply is checked: transaction id equal to the oldest request in flight,
+ * protocol id 0, unit 1, and for FC3 MBAP length 3 + 2 x QUANTITY, function code 0x03 and byte
+ * count 2 x QUANTITY; for FC16 MBAP length 6, function code 0x10, the address and the quantity
+ * echoed. A reply for an id further back in the queue means the requests before it were
+ * skipped: those count as lost.
  *
  * After WARMUP seconds the counters are reset and the run lasts SECONDS more; then no new
  * request is sent and the requests still in flight get DRAIN_MS to be answered. Whatever is
  * still unanswered then, or was in flight on a connection the server closed, counts as lost.
  *
- *     loadgen -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS]
+ *     loadgen -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS] [-f 3|16] [-n QUANTITY]
+ *
+ * QUANTITY: 1...125 for FC3, 1...123 for FC16 (the Modbus limits).
  *
  * Prints a human summary on stderr and one machine-readable line on stdout:
  *     RESULT rps=... replies=... errors=... lost=... closed=... p50_us=... p99_us=... max_us=...
@@ -46,9 +51,7 @@
 #define MAX_CONNS 1024
 #define MAX_DEPTH 256
 #define IN_CAP 65536
-#define REQ_LEN 12
-#define REPLY_LEN 29 /* MBAP 7 + FC 1 + byte count 1 + 10 registers * 2 */
-#define QUANTITY 10
+#define MAX_REQ_LEN 260 /* MBAP 7 + the largest PDU, 253 */
 #define UNIT 1
 #define DRAIN_MS 2000
 #define HIST_NS_PER_BUCKET 100
@@ -64,7 +67,7 @@ struct conn {
     size_t in_len;
     size_t out_off, out_len;
     uint8_t in[IN_CAP];
-    uint8_t out[MAX_DEPTH * REQ_LEN];
+    uint8_t out[MAX_DEPTH * MAX_REQ_LEN];
 };
 
 enum phase { WARMUP, MEASURE, DRAIN };
@@ -79,6 +82,10 @@ static uint64_t closed_by_server;
 static uint64_t hist[HIST_BUCKETS];
 static uint64_t hist_count, max_latency_ns;
 static int ep;
+static int function_code = 3;
+static unsigned quantity = 10;
+static size_t request_length;   /* the ADU, MBAP header included */
+static unsigned reply_mbap_length;
 
 static uint64_t now_ns(void)
 {
@@ -146,15 +153,22 @@ static void queue_request(struct conn *c, uint64_t t)
     q[1] = (uint8_t)tid;
     q[2] = 0;
     q[3] = 0;
-    q[4] = 0;
-    q[5] = 6;
+    q[4] = (uint8_t)((request_length - 6) >> 8);
+    q[5] = (uint8_t)(request_length - 6);
     q[6] = UNIT;
-    q[7] = 0x03;
+    q[7] = (uint8_t)function_code;
     q[8] = 0; /* address 0 */
     q[9] = 0;
     q[10] = 0;
-    q[11] = QUANTITY;
-    c->out_len += REQ_LEN;
+    q[11] = (uint8_t)quantity;
+    if (function_code == 16) {
+        q[12] = (uint8_t)(2 * quantity);
+        for (unsigned i = 0; i < quantity; i++) {
+            q[13 + 2 * i] = 0;
+            q[14 + 2 * i] = (uint8_t)(i + 1);
+        }
+    }
+    c->out_len += request_length;
     unsigned slot = (c->head + c->count) % MAX_DEPTH;
     c->tids[slot] = tid;
     c->sent_ns[slot] = t;
@@ -220,7 +234,9 @@ static unsigned take_replies(struct conn *c, uint64_t t)
         c->head = (slot + 1) % MAX_DEPTH;
         c->count -= k + 1;
         done += k + 1;
-        int ok = len == REPLY_LEN - 6 && r[6] == UNIT && r[7] == 0x03 && r[8] == 2 * QUANTITY;
+        int ok = len == reply_mbap_length && r[6] == UNIT && r[7] == function_code &&
+                 (function_code == 3 ? r[8] == 2 * quantity
+                                     : r[8] == 0 && r[9] == 0 && r[10] == 0 && r[11] == quantity);
         if (!ok) {
             errors_bad++;
             continue;
@@ -279,7 +295,8 @@ static void on_event(struct conn *c, uint32_t events)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS]\n", argv0);
+    fprintf(stderr, "usage: %s -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS] [-f 3|16] [-n QUANTITY]\n",
+            argv0);
     exit(2);
 }
 
@@ -288,19 +305,24 @@ int main(int argc, char **argv)
     int port = 0, nconns = 16, depth = 1;
     double seconds = 5, warmup = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "p:c:d:t:w:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:d:t:w:f:n:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': nconns = atoi(optarg); break;
         case 'd': depth = atoi(optarg); break;
         case 't': seconds = atof(optarg); break;
         case 'w': warmup = atof(optarg); break;
+        case 'f': function_code = atoi(optarg); break;
+        case 'n': quantity = (unsigned)atoi(optarg); break;
         default: usage(argv[0]);
         }
     }
     if (port <= 0 || port > 65535 || nconns < 1 || nconns > MAX_CONNS || depth < 1 || depth > MAX_DEPTH ||
-        seconds <= 0 || seconds > 600 || warmup < 0 || warmup > 60)
+        seconds <= 0 || seconds > 600 || warmup < 0 || warmup > 60 || (function_code != 3 && function_code != 16) ||
+        quantity < 1 || quantity > (function_code == 3 ? 125u : 123u))
         usage(argv[0]);
+    request_length = function_code == 3 ? 12 : 13 + 2 * (size_t)quantity;
+    reply_mbap_length = function_code == 3 ? 3 + 2 * quantity : 6;
     signal(SIGPIPE, SIG_IGN);
 
     ep = epoll_create1(0);

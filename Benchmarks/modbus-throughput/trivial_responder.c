@@ -2,7 +2,8 @@
  * trivial_responder.c - the "C reference" ceiling for the Modbus TCP benchmark.
  *
  * One thread, epoll, no data store: every FC3 (read holding registers) is answered with
- * zeros, any other function code with exception 01. Pipelined requests are framed out of a
+ * zeros, every well-formed FC16 (write multiple registers) with its echo (nothing is stored),
+ * any other function code with exception 01. Pipelined requests are framed out of a
  * per-connection buffer and all replies of one read() go back in one write().
  *
  *     trivial_responder PORT          (listens on 127.0.0.1 only; SIGINT/SIGTERM stop it)
@@ -80,6 +81,13 @@ static int answer_buffered(struct conn *c)
             r[8] = (uint8_t)bytes;
             memset(r + 9, 0, bytes);
             c->out_len += 9 + bytes;
+        } else if (fc == 0x10 && len >= 9 && qty >= 1 && qty <= 123 && q[12] == 2 * qty && len == 7 + 2 * qty) {
+            /* Write multiple registers: nothing is stored; the reply echoes address and quantity. */
+            r[4] = 0;
+            r[5] = 6;
+            r[7] = 0x10;
+            memcpy(r + 8, q + 8, 4);
+            c->out_len += 12;
         } else {
             r[4] = 0;
             r[5] = 3;
