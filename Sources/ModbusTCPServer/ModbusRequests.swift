@@ -82,14 +82,23 @@ public struct ModbusRegisterMask: Sendable, Hashable {
 /// Append exactly ``ModbusReadRequest/count`` values. Fewer or more, or a bit value other than
 /// 0 and 1, makes the server answer 04 (server device failure) and log the mistake.
 public struct ModbusReadValues: ~Copyable {
+    /// The most data bytes a read reply carries: 125 registers or 2,000 bits (250 bytes).
+    @usableFromInline static let capacity = 250
+
     @usableFromInline var buffer: ByteBuffer
     @usableFromInline let isBits: Bool
     @usableFromInline let expected: Int
     @usableFromInline var appended = 0
-    @usableFromInline var pendingBits: UInt8 = 0
     @usableFromInline var invalidValue: UInt16?
+    /// The reply's data bytes, gathered here and written to `buffer` once, in `finish()`. A
+    /// `ByteBuffer` write checks the storage's uniqueness, capacity and exclusive access each
+    /// time; one per register cost more than the rest of a 125-register request.
+    @usableFromInline var bytes = InlineArray<250, UInt8>(repeating: 0)
 
     init(buffer: consuming ByteBuffer, isBits: Bool, expected: Int) {
+        // The request parser keeps counts within the specification's limits (2,000 bits, 125
+        // registers), which is what `capacity` holds.
+        precondition((isBits ? (expected + 7) / 8 : expected * 2) <= Self.capacity, "read of \(expected) values")
         self.buffer = buffer
         self.isBits = isBits
         self.expected = expected
@@ -106,13 +115,10 @@ public struct ModbusReadValues: ~Copyable {
         guard appended < expected else { return }
         if isBits {
             if value > 1 { invalidValue = invalidValue ?? value }
-            pendingBits |= UInt8(truncatingIfNeeded: value & 1) << UInt8(appended & 7)
-            if appended & 7 == 7 || appended == expected - 1 {
-                buffer.writeInteger(pendingBits)
-                pendingBits = 0
-            }
+            bytes[appended >> 3] |= UInt8(truncatingIfNeeded: value & 1) << UInt8(truncatingIfNeeded: appended & 7)
         } else {
-            buffer.writeInteger(value)
+            bytes[2 * appended] = UInt8(truncatingIfNeeded: value >> 8)
+            bytes[2 * appended + 1] = UInt8(truncatingIfNeeded: value)
         }
     }
 
@@ -136,6 +142,12 @@ public struct ModbusReadValues: ~Copyable {
             problem = "read handler supplied bit value \(invalidValue); bits must be 0 or 1"
         } else {
             problem = nil
+        }
+        let values = min(appended, expected)
+        let byteCount = isBits ? (values + 7) / 8 : values * 2
+        // Written through `self.buffer`, the storage's only reference, so that it is not copied.
+        bytes.span.withUnsafeBufferPointer { all in
+            _ = self.buffer.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[0..<byteCount])))
         }
         return (buffer, problem)
     }
