@@ -29,13 +29,14 @@ final class AckPromise: Sendable {
         return true
     }
 
-    /// Waits for the outcome, or returns it at once if it is already known.
+    /// Whether the outcome is known.
+    var isSettled: Bool { state.withLockedValue { $0.outcome != nil } }
+
+    /// Waits for the outcome, or returns it at once if it is already known; after `timeout`
+    /// (and at most ``AckDeadlines/resolution`` later) it is ``WriteOutcome/timedOut``.
     func outcome(timeout: Duration) async -> WriteOutcome {
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { self.fulfil(.timedOut) }
-        }
-        defer { timer.cancel() }
+        if let known = state.withLockedValue({ $0.outcome }) { return known }
+        AckDeadlines.shared.add(self, deadline: .now + timeout)
         return await withCheckedContinuation { continuation in
             let known = state.withLockedValue { state -> WriteOutcome? in
                 if let outcome = state.outcome { return outcome }
