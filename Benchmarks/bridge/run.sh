@@ -6,7 +6,8 @@
 # every cached value checked at the end; (c) cold start: time to a full cache with POINTS
 # retained topics, from the broker's log of the bridge's connection; (d) RSS with POINTS points,
 # after start and after the read scenarios (up to 1,000 Modbus connections). Prints one table
-# with ratios. Read scenarios: a 1 connection lockstep, b 16, c 16 x 8 pipelined, d 100, k 1,000.
+# with ratios. Read scenarios: a 1 connection lockstep, b 16, c 16 x 8 pipelined, d 100, k 1,000,
+# p 1,000 each polling every 100 ms.
 #
 #   Benchmarks/bridge/run.sh [--points N] [--rounds N] [--seconds N] [--repeat N] [--only LIST]
 #                            [--no-build] [--no-wait]
@@ -56,7 +57,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --no-wait) WAIT_FOR_QUIET=0; shift ;;
-    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -179,13 +180,14 @@ cold_start() { # round
 }
 
 # One load-generator run against PORT; results under R[PREFIX_*,round].
-load() { # prefix port connections depth round pid
-    local prefix=$1 port=$2 connections=$3 depth=$4 round=$5 pid=$6 result t0 t1 c0 c1
+load() { # prefix port connections depth round pid [interval_ms]
+    local prefix=$1 port=$2 connections=$3 depth=$4 round=$5 pid=$6 result t0 t1 c0 c1 pacing=()
+    [ -z "${7:-}" ] || pacing=(-i "$7")
     wait_for_quiet
     c0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
     t0=$(date +%s%N)
     result=$(timeout $((SECONDS_PER_RUN + WARMUP + 20)) taskset -c "$LOADGEN_CPU" "$OUT/loadgen" -p "$port" \
-        -c "$connections" -d "$depth" -t "$SECONDS_PER_RUN" -w "$WARMUP" 2>>"$OUT/loadgen.log") || true
+        -c "$connections" -d "$depth" "${pacing[@]}" -t "$SECONDS_PER_RUN" -w "$WARMUP" 2>>"$OUT/loadgen.log") || true
     t1=$(date +%s%N)
     c1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
     R[${prefix}_rps,$round]=$(field rps "$result")
@@ -197,12 +199,14 @@ load() { # prefix port connections depth round pid
     log "  [$round] $prefix: $result server_cpu=${R[${prefix}_cpu,$round]}%"
 }
 
-SCENARIOS="a:1:1 b:16:1 c:16:8 d:100:1 k:1000:1"
+# name:connections:depth[:interval_ms]; p paces each of 1,000 connections like a master
+# polling every 100 ms (loadgen -i), the others are closed loops (the most load each takes).
+SCENARIOS="a:1:1 b:16:1 c:16:8 d:100:1 k:1000:1 p:1000:1:100"
 cache_reads() { # round target port pid
-    local round=$1 target=$2 port=$3 pid=$4 spec name connections depth
+    local round=$1 target=$2 port=$3 pid=$4 spec name connections depth interval
     for spec in $SCENARIOS; do
-        IFS=: read -r name connections depth <<<"$spec"
-        load "${target}_$name" "$port" "$connections" "$depth" "$round" "$pid"
+        IFS=: read -r name connections depth interval <<<"$spec"
+        load "${target}_$name" "$port" "$connections" "$depth" "$round" "$pid" "$interval"
     done
 }
 
@@ -310,11 +314,13 @@ REPORT="$OUT/results-$(date -u +%Y%m%dT%H%M%SZ).md"
     echo "| measurement | bridge | reference | bridge / reference | C ceiling |"
     echo "|---|---:|---:|---:|---:|"
     for spec in $SCENARIOS; do
-        IFS=: read -r name connections depth <<<"$spec"
+        IFS=: read -r name connections depth interval <<<"$spec"
+        shape="$connections conn × $depth in flight"
+        [ -z "$interval" ] || shape="$connections conn, each polling every $interval ms"
         b=$(median "bridge_${name}_rps"); s=$(median "server_${name}_rps"); t=$(median "trivial_${name}_rps")
         errors=$(($(total "bridge_${name}_bad") + $(total "server_${name}_bad") + $(total "trivial_${name}_bad")))
-        printf '| %s: cache reads, %s conn × %s in flight, FC3 × 10, req/s (p50 / p99 µs)%s | %s%s (%s / %s) | %s%s (%s / %s), bare ModbusServer | %s | %s%s, trivial C responder |\n' \
-            "$name" "$connections" "$depth" "$([ "$errors" = 0 ] || echo " **$errors errors**")" \
+        printf '| %s: cache reads, %s, FC3 × 10, req/s (p50 / p99 µs)%s | %s%s (%s / %s) | %s%s (%s / %s), bare ModbusServer | %s | %s%s, trivial C responder |\n' \
+            "$name" "$shape" "$([ "$errors" = 0 ] || echo " **$errors errors**")" \
             "$(k <<<"$b")" "$(spread "bridge_${name}_rps" k)" "$(median "bridge_${name}_p50")" "$(median "bridge_${name}_p99")" \
             "$(k <<<"$s")" "$(spread "server_${name}_rps" k)" "$(median "server_${name}_p50")" "$(median "server_${name}_p99")" \
             "$(ratio "$b" "$s")" "$(k <<<"$t")" "$(spread "trivial_${name}_rps" k)"

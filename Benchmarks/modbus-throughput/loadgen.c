@@ -16,8 +16,15 @@
  * still unanswered then, or was in flight on a connection the server closed, counts as lost.
  *
  *     loadgen -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS] [-f 3|16] [-n QUANTITY]
+ *             [-i INTERVAL_MS]
  *
  * QUANTITY: 1...125 for FC3, 1...123 for FC16 (the Modbus limits).
+ *
+ * With -i INTERVAL_MS each connection is paced like a polling master: a request goes out
+ * INTERVAL_MS after the previous one of that connection was sent, or as soon as its reply has
+ * come if that is later (the connections' first requests spread evenly over one interval).
+ * Without it a connection sends its next request the moment a reply arrives (a closed loop,
+ * the most load the server can take).
  *
  * Prints a human summary on stderr and one machine-readable line on stdout:
  *     RESULT rps=... replies=... errors=... lost=... closed=... p50_us=... p99_us=... max_us=...
@@ -61,6 +68,8 @@ struct conn {
     int fd;
     int dead;
     uint16_t next_tid;
+    unsigned owed;                  /* paced: requests due once next_due has come */
+    uint64_t next_due;
     unsigned head, count;           /* ring of requests in flight */
     uint16_t tids[MAX_DEPTH];
     uint64_t sent_ns[MAX_DEPTH];
@@ -86,6 +95,7 @@ static int function_code = 3;
 static unsigned quantity = 10;
 static size_t request_length;   /* the ADU, MBAP header included */
 static unsigned reply_mbap_length;
+static uint64_t interval_ns;    /* 0: closed loop */
 
 static uint64_t now_ns(void)
 {
@@ -285,7 +295,11 @@ static void on_event(struct conn *c, uint32_t events)
     unsigned done = take_replies(c, t);
     if (c->dead || phase == DRAIN)
         return;
-    /* Keep DEPTH in flight: one new request for each one that left the queue. */
+    /* Keep DEPTH in flight: one new request for each one that left the queue (paced: when due). */
+    if (interval_ns > 0) {
+        c->owed += done;
+        return;
+    }
     int was_idle = c->out_len == 0;
     for (unsigned i = 0; i < done; i++)
         queue_request(c, t);
@@ -295,7 +309,9 @@ static void on_event(struct conn *c, uint32_t events)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS] [-f 3|16] [-n QUANTITY]\n",
+    fprintf(stderr,
+            "usage: %s -p PORT [-c CONNS] [-d DEPTH] [-t SECONDS] [-w WARMUP_SECONDS] [-f 3|16] [-n QUANTITY] "
+            "[-i INTERVAL_MS]\n",
             argv0);
     exit(2);
 }
@@ -305,7 +321,8 @@ int main(int argc, char **argv)
     int port = 0, nconns = 16, depth = 1;
     double seconds = 5, warmup = 1;
     int opt;
-    while ((opt = getopt(argc, argv, "p:c:d:t:w:f:n:")) != -1) {
+    double interval_ms = 0;
+    while ((opt = getopt(argc, argv, "p:c:d:t:w:f:n:i:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': nconns = atoi(optarg); break;
@@ -314,13 +331,15 @@ int main(int argc, char **argv)
         case 'w': warmup = atof(optarg); break;
         case 'f': function_code = atoi(optarg); break;
         case 'n': quantity = (unsigned)atoi(optarg); break;
+        case 'i': interval_ms = atof(optarg); break;
         default: usage(argv[0]);
         }
     }
     if (port <= 0 || port > 65535 || nconns < 1 || nconns > MAX_CONNS || depth < 1 || depth > MAX_DEPTH ||
         seconds <= 0 || seconds > 600 || warmup < 0 || warmup > 60 || (function_code != 3 && function_code != 16) ||
-        quantity < 1 || quantity > (function_code == 3 ? 125u : 123u))
+        quantity < 1 || quantity > (function_code == 3 ? 125u : 123u) || interval_ms < 0 || interval_ms > 60000)
         usage(argv[0]);
+    interval_ns = (uint64_t)(interval_ms * 1e6);
     request_length = function_code == 3 ? 12 : 13 + 2 * (size_t)quantity;
     reply_mbap_length = function_code == 3 ? 3 + 2 * quantity : 6;
     signal(SIGPIPE, SIG_IGN);
@@ -361,6 +380,11 @@ int main(int argc, char **argv)
     uint64_t drain_until = 0, measured_ns = 0;
     double cpu_at_measure = 0, cpu_used = 0;
     for (int i = 0; i < nconns; i++) {
+        if (interval_ns > 0) {
+            conns[i].owed = (unsigned)depth;
+            conns[i].next_due = start + interval_ns * (uint64_t)i / (uint64_t)nconns;
+            continue;
+        }
         for (int k = 0; k < depth; k++)
             queue_request(&conns[i], start);
         flush_out(&conns[i]);
@@ -372,7 +396,7 @@ int main(int argc, char **argv)
 
     struct epoll_event events[MAX_CONNS];
     for (;;) {
-        int n = epoll_wait(ep, events, MAX_CONNS, 5);
+        int n = epoll_wait(ep, events, MAX_CONNS, interval_ns > 0 ? 1 : 5);
         if (n < 0 && errno != EINTR) {
             perror("epoll_wait");
             return 1;
@@ -380,6 +404,19 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             on_event(events[i].data.ptr, events[i].events);
         uint64_t t = now_ns();
+        if (interval_ns > 0 && phase != DRAIN) {
+            for (int i = 0; i < nconns; i++) {
+                struct conn *c = &conns[i];
+                if (c->dead || c->owed == 0 || t < c->next_due)
+                    continue;
+                int was_idle = c->out_len == 0;
+                for (; c->owed > 0; c->owed--)
+                    queue_request(c, t);
+                c->next_due = t + interval_ns;
+                if (was_idle)
+                    flush_out(c);
+            }
+        }
         if (phase == WARMUP && t >= measure_at) {
             phase = MEASURE;
             measure_at = t;
