@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latencies.h"
+
 #define MAX_CONNECTIONS 256
 #define MAX_SAMPLES (1 << 20)
 
@@ -39,17 +41,6 @@ struct master {
     size_t count;
     double *latencies;
 };
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int read_exact(int fd, uint8_t *buffer, size_t length) {
     size_t got = 0;
@@ -136,16 +127,14 @@ int main(int argc, char **argv) {
         exceptions += masters[i].exceptions;
         other += masters[i].other;
     }
-    double *merged = malloc((total ? total : 1) * sizeof(double));
-    size_t at = 0;
+    double *samples[MAX_CONNECTIONS];
+    size_t counts[MAX_CONNECTIONS];
     for (int i = 0; i < connections; i++) {
-        memcpy(merged + at, masters[i].latencies, masters[i].count * sizeof(double));
-        at += masters[i].count;
+        samples[i] = masters[i].latencies;
+        counts[i] = masters[i].count;
     }
-    qsort(merged, total, sizeof *merged, compare);
-    double p50 = total ? merged[total / 2] : 0;
-    double p99 = total ? merged[(size_t)(total * 0.99) < total ? (size_t)(total * 0.99) : total - 1] : 0;
-    double max = total ? merged[total - 1] : 0;
+    struct percentiles latency = percentiles_of(samples, counts, connections);
+    double p50 = latency.p50, p99 = latency.p99, max = latency.max;
     printf("writes=%zu ok=%ld exceptions=%ld other=%ld p50_us=%.1f p99_us=%.1f max_us=%.1f writes_per_s=%.0f\n",
            total, ok, exceptions, other, p50, p99, max, total / seconds);
     return other ? 1 : 0;

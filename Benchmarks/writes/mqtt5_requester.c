@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "latencies.h"
+
 #define MAX_CLIENTS 64
 #define MAX_SAMPLES (1 << 20)
 
@@ -39,17 +41,6 @@ struct client {
     size_t count;
     double *latencies;
 };
-
-static double now_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void on_subscribe(struct mosquitto *mosq, void *user, int mid, int count, const int *granted) {
     (void)mosq; (void)mid;
@@ -145,16 +136,14 @@ int main(int argc, char **argv) {
         total += all[i].count;
         errors += all[i].errors;
     }
-    double *merged = malloc((total ? total : 1) * sizeof(double));
-    size_t at = 0;
+    double *samples[MAX_CLIENTS];
+    size_t counts[MAX_CLIENTS];
     for (int i = 0; i < clients; i++) {
-        memcpy(merged + at, all[i].latencies, all[i].count * sizeof(double));
-        at += all[i].count;
+        samples[i] = all[i].latencies;
+        counts[i] = all[i].count;
     }
-    qsort(merged, total, sizeof *merged, compare);
-    double p50 = total ? merged[total / 2] : 0;
-    double p99 = total ? merged[(size_t)(total * 0.99) < total ? (size_t)(total * 0.99) : total - 1] : 0;
-    double max = total ? merged[total - 1] : 0;
+    struct percentiles latency = percentiles_of(samples, counts, clients);
+    double p50 = latency.p50, p99 = latency.p99, max = latency.max;
     printf("requests=%zu errors=%ld p50_us=%.1f p99_us=%.1f max_us=%.1f rps=%.0f\n", total, errors, p50, p99, max,
            total / seconds);
     mosquitto_lib_cleanup();
